@@ -1,0 +1,47 @@
+# fedchain: `make demo` and `make test` set everything up on a fresh machine (Python 3.11, Node 20).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The CPU build of PyTorch; any other torch requirement pulls GBs of CUDA packages.
+TORCH  := torch==2.13.0
+
+.PHONY: setup demo test test-python test-contracts lint bench contracts clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+demo: setup
+	$(BIN)/fedchain ledger-demo
+
+test: setup lint test-contracts test-python
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test-python:
+	$(BIN)/pytest
+
+test-contracts:
+	npx hardhat test
+
+bench: setup
+	$(BIN)/python scripts/bench.py
+
+# Regenerate the committed ABI + bytecode after editing contracts/ (needs node_modules).
+contracts: setup
+	$(BIN)/python scripts/build_contracts
+
+clean:
+	rm -rf $(VENV) node_modules .hardhat .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,523 @@
+"""The ledger gateway: fedchain's one door to the contracts (and, with backends.py, to web3).
+
+Every write is signed locally, sent with retries on transient RPC failures, and idempotent: a
+signed transaction keeps its nonce and hash across resends, and the high-level calls first check
+whether what they are asked to record is already on chain, so a retry never duplicates a round.
+A revert is raised as the typed exception named after the contract's custom error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import requests
+from eth_abi.abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_tester.exceptions import TransactionFailed as EthTesterTransactionFailed
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+
+from fedchain.chain._artifacts import load_artifact
+from fedchain.chain.deployments import Deployment
+from fedchain.chain.errors import (
+    REVERT_ERRORS,
+    ChainUnreachable,
+    ContractRevert,
+    DeploymentError,
+    TransactionFailed,
+)
+from fedchain.chain.records import (
+    Commitment,
+    ParticipantRecord,
+    ParticipantStatus,
+    Reward,
+    RoundId,
+    RoundOutcome,
+    RoundRecord,
+    RoundState,
+    SignedCommitment,
+    TaskId,
+    TaskRecord,
+)
+from fedchain.chain.signing import LedgerDomain
+
+__all__ = ["LedgerEvent", "LedgerGateway", "LedgerPort", "RetryPolicy", "TxResult", "deploy"]
+
+_T = TypeVar("_T")
+_ZERO32 = b"\x00" * 32
+_ALREADY_SENT = ("already known", "known transaction", "nonce too low", "already imported")
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction, or ``already_recorded`` when the chain held the record already."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    already_recorded: bool = False
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """One decoded ledger event; bytes arguments are 0x-hex strings."""
+
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient RPC failures are retried: ``attempts`` tries, exponential back-off."""
+
+    attempts: int = 6
+    first_delay_s: float = 0.2
+    max_delay_s: float = 5.0
+    receipt_timeout_s: float = 120.0
+
+
+class LedgerPort(Protocol):
+    """What the federation needs of a ledger; :class:`LedgerGateway` implements it on any chain."""
+
+    @property
+    def domain(self) -> LedgerDomain: ...
+
+    def task(self, task_id: TaskId) -> TaskRecord: ...
+
+    def round(self, task_id: TaskId, round_id: RoundId) -> RoundRecord: ...
+
+    def participant(self, address: str) -> ParticipantRecord: ...
+
+    def open_round(self, task_id: TaskId, round_id: RoundId, parent: bytes) -> TxResult: ...
+
+    def commit_round(
+        self,
+        task_id: TaskId,
+        round_id: RoundId,
+        commitments: Sequence[SignedCommitment],
+        outcome: RoundOutcome,
+        rewards: Sequence[Reward],
+    ) -> TxResult: ...
+
+    def fail_round(self, task_id: TaskId, round_id: RoundId, reason: str) -> TxResult: ...
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, requests.HTTPError):
+        status = exc.response.status_code if exc.response is not None else 0
+        return status >= 500 or status == 429
+    return isinstance(exc, requests.ConnectionError | requests.Timeout | TimeExhausted | OSError)
+
+
+def _revert_data(exc: Exception) -> bytes | None:
+    """The raw revert data of a failed call, from a node (web3) or from the embedded chain."""
+    if isinstance(exc, ContractLogicError):
+        data = exc.data
+        if isinstance(data, dict):
+            data = data.get("data")
+        if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
+            return bytes.fromhex(data[2:])
+        return None
+    # web3's eth-tester provider re-raises the embedded chain's revert as text; the original
+    # exception, with the raw bytes, is its context.
+    original = exc.__context__
+    if isinstance(original, EthTesterTransactionFailed) and original.args:
+        first = original.args[0]
+        if isinstance(first, bytes) and len(first) >= 4:
+            return first
+    return None
+
+
+def _is_revert(exc: Exception) -> bool:
+    return isinstance(exc, ContractLogicError | EthTesterTransactionFailed)
+
+
+class _RevertDecoder:
+    """Maps a revert's 4-byte selector to the typed exception named after the custom error."""
+
+    def __init__(self, abis: Sequence[list[dict[str, Any]]]) -> None:
+        self._errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        for abi in abis:
+            for item in abi:
+                if item["type"] != "error":
+                    continue
+                types = [i["type"] for i in item["inputs"]]
+                selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
+                self._errors[selector] = (item["name"], [i["name"] for i in item["inputs"]], types)
+
+    def decode(self, exc: Exception) -> Exception:
+        raw = _revert_data(exc)
+        if raw is None:
+            return TransactionFailed(f"reverted: {exc}")
+        known = self._errors.get(raw[:4])
+        if known is None:
+            return TransactionFailed(f"reverted with unknown data 0x{raw.hex()}: {exc}")
+        name, names, types = known
+        values = abi_decode(types, raw[4:])
+        cls = REVERT_ERRORS.get(name) or type(name, (ContractRevert,), {"fields": tuple(names)})
+        error: Exception = cls(**dict(zip(names, values, strict=True)))
+        return error
+
+
+class LedgerGateway:
+    """Reads and writes the Ledger (and its dev token) as one account."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        deployment: Deployment,
+        account: LocalAccount,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self.account = account
+        self.retry = retry or RetryPolicy()
+        ledger_abi = load_artifact("Ledger")["abi"]
+        token_abi = load_artifact("DevToken")["abi"]
+        self.ledger: Contract = w3.eth.contract(address=_address(deployment.ledger), abi=ledger_abi)
+        self.token: Contract = w3.eth.contract(address=_address(deployment.token), abi=token_abi)
+        self._decoder = _RevertDecoder([ledger_abi, token_abi])
+        chain_id = self._rpc(lambda: w3.eth.chain_id)
+        if chain_id != deployment.chain_id:
+            raise DeploymentError(
+                f"the deployment is for chain {deployment.chain_id} but the node is chain "
+                f"{chain_id}: use the deployment file of this chain or another --rpc-url"
+            )
+
+    def as_account(self, account: LocalAccount) -> LedgerGateway:
+        """The same ledger, acting as ``account``."""
+        return LedgerGateway(self.w3, self.deployment, account, self.retry)
+
+    @property
+    def domain(self) -> LedgerDomain:
+        return LedgerDomain(self.deployment.chain_id, _address(self.deployment.ledger))
+
+    # ------------------------------------------------------------------ reads
+
+    def task(self, task_id: TaskId) -> TaskRecord:
+        t = self._rpc(lambda: self.ledger.functions.getTask(task_id).call())
+        return TaskRecord(
+            task_id=task_id,
+            spec_hash=bytes(t[0]),
+            head_model_hash=bytes(t[1]),
+            token=str(t[2]),
+            last_round=RoundId(int(t[3])),
+            coordinator=str(t[4]),
+            reward_per_round=int(t[5]),
+            funded=int(t[6]),
+            attributed=int(t[7]),
+        )
+
+    def task_count(self) -> int:
+        return int(self._rpc(lambda: self.ledger.functions.taskCount().call()))
+
+    def round(self, task_id: TaskId, round_id: RoundId) -> RoundRecord:
+        r = self._rpc(lambda: self.ledger.functions.getRound(task_id, round_id).call())
+        return RoundRecord(RoundState(r[0]), int(r[1]), int(r[2]), bytes(r[3]), bytes(r[4]))
+
+    def participant(self, address: str) -> ParticipantRecord:
+        call = self.ledger.functions.getParticipant(_address(address))
+        p = self._rpc(call.call)
+        return ParticipantRecord(ParticipantStatus(p[0]), int(p[1]), int(p[2]), bytes(p[3]))
+
+    def direct_commitment(self, task_id: TaskId, round_id: RoundId, address: str) -> bytes:
+        call = self.ledger.functions.directCommitment(task_id, round_id, _address(address))
+        return bytes(self._rpc(call.call))
+
+    def owed(self, address: str, token: str | None = None) -> int:
+        call = self.ledger.functions.owed(_address(token or self.token.address), _address(address))
+        return int(self._rpc(call.call))
+
+    def claimed(self, address: str, token: str | None = None) -> int:
+        call = self.ledger.functions.claimed(
+            _address(token or self.token.address), _address(address)
+        )
+        return int(self._rpc(call.call))
+
+    def token_balance(self, address: str) -> int:
+        call = self.token.functions.balanceOf(_address(address))
+        return int(self._rpc(call.call))
+
+    def commitment_digest(self, commitment: Commitment) -> bytes:
+        c = commitment
+        call = self.ledger.functions.commitmentDigest(
+            c.task_id, c.round, c.update_hash, c.num_examples
+        )
+        return bytes(self._rpc(call.call))
+
+    def events(
+        self, from_block: int | None = None, to_block: int | None = None
+    ) -> list[LedgerEvent]:
+        """Every Ledger event in the block range, decoded, in chain order."""
+        start = self.deployment.block if from_block is None else from_block
+        end = self._rpc(lambda: self.w3.eth.block_number) if to_block is None else to_block
+        logs = self._rpc(
+            lambda: self.w3.eth.get_logs(
+                {"address": self.ledger.address, "fromBlock": start, "toBlock": end}
+            )
+        )
+        by_topic = {
+            keccak(text=_event_signature(dict(e))): str(e["name"])
+            for e in self.ledger.abi
+            if e["type"] == "event"
+        }
+        decoded = []
+        for log in logs:
+            name = by_topic.get(bytes(log["topics"][0]))
+            if name is None:
+                continue
+            event = self.ledger.events[name]().process_log(log)
+            decoded.append(
+                LedgerEvent(
+                    name=name,
+                    args={k: _plain(v) for k, v in event["args"].items()},
+                    block_number=int(log["blockNumber"]),
+                    tx_hash="0x" + bytes(log["transactionHash"]).hex(),
+                    log_index=int(log["logIndex"]),
+                )
+            )
+        return decoded
+
+    # ------------------------------------------------------------------ writes
+
+    def create_task(
+        self,
+        spec_hash: bytes,
+        initial_model_hash: bytes,
+        reward_per_round: int,
+        token: str | None = None,
+    ) -> tuple[TaskId, TxResult]:
+        """Create a task; the gateway's account becomes its coordinator."""
+        call = self.ledger.functions.createTask(
+            spec_hash, initial_model_hash, _address(token or self.token.address), reward_per_round
+        )
+        result = self._send(call)
+        receipt = self.w3.eth.get_transaction_receipt(result.tx_hash)  # type: ignore[arg-type]
+        (event,) = self.ledger.events.TaskCreated().process_receipt(receipt)
+        return TaskId(int(event["args"]["taskId"])), result
+
+    def fund_task(self, task_id: TaskId, amount: int) -> TxResult:
+        """Approve the ledger for ``amount`` of the task's token, then move it into the pool."""
+        token = self.w3.eth.contract(address=_address(self.task(task_id).token), abi=self.token.abi)
+        self._send(token.functions.approve(self.ledger.address, amount))
+        return self._send(self.ledger.functions.fundTask(task_id, amount))
+
+    def mint(self, to: str, amount: int) -> TxResult:
+        """Mint dev tokens (the account needs MINTER_ROLE on the dev token)."""
+        return self._send(self.token.functions.mint(_address(to), amount))
+
+    def transfer_eth(self, to: str, wei: int) -> TxResult:
+        """Send ``wei`` of the chain's native currency, for gas."""
+        tx = {"to": _address(to), "value": wei, "gas": 21_000}
+        return self._send_tx(tx)
+
+    def grant_coordinator(self, address: str) -> TxResult:
+        role = self._rpc(lambda: self.ledger.functions.COORDINATOR_ROLE().call())
+        return self._send(self.ledger.functions.grantRole(role, _address(address)))
+
+    def register_participant(self, address: str, org_hash: bytes) -> TxResult:
+        """Register ``address``; recognised as done when it is already active with ``org_hash``."""
+        record = self.participant(address)
+        if record.status == ParticipantStatus.ACTIVE and record.org_hash == org_hash:
+            return _already()
+        return self._send(self.ledger.functions.registerParticipant(_address(address), org_hash))
+
+    def withdraw(self) -> TxResult:
+        """Withdraw this account's consent."""
+        return self._send(self.ledger.functions.withdraw())
+
+    def open_round(self, task_id: TaskId, round_id: RoundId, parent: bytes) -> TxResult:
+        """Open a round; recognised as done when it is already open on ``parent``."""
+        record = self.round(task_id, round_id)
+        if record.state == RoundState.OPEN and record.parent_model_hash == parent:
+            return _already()
+        return self._send(self.ledger.functions.openRound(task_id, round_id, parent))
+
+    def submit_commitment(self, commitment: Commitment) -> TxResult:
+        """Record this account's own commitment (no coordinator needed)."""
+        c = commitment
+        held = self.direct_commitment(c.task_id, c.round, self.account.address)
+        if held == c.update_hash:
+            return _already()
+        call = self.ledger.functions.submitCommitment(
+            c.task_id, c.round, c.update_hash, c.num_examples
+        )
+        return self._send(call)
+
+    def commit_round(
+        self,
+        task_id: TaskId,
+        round_id: RoundId,
+        commitments: Sequence[SignedCommitment],
+        outcome: RoundOutcome,
+        rewards: Sequence[Reward],
+    ) -> TxResult:
+        """Close a round in one transaction; recognised as done when committed with this model."""
+        record = self.round(task_id, round_id)
+        if (
+            record.state == RoundState.COMMITTED
+            and record.global_model_hash == outcome.global_model_hash
+        ):
+            return _already()
+        relayed = [
+            (
+                _address(s.participant),
+                s.commitment.update_hash,
+                s.commitment.num_examples,
+                *s.compact(),
+            )
+            for s in sorted(commitments, key=lambda s: int(s.participant, 16))
+        ]
+        paid = [
+            (_address(w.participant), w.score, w.amount)
+            for w in sorted(rewards, key=lambda w: int(w.participant, 16))
+        ]
+        o = outcome
+        call = self.ledger.functions.commitRound(
+            task_id,
+            round_id,
+            relayed,
+            (o.global_model_hash, o.accuracy_ppm, o.loss_ppm, o.scoring_hash),
+            paid,
+        )
+        return self._send(call)
+
+    def fail_round(self, task_id: TaskId, round_id: RoundId, reason: str) -> TxResult:
+        """Close an open round without a model; recognised as done when already failed."""
+        if self.round(task_id, round_id).state == RoundState.FAILED:
+            return _already()
+        return self._send(self.ledger.functions.failRound(task_id, round_id, reason))
+
+    def claim(self, token: str | None = None) -> tuple[int, TxResult]:
+        """Pull everything this account is owed in ``token``; returns the amount paid."""
+        token_address = _address(token or self.token.address)
+        amount = self.owed(self.account.address, token_address)
+        if amount == 0:
+            return 0, _already()
+        return amount, self._send(self.ledger.functions.claim(token_address))
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _rpc(self, fn: Callable[[], _T]) -> _T:
+        """Run a read, retrying transient failures with exponential back-off."""
+        delay = self.retry.first_delay_s
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return fn()
+            except Exception as exc:
+                if _is_revert(exc):
+                    raise self._decoder.decode(exc) from exc
+                if not _is_transient(exc):
+                    raise
+                if attempt == self.retry.attempts:
+                    raise ChainUnreachable(self._url(), exc) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, self.retry.max_delay_s)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _url(self) -> str:
+        provider = self.w3.provider
+        return str(getattr(provider, "endpoint_uri", None) or "the embedded chain")
+
+    def _send(self, call: ContractFunction) -> TxResult:
+        sender = self.account.address
+        params: Any = {"from": sender, "nonce": self._nonce()}
+        tx = self._rpc(lambda: call.build_transaction(params))
+        return self._send_tx(dict(tx))
+
+    def _nonce(self) -> int:
+        return int(
+            self._rpc(lambda: self.w3.eth.get_transaction_count(self.account.address, "pending"))
+        )
+
+    def _send_tx(self, tx: dict[str, Any]) -> TxResult:
+        tx.setdefault("from", self.account.address)
+        tx.setdefault("nonce", self._nonce())
+        tx.setdefault("chainId", self.deployment.chain_id)
+        if "gas" not in tx:
+            tx["gas"] = self._rpc(lambda: self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+        if "maxFeePerGas" not in tx and "gasPrice" not in tx:
+            base = self._rpc(lambda: self.w3.eth.get_block("latest"))["baseFeePerGas"]
+            tx["maxPriorityFeePerGas"] = 1
+            tx["maxFeePerGas"] = 2 * base + 1
+        signed = self.account.sign_transaction(tx)
+        tx_hash = bytes(signed.hash)
+        self._rpc(lambda: self._send_raw(signed.raw_transaction))
+        receipt = self._rpc(
+            lambda: self.w3.eth.wait_for_transaction_receipt(
+                HexBytes(tx_hash), timeout=self.retry.receipt_timeout_s
+            )
+        )
+        result = TxResult(
+            "0x" + tx_hash.hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"])
+        )
+        if receipt["status"] != 1:
+            raise TransactionFailed(
+                f"transaction {result.tx_hash} failed in block {result.block_number}"
+            )
+        return result
+
+    def _send_raw(self, raw: bytes) -> None:
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except (Web3RPCError, ValueError) as exc:
+            # A resend after a lost answer: the node has this very transaction already.
+            if not any(marker in str(exc).lower() for marker in _ALREADY_SENT):
+                raise
+
+
+def deploy(
+    w3: Web3, deployer: LocalAccount, token_supply: int = 10**27, retry: RetryPolicy | None = None
+) -> LedgerGateway:
+    """Deploy the dev reward token and the Ledger; ``deployer`` becomes admin and coordinator."""
+    chain_id = int(w3.eth.chain_id)
+    block = int(w3.eth.block_number)
+    token = _deploy_contract(w3, deployer, "DevToken", chain_id, deployer.address, token_supply)
+    ledger = _deploy_contract(w3, deployer, "Ledger", chain_id, deployer.address)
+    deployment = Deployment(chain_id, ledger, token, block + 1, deployer.address)
+    return LedgerGateway(w3, deployment, deployer, retry)
+
+
+def _deploy_contract(w3: Web3, deployer: LocalAccount, name: str, chain_id: int, *args: Any) -> str:
+    artifact = load_artifact(name)
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    nonce = w3.eth.get_transaction_count(deployer.address, "pending")
+    tx = factory.constructor(*args).build_transaction(
+        {"from": deployer.address, "nonce": nonce, "chainId": chain_id}
+    )
+    signed = deployer.sign_transaction(dict(tx))
+    w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(signed.hash)
+    if receipt["status"] != 1 or not receipt["contractAddress"]:
+        raise TransactionFailed(f"deploying {name} failed in tx 0x{bytes(signed.hash).hex()}")
+    return str(receipt["contractAddress"])
+
+
+def _address(value: str) -> Any:
+    return to_checksum_address(value)
+
+
+def _already() -> TxResult:
+    return TxResult(tx_hash="", block_number=0, gas_used=0, already_recorded=True)
+
+
+def _event_signature(event: dict[str, Any]) -> str:
+    return f"{event['name']}({','.join(i['type'] for i in event['inputs'])})"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return value

@@ -1,0 +1,1113 @@
+"""The Ledger's behaviour through LedgerGateway on the embedded chain: records, events, typed reverts."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from fedchain.chain.backends import EmbeddedChain
+from fedchain.chain.errors import (
+    REVERT_ERRORS,
+    AccessControlUnauthorizedAccount,
+    ContractRevert,
+    ERC20InsufficientBalance,
+    LedgerDuplicateCommitment,
+    LedgerNotTaskCoordinator,
+    LedgerParentMismatch,
+    LedgerParticipantAlreadyRegistered,
+    LedgerParticipantNotRegistered,
+    LedgerParticipantWithdrawn,
+    LedgerPoolInsufficient,
+    LedgerRewardWithoutCommitment,
+    LedgerRoundAlreadyCommitted,
+    LedgerRoundBudgetExceeded,
+    LedgerRoundNotOpen,
+    LedgerRoundOutOfOrder,
+    LedgerRoundStillOpen,
+    LedgerSignatureInvalid,
+    LedgerTaskUnknown,
+    LedgerZeroAddress,
+    LedgerZeroHash,
+    RewardPoolZeroAmount,
+)
+from fedchain.chain.gateway import LedgerGateway, deploy
+from fedchain.chain.records import (
+    Commitment,
+    ParticipantStatus,
+    Reward,
+    RoundId,
+    RoundOutcome,
+    RoundRecord,
+    RoundState,
+    SignedCommitment,
+    TaskId,
+    TaskRecord,
+)
+from fedchain.chain.signing import LedgerDomain
+
+from ._support import Federation, checksummed, h, hex32, names, outcome
+
+R1, R2, R3 = RoundId(1), RoundId(2), RoundId(3)
+
+
+@pytest.fixture
+def alice(accounts: list[LocalAccount]) -> LocalAccount:
+    return accounts[1]
+
+
+@pytest.fixture
+def bob(accounts: list[LocalAccount]) -> LocalAccount:
+    return accounts[2]
+
+
+@pytest.fixture
+def carol(accounts: list[LocalAccount]) -> LocalAccount:
+    return accounts[3]
+
+
+@pytest.fixture
+def stranger(accounts: list[LocalAccount]) -> LocalAccount:
+    """Funded with ETH, never registered, holds no role."""
+    return accounts[6]
+
+
+@pytest.fixture
+def trio(fed: Federation, alice: LocalAccount, bob: LocalAccount, carol: LocalAccount) -> TaskId:
+    """A funded task (budget 1000, pool 10000) with alice, bob and carol registered."""
+    task_id = fed.task()
+    fed.register(alice, bob, carol)
+    return task_id
+
+
+def coordinator_role(gw: LedgerGateway) -> bytes:
+    return bytes(gw.ledger.functions.COORDINATOR_ROLE().call())
+
+
+# ---------------------------------------------------------------------- tasks
+
+
+def test_create_task_numbers_tasks_from_one_and_stores_them(
+    gw: LedgerGateway, coordinator: LocalAccount
+) -> None:
+    # Prepare: a fresh ledger
+    # Execute
+    first, created = gw.create_task(h("spec-a"), h("init-a"), 500)
+    second, _ = gw.create_task(h("spec-b"), h("init-b"), 700)
+
+    # Assert
+    assert (first, second) == (1, 2)
+    assert gw.task_count() == 2
+    assert not created.already_recorded
+    assert gw.task(first) == TaskRecord(
+        task_id=first,
+        spec_hash=h("spec-a"),
+        head_model_hash=h("init-a"),
+        token=gw.token.address,
+        last_round=RoundId(0),
+        coordinator=coordinator.address,
+        reward_per_round=500,
+        funded=0,
+        attributed=0,
+    )
+    events = [e for e in gw.events() if e.name == "TaskCreated"]
+    assert [e.args for e in events] == [
+        {
+            "taskId": 1,
+            "coordinator": coordinator.address,
+            "specHash": hex32("spec-a"),
+            "initialModelHash": hex32("init-a"),
+            "token": gw.token.address,
+            "rewardPerRound": 500,
+        },
+        {
+            "taskId": 2,
+            "coordinator": coordinator.address,
+            "specHash": hex32("spec-b"),
+            "initialModelHash": hex32("init-b"),
+            "token": gw.token.address,
+            "rewardPerRound": 700,
+        },
+    ]
+    assert events[0].tx_hash == created.tx_hash
+
+
+def test_create_task_without_coordinator_role_is_refused(
+    gw: LedgerGateway, stranger: LocalAccount
+) -> None:
+    # Prepare
+    as_stranger = gw.as_account(stranger)
+
+    # Execute
+    with pytest.raises(AccessControlUnauthorizedAccount) as caught:
+        as_stranger.create_task(h("spec"), h("init"), 100)
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {
+        "account": stranger.address,
+        "neededRole": coordinator_role(gw),
+    }
+    assert "grant" in str(caught.value)
+    assert gw.task_count() == 0
+
+
+def test_create_task_with_a_zero_hash_is_refused(gw: LedgerGateway) -> None:
+    # Execute
+    with pytest.raises(LedgerZeroHash) as caught:
+        gw.create_task(bytes(32), h("init"), 100)
+
+    # Assert
+    assert caught.value.arguments == {}
+    assert "fedchain.hashing" in str(caught.value)
+    assert gw.task_count() == 0
+
+
+def test_granted_coordinator_creates_and_runs_its_own_task(
+    gw: LedgerGateway, accounts: list[LocalAccount], alice: LocalAccount
+) -> None:
+    # Prepare
+    second = accounts[5]
+    gw.grant_coordinator(second.address)
+    as_second = gw.as_account(second)
+    gw.register_participant(alice.address, h("org-alice"))
+
+    # Execute
+    task_id, _ = as_second.create_task(h("spec-2"), h("init-2"), 0)
+    as_second.open_round(task_id, R1, h("init-2"))
+    Federation(as_second).commit(task_id, 1, [alice], model="g-2")
+
+    # Assert
+    assert gw.task(task_id).coordinator == second.address
+    assert gw.round(task_id, R1).state == RoundState.COMMITTED
+
+
+def test_fund_task_approves_and_moves_tokens_into_the_pool(
+    gw: LedgerGateway, fed: Federation, coordinator: LocalAccount
+) -> None:
+    # Prepare
+    task_id = fed.task(funding=0)
+    before = gw.token_balance(coordinator.address)
+
+    # Execute
+    gw.fund_task(task_id, 3_000)
+    gw.fund_task(task_id, 500)
+
+    # Assert
+    assert gw.task(task_id).funded == 3_500
+    assert gw.token_balance(gw.ledger.address) == 3_500
+    assert gw.token_balance(coordinator.address) == before - 3_500
+    funded = [e.args for e in gw.events() if e.name == "TaskFunded"]
+    assert funded == [
+        {"taskId": task_id, "funder": coordinator.address, "amount": 3_000},
+        {"taskId": task_id, "funder": coordinator.address, "amount": 500},
+    ]
+
+
+def test_fund_task_with_zero_tokens_is_refused(gw: LedgerGateway, fed: Federation) -> None:
+    # Prepare
+    task_id = fed.task(funding=0)
+
+    # Execute
+    with pytest.raises(RewardPoolZeroAmount) as caught:
+        gw.fund_task(task_id, 0)
+
+    # Assert
+    assert "positive amount" in str(caught.value)
+    assert gw.task(task_id).funded == 0
+
+
+def test_fund_task_beyond_the_funders_balance_is_refused(
+    gw: LedgerGateway, fed: Federation, stranger: LocalAccount
+) -> None:
+    # Prepare: the stranger holds no tokens
+    task_id = fed.task(funding=0)
+
+    # Execute
+    with pytest.raises(ERC20InsufficientBalance) as caught:
+        gw.as_account(stranger).fund_task(task_id, 5)
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {
+        "sender": stranger.address,
+        "balance": 0,
+        "needed": 5,
+    }
+    assert gw.task(task_id).funded == 0
+
+
+def test_fund_unknown_task_is_refused_before_any_transaction(
+    gw: LedgerGateway, embedded: EmbeddedChain, coordinator: LocalAccount
+) -> None:
+    # Prepare
+    nonce = embedded.w3.eth.get_transaction_count(coordinator.address)
+
+    # Execute
+    with pytest.raises(LedgerTaskUnknown) as caught:
+        gw.fund_task(TaskId(9), 5)
+
+    # Assert: typed error, and no approve() sent to the zero address on the way
+    assert caught.value.arguments == {"taskId": 9}
+    assert "task id" in str(caught.value)
+    assert embedded.w3.eth.get_transaction_count(coordinator.address) == nonce
+
+
+def test_open_round_of_unknown_task_is_refused(gw: LedgerGateway) -> None:
+    # Execute
+    with pytest.raises(LedgerTaskUnknown) as caught:
+        gw.open_round(TaskId(42), R1, h("init"))
+
+    # Assert
+    assert caught.value.arguments == {"taskId": 42}
+
+
+# ---------------------------------------------------------------------- participants
+
+
+def test_register_participant_records_it(
+    gw: LedgerGateway, alice: LocalAccount, coordinator: LocalAccount
+) -> None:
+    # Execute
+    result = gw.register_participant(alice.address, h("org-a"))
+
+    # Assert
+    record = gw.participant(alice.address)
+    assert record.status == ParticipantStatus.ACTIVE
+    assert record.org_hash == h("org-a")
+    assert record.registered_at == result.block_number
+    assert record.withdrawn_at == 0
+    registered = [e.args for e in gw.events() if e.name == "ParticipantRegistered"]
+    assert registered == [
+        {"participant": alice.address, "registrar": coordinator.address, "orgHash": hex32("org-a")}
+    ]
+
+
+def test_register_again_with_the_same_org_is_already_recorded(
+    gw: LedgerGateway, alice: LocalAccount
+) -> None:
+    # Prepare
+    gw.register_participant(alice.address, h("org-a"))
+
+    # Execute
+    again = gw.register_participant(alice.address, h("org-a"))
+
+    # Assert
+    assert again.already_recorded
+    assert names(gw.events(), "ParticipantRegistered") == ["ParticipantRegistered"]
+
+
+def test_register_again_with_another_org_is_refused(gw: LedgerGateway, alice: LocalAccount) -> None:
+    # Prepare
+    gw.register_participant(alice.address, h("org-a"))
+
+    # Execute
+    with pytest.raises(LedgerParticipantAlreadyRegistered) as caught:
+        gw.register_participant(alice.address, h("org-b"))
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {"account": alice.address}
+    assert "nothing to do" in str(caught.value)
+    assert gw.participant(alice.address).org_hash == h("org-a")
+
+
+def test_register_the_zero_address_is_refused(gw: LedgerGateway) -> None:
+    # Execute
+    with pytest.raises(LedgerZeroAddress) as caught:
+        gw.register_participant("0x" + "00" * 20, h("org"))
+
+    # Assert
+    assert "real account" in str(caught.value)
+
+
+def test_register_by_a_non_coordinator_is_refused(
+    gw: LedgerGateway, alice: LocalAccount, stranger: LocalAccount
+) -> None:
+    # Execute
+    with pytest.raises(AccessControlUnauthorizedAccount) as caught:
+        gw.as_account(stranger).register_participant(alice.address, h("org-a"))
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {
+        "account": stranger.address,
+        "neededRole": coordinator_role(gw),
+    }
+    assert gw.participant(alice.address).status == ParticipantStatus.NONE
+
+
+def test_withdraw_marks_the_participant_withdrawn(
+    gw: LedgerGateway, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Execute
+    result = gw.as_account(alice).withdraw()
+
+    # Assert
+    record = gw.participant(alice.address)
+    assert record.status == ParticipantStatus.WITHDRAWN
+    assert record.withdrawn_at == result.block_number
+    withdrew = [e.args for e in gw.events() if e.name == "ParticipantWithdrew"]
+    assert withdrew == [{"participant": alice.address}]
+
+
+def test_withdrawn_participant_relayed_commitment_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    signed = [fed.sign(alice, trio, 1), fed.sign(bob, trio, 1)]
+    gw.as_account(alice).withdraw()
+
+    # Execute
+    with pytest.raises(LedgerParticipantWithdrawn) as caught:
+        fed.commit(trio, 1, signed)
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {"account": alice.address}
+    assert "drop it" in str(caught.value)
+    assert gw.round(trio, R1).state == RoundState.OPEN
+
+
+def test_withdrawn_participant_direct_commitment_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    as_alice = gw.as_account(alice)
+    as_alice.withdraw()
+
+    # Execute
+    with pytest.raises(LedgerParticipantWithdrawn) as caught:
+        as_alice.submit_commitment(Commitment(trio, R1, h("u-alice"), 10))
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {"account": alice.address}
+    assert gw.direct_commitment(trio, R1, alice.address) == bytes(32)
+
+
+def test_withdrawn_participant_cannot_be_registered_again(
+    gw: LedgerGateway, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    gw.as_account(alice).withdraw()
+
+    # Execute
+    with pytest.raises(LedgerParticipantWithdrawn) as caught:
+        gw.register_participant(alice.address, h("org-new"))
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {"account": alice.address}
+    assert gw.participant(alice.address).status == ParticipantStatus.WITHDRAWN
+
+
+def test_withdrawn_participant_keeps_its_rewards_claimable(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    fed.commit(trio, 1, [alice], rewards={alice.address: 40})
+    as_alice = gw.as_account(alice)
+    as_alice.withdraw()
+    before = gw.token_balance(alice.address)
+
+    # Execute
+    paid, _ = as_alice.claim()
+
+    # Assert
+    assert paid == 40
+    assert gw.token_balance(alice.address) == before + 40
+
+
+def test_withdraw_of_an_unregistered_account_is_refused(
+    gw: LedgerGateway, stranger: LocalAccount
+) -> None:
+    # Execute
+    with pytest.raises(LedgerParticipantNotRegistered) as caught:
+        gw.as_account(stranger).withdraw()
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {"account": stranger.address}
+    assert "register it first" in str(caught.value)
+
+
+def test_unregistered_signer_relayed_commitment_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, stranger: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+
+    # Execute
+    with pytest.raises(LedgerParticipantNotRegistered) as caught:
+        fed.commit(trio, 1, [alice, stranger])
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {"account": stranger.address}
+    assert "register it first" in str(caught.value)
+    assert gw.round(trio, R1).state == RoundState.OPEN
+
+
+def test_unregistered_signer_direct_commitment_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, stranger: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+
+    # Execute
+    with pytest.raises(LedgerParticipantNotRegistered) as caught:
+        gw.as_account(stranger).submit_commitment(Commitment(trio, R1, h("u"), 1))
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {"account": stranger.address}
+
+
+# ---------------------------------------------------------------------- rounds
+
+
+def test_open_round_records_it_and_a_retry_is_already_recorded(
+    gw: LedgerGateway, trio: TaskId
+) -> None:
+    # Execute
+    opened = gw.open_round(trio, R1, h("init"))
+    again = gw.open_round(trio, R1, h("init"))
+
+    # Assert
+    assert not opened.already_recorded
+    assert again.already_recorded
+    assert gw.round(trio, R1) == RoundRecord(RoundState.OPEN, 0, 0, h("init"), bytes(32))
+    assert gw.task(trio).last_round == 1
+    opened_events = [e.args for e in gw.events() if e.name == "RoundOpened"]
+    assert opened_events == [{"taskId": trio, "round": 1, "parentModelHash": hex32("init")}]
+
+
+def test_rounds_are_sequential(gw: LedgerGateway, trio: TaskId) -> None:
+    # Execute
+    with pytest.raises(LedgerRoundOutOfOrder) as caught:
+        gw.open_round(trio, R2, h("init"))
+
+    # Assert
+    assert caught.value.arguments == {"taskId": trio, "expected": 1, "got": 2}
+    assert "strictly sequential" in str(caught.value)
+    assert gw.task(trio).last_round == 0
+
+
+def test_a_committed_round_cannot_be_opened_again(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    fed.commit(trio, 1, [alice], model="g1")
+
+    # Execute
+    with pytest.raises(LedgerRoundOutOfOrder) as caught:
+        gw.open_round(trio, R1, h("g1"))
+
+    # Assert
+    assert caught.value.arguments == {"taskId": trio, "expected": 2, "got": 1}
+
+
+def test_open_round_on_another_parent_is_refused(gw: LedgerGateway, trio: TaskId) -> None:
+    # Execute
+    with pytest.raises(LedgerParentMismatch) as caught:
+        gw.open_round(trio, R1, h("not-the-initial-model"))
+
+    # Assert
+    assert caught.value.arguments == {
+        "taskId": trio,
+        "round": 1,
+        "expected": h("init"),
+        "got": h("not-the-initial-model"),
+    }
+    assert "latest committed global model" in str(caught.value)
+    assert h("init").hex() in str(caught.value)
+
+
+def test_next_round_while_one_is_open_is_refused(gw: LedgerGateway, trio: TaskId) -> None:
+    # Prepare
+    gw.open_round(trio, R1, h("init"))
+
+    # Execute
+    with pytest.raises(LedgerRoundStillOpen) as caught:
+        gw.open_round(trio, R2, h("init"))
+
+    # Assert
+    assert caught.value.arguments == {"taskId": trio, "round": 1}
+    assert "commit or fail it first" in str(caught.value)
+
+
+def test_commit_of_a_round_never_opened_is_refused(
+    fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Execute
+    with pytest.raises(LedgerRoundNotOpen) as caught:
+        fed.commit(trio, 1, [alice])
+
+    # Assert
+    assert caught.value.arguments == {"taskId": trio, "round": 1}
+    assert "open it first" in str(caught.value)
+
+
+def test_commit_of_a_failed_round_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    gw.fail_round(trio, R1, "too few updates")
+
+    # Execute
+    with pytest.raises(LedgerRoundNotOpen) as caught:
+        fed.commit(trio, 1, [alice])
+
+    # Assert
+    assert caught.value.arguments == {"taskId": trio, "round": 1}
+    assert gw.round(trio, R1).state == RoundState.FAILED
+
+
+def test_commit_round_records_the_round_the_head_and_the_rewards(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+
+    # Execute
+    result = fed.commit(
+        trio, 1, [alice, bob], model="g1", rewards={alice.address: 300, bob.address: 200}
+    )
+
+    # Assert
+    assert gw.round(trio, R1) == RoundRecord(RoundState.COMMITTED, 0, 2, h("init"), h("g1"))
+    task = gw.task(trio)
+    assert task.head_model_hash == h("g1")
+    assert task.attributed == 500
+    assert gw.owed(alice.address) == 300
+    assert gw.owed(bob.address) == 200
+    (committed,) = [e for e in gw.events() if e.name == "RoundCommitted"]
+    assert committed.tx_hash == result.tx_hash
+    assert committed.args == {
+        "taskId": trio,
+        "round": 1,
+        "globalModelHash": hex32("g1"),
+        "accuracyPpm": 900_000,
+        "lossPpm": 250_000,
+        "scoringHash": hex32("scoring-g1"),
+        "commitmentCount": 2,
+        "totalReward": 500,
+    }
+
+
+def test_commit_with_a_zero_model_hash_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    signed = [fed.sign(alice, trio, 1)]
+
+    # Execute
+    with pytest.raises(LedgerZeroHash):
+        gw.commit_round(trio, R1, signed, RoundOutcome(bytes(32), 1, 1), [])
+
+    # Assert
+    assert gw.round(trio, R1).state == RoundState.OPEN
+
+
+def test_commit_retried_with_the_same_model_is_already_recorded_once(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    signed = [fed.sign(alice, trio, 1), fed.sign(bob, trio, 1)]
+    first = fed.commit(trio, 1, signed, model="g1", rewards={alice.address: 10})
+
+    # Execute
+    again = fed.commit(trio, 1, signed, model="g1", rewards={alice.address: 10})
+
+    # Assert
+    assert not first.already_recorded
+    assert again.already_recorded
+    events = gw.events()
+    assert names(events, "RoundCommitted") == ["RoundCommitted"]
+    assert names(events, "CommitmentRecorded") == ["CommitmentRecorded"] * 2
+    assert gw.owed(alice.address) == 10
+
+
+def test_commit_again_with_another_model_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    fed.commit(trio, 1, [alice], model="g1")
+
+    # Execute
+    with pytest.raises(LedgerRoundAlreadyCommitted) as caught:
+        fed.commit(trio, 1, [alice], model="g1-other")
+
+    # Assert
+    assert caught.value.arguments == {"taskId": trio, "round": 1}
+    assert "cannot change" in str(caught.value)
+    assert gw.round(trio, R1).global_model_hash == h("g1")
+
+
+def test_failed_round_lets_the_next_round_build_on_the_same_parent(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+
+    # Execute
+    failed = gw.fail_round(trio, R1, "too few updates")
+    failed_again = gw.fail_round(trio, R1, "too few updates")
+    fed.open(trio, 2, parent="init")
+    fed.commit(trio, 2, [alice], model="g2")
+
+    # Assert
+    assert not failed.already_recorded
+    assert failed_again.already_recorded
+    assert gw.round(trio, R1).state == RoundState.FAILED
+    assert gw.round(trio, R2) == RoundRecord(RoundState.COMMITTED, 0, 1, h("init"), h("g2"))
+    assert [e.args for e in gw.events() if e.name == "RoundFailed"] == [
+        {"taskId": trio, "round": 1, "reason": "too few updates"}
+    ]
+
+
+def test_fail_round_that_is_not_open_is_refused(gw: LedgerGateway, trio: TaskId) -> None:
+    # Execute
+    with pytest.raises(LedgerRoundNotOpen) as caught:
+        gw.fail_round(trio, R1, "nothing to fail")
+
+    # Assert
+    assert caught.value.arguments == {"taskId": trio, "round": 1}
+
+
+def test_gateway_sorts_commitments_and_rewards(
+    gw: LedgerGateway,
+    fed: Federation,
+    trio: TaskId,
+    alice: LocalAccount,
+    bob: LocalAccount,
+    carol: LocalAccount,
+) -> None:
+    # Prepare: deliberately in descending address order
+    fed.open(trio, 1)
+    people = sorted([alice, bob, carol], key=lambda a: int(a.address, 16), reverse=True)
+    rewards = {a.address: 10 * (i + 1) for i, a in enumerate(people)}
+
+    # Execute
+    fed.commit(trio, 1, people, rewards=rewards)
+
+    # Assert
+    events = gw.events()
+    ascending = sorted((a.address for a in people), key=lambda a: int(a, 16))
+    assert [e.args["participant"] for e in events if e.name == "CommitmentRecorded"] == ascending
+    assert [e.args["participant"] for e in events if e.name == "RewardAttributed"] == ascending
+    assert {a.address: gw.owed(a.address) for a in people} == rewards
+
+
+# ---------------------------------------------------------------------- direct commitments
+
+
+def test_direct_commitment_is_recorded_and_counted(
+    gw: LedgerGateway,
+    fed: Federation,
+    trio: TaskId,
+    alice: LocalAccount,
+    bob: LocalAccount,
+    carol: LocalAccount,
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+
+    # Execute
+    direct = gw.as_account(carol).submit_commitment(Commitment(trio, R1, h("u-carol"), 7))
+    fed.commit(trio, 1, [alice, bob], rewards={carol.address: 25, alice.address: 5})
+
+    # Assert
+    assert not direct.already_recorded
+    assert gw.direct_commitment(trio, R1, carol.address) == h("u-carol")
+    assert gw.round(trio, R1).direct_count == 1
+    assert gw.round(trio, R1).commitment_count == 3
+    assert gw.owed(carol.address) == 25
+    recorded = [e.args for e in gw.events() if e.name == "CommitmentRecorded"]
+    assert recorded[0] == {
+        "taskId": trio,
+        "round": 1,
+        "participant": carol.address,
+        "updateHash": hex32("u-carol"),
+        "numExamples": 7,
+        "relayed": False,
+    }
+    assert [r["relayed"] for r in recorded] == [False, True, True]
+
+
+def test_direct_commitment_retried_is_already_recorded(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, carol: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    as_carol = gw.as_account(carol)
+    as_carol.submit_commitment(Commitment(trio, R1, h("u-carol"), 7))
+
+    # Execute
+    again = as_carol.submit_commitment(Commitment(trio, R1, h("u-carol"), 7))
+
+    # Assert
+    assert again.already_recorded
+    assert names(gw.events(), "CommitmentRecorded") == ["CommitmentRecorded"]
+
+
+def test_second_direct_commitment_with_another_update_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, carol: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    as_carol = gw.as_account(carol)
+    as_carol.submit_commitment(Commitment(trio, R1, h("u-carol"), 7))
+
+    # Execute
+    with pytest.raises(LedgerDuplicateCommitment) as caught:
+        as_carol.submit_commitment(Commitment(trio, R1, h("u-carol-2"), 7))
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {
+        "taskId": trio,
+        "round": 1,
+        "participant": carol.address,
+    }
+    assert gw.direct_commitment(trio, R1, carol.address) == h("u-carol")
+
+
+def test_direct_commitment_from_a_fresh_key_funded_with_eth(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, embedded: EmbeddedChain
+) -> None:
+    # Prepare: a participant outside the genesis accounts gets gas money first
+    fresh: LocalAccount = Account.from_key(h("fresh participant key"))
+    gw.register_participant(fresh.address, h("org-fresh"))
+    gw.transfer_eth(fresh.address, 10**17)
+    fed.open(trio, 1)
+
+    # Execute
+    gw.as_account(fresh).submit_commitment(Commitment(trio, R1, h("u-fresh"), 3))
+
+    # Assert
+    assert embedded.w3.eth.get_balance(fresh.address) < 10**17
+    assert gw.direct_commitment(trio, R1, fresh.address) == h("u-fresh")
+
+
+def test_direct_commitment_outside_an_open_round_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, carol: LocalAccount
+) -> None:
+    # Prepare
+    as_carol = gw.as_account(carol)
+
+    # Execute
+    with pytest.raises(LedgerRoundNotOpen) as not_open:
+        as_carol.submit_commitment(Commitment(trio, R1, h("u-carol"), 7))
+    fed.open(trio, 1)
+    fed.commit(trio, 1, [alice])
+    with pytest.raises(LedgerRoundAlreadyCommitted) as committed:
+        as_carol.submit_commitment(Commitment(trio, R1, h("u-carol"), 7))
+
+    # Assert
+    assert not_open.value.arguments == {"taskId": trio, "round": 1}
+    assert committed.value.arguments == {"taskId": trio, "round": 1}
+
+
+# ---------------------------------------------------------------------- duplicates, signatures
+
+
+def test_the_same_commitment_relayed_twice_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    signed = fed.sign(alice, trio, 1)
+
+    # Execute
+    with pytest.raises(LedgerDuplicateCommitment) as caught:
+        fed.commit(trio, 1, [signed, fed.sign(bob, trio, 1), signed])
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {
+        "taskId": trio,
+        "round": 1,
+        "participant": alice.address,
+    }
+    assert "relay it once" in str(caught.value)
+    assert gw.round(trio, R1).state == RoundState.OPEN
+
+
+def test_a_commitment_submitted_directly_then_relayed_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    gw.as_account(alice).submit_commitment(Commitment(trio, R1, h("u-alice"), 10))
+
+    # Execute
+    with pytest.raises(LedgerDuplicateCommitment) as caught:
+        fed.commit(trio, 1, [fed.sign(alice, trio, 1, update="u-alice")])
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {
+        "taskId": trio,
+        "round": 1,
+        "participant": alice.address,
+    }
+
+
+@pytest.mark.parametrize("replay", ["other-round", "other-task", "other-chain", "other-contract"])
+def test_a_signature_replayed_elsewhere_is_refused(
+    replay: str,
+    gw: LedgerGateway,
+    fed: Federation,
+    trio: TaskId,
+    alice: LocalAccount,
+    embedded: EmbeddedChain,
+    coordinator: LocalAccount,
+) -> None:
+    # Prepare: a signature valid somewhere else, relayed in round 1 (or 2) of task `trio`
+    round_id = 1
+    if replay == "other-round":
+        fed.open(trio, 1)
+        signed = fed.sign(alice, trio, 1)
+        fed.commit(trio, 1, [signed], model="g1")
+        fed.open(trio, 2, parent="g1")
+        round_id = 2
+    elif replay == "other-task":
+        other = fed.task(spec="spec-other")
+        fed.open(trio, 1)
+        signed = fed.sign(alice, other, 1)
+    elif replay == "other-chain":
+        fed.open(trio, 1)
+        domain = LedgerDomain(gw.domain.chain_id + 1, gw.domain.verifying_contract)
+        signed = fed.sign(alice, trio, 1, domain=domain)
+    else:
+        second = deploy(embedded.w3, coordinator)
+        assert second.domain.verifying_contract != gw.domain.verifying_contract
+        fed.open(trio, 1)
+        signed = fed.sign(alice, trio, 1, domain=second.domain)
+
+    # Execute
+    with pytest.raises(LedgerSignatureInvalid) as caught:
+        gw.commit_round(trio, RoundId(round_id), [signed], outcome("g-replay"), [])
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {
+        "taskId": trio,
+        "round": round_id,
+        "participant": alice.address,
+    }
+    assert "drop that reply" in str(caught.value)
+    assert gw.round(trio, RoundId(round_id)).state == RoundState.OPEN
+
+
+def test_a_signature_claimed_for_another_participant_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    # Prepare: bob's signature over the same commitment, presented as alice's
+    fed.open(trio, 1)
+    by_bob = fed.sign(bob, trio, 1, update="u")
+    forged = SignedCommitment(by_bob.commitment, alice.address, by_bob.signature)
+
+    # Execute
+    with pytest.raises(LedgerSignatureInvalid) as caught:
+        fed.commit(trio, 1, [forged])
+
+    # Assert
+    assert checksummed(caught.value.arguments)["participant"] == alice.address
+
+
+# ---------------------------------------------------------------------- rewards, pool, claims
+
+
+def test_rewards_above_the_round_budget_are_refused(
+    gw: LedgerGateway, fed: Federation, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    # Prepare
+    task_id = fed.task(budget=100)
+    fed.register(alice, bob)
+    fed.open(task_id, 1)
+
+    # Execute
+    with pytest.raises(LedgerRoundBudgetExceeded) as caught:
+        fed.commit(task_id, 1, [alice, bob], rewards={alice.address: 60, bob.address: 50})
+
+    # Assert
+    assert caught.value.arguments == {"taskId": task_id, "round": 1, "total": 110, "budget": 100}
+    assert "budget 100" in str(caught.value)
+    assert gw.owed(alice.address) == 0
+
+
+def test_rewards_above_the_pool_are_refused_until_funded(
+    gw: LedgerGateway, fed: Federation, alice: LocalAccount
+) -> None:
+    # Prepare
+    task_id = fed.task(budget=1_000, funding=100)
+    fed.register(alice)
+    fed.open(task_id, 1)
+    signed = [fed.sign(alice, task_id, 1)]
+    rewards = [Reward(alice.address, 1, 150)]
+
+    # Execute
+    with pytest.raises(LedgerPoolInsufficient) as caught:
+        gw.commit_round(task_id, R1, signed, outcome("g1"), rewards)
+    gw.fund_task(task_id, 50)
+    gw.commit_round(task_id, R1, signed, outcome("g1"), rewards)
+
+    # Assert
+    assert caught.value.arguments == {"taskId": task_id, "needed": 150, "available": 100}
+    assert "fundTask" in str(caught.value)
+    assert gw.owed(alice.address) == 150
+
+
+def test_pool_accounts_for_what_earlier_rounds_attributed(
+    gw: LedgerGateway, fed: Federation, alice: LocalAccount
+) -> None:
+    # Prepare: 500 funded, 400 attributed in round 1
+    task_id = fed.task(budget=1_000, funding=500)
+    fed.register(alice)
+    fed.open(task_id, 1)
+    fed.commit(task_id, 1, [alice], model="g1", rewards={alice.address: 400})
+    fed.open(task_id, 2, parent="g1")
+
+    # Execute
+    with pytest.raises(LedgerPoolInsufficient) as caught:
+        fed.commit(task_id, 2, [alice], model="g2", rewards={alice.address: 101})
+
+    # Assert
+    assert caught.value.arguments == {"taskId": task_id, "needed": 101, "available": 100}
+
+
+def test_a_reward_without_a_commitment_is_refused(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, carol: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+
+    # Execute
+    with pytest.raises(LedgerRewardWithoutCommitment) as caught:
+        fed.commit(trio, 1, [alice], rewards={alice.address: 5, carol.address: 5})
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {
+        "taskId": trio,
+        "round": 1,
+        "participant": carol.address,
+    }
+    assert "cannot be rewarded" in str(caught.value)
+
+
+def test_claim_pays_what_is_owed_and_a_second_claim_pays_nothing(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    fed.commit(trio, 1, [alice], rewards={alice.address: 120})
+    as_alice = gw.as_account(alice)
+    before = gw.token_balance(alice.address)
+
+    # Execute
+    paid, first = as_alice.claim()
+    paid_again, second = as_alice.claim()
+
+    # Assert
+    assert (paid, paid_again) == (120, 0)
+    assert not first.already_recorded
+    assert second.already_recorded
+    assert gw.token_balance(alice.address) == before + 120
+    assert gw.owed(alice.address) == 0
+    assert gw.claimed(alice.address) == 120
+    claimed = [e.args for e in gw.events() if e.name == "RewardClaimed"]
+    assert claimed == [{"participant": alice.address, "token": gw.token.address, "amount": 120}]
+
+
+def test_rewards_accumulate_across_rounds(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    fed.commit(trio, 1, [alice, bob], model="g1", rewards={alice.address: 100, bob.address: 1})
+    fed.open(trio, 2, parent="g1")
+    fed.commit(trio, 2, [alice], model="g2", rewards={alice.address: 250})
+
+    # Execute
+    paid, _ = gw.as_account(alice).claim()
+
+    # Assert
+    assert paid == 350
+    assert gw.task(trio).attributed == 351
+    assert gw.owed(bob.address) == 1
+
+
+# ---------------------------------------------------------------------- coordinators
+
+
+def test_another_coordinator_cannot_run_this_task(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, accounts: list[LocalAccount]
+) -> None:
+    # Prepare: account 5 holds COORDINATOR_ROLE but did not create the task
+    second = accounts[5]
+    gw.grant_coordinator(second.address)
+    as_second = gw.as_account(second)
+    fed.open(trio, 1)
+
+    # Execute
+    with pytest.raises(LedgerNotTaskCoordinator) as commit_refused:
+        Federation(as_second).commit(trio, 1, [accounts[1]])
+    with pytest.raises(LedgerNotTaskCoordinator) as fail_refused:
+        as_second.fail_round(trio, R1, "hijack")
+
+    # Assert
+    expected = {"taskId": trio, "account": second.address}
+    assert checksummed(commit_refused.value.arguments) == expected
+    assert checksummed(fail_refused.value.arguments) == expected
+    assert "the key that created the task" in str(commit_refused.value)
+    assert gw.round(trio, R1).state == RoundState.OPEN
+
+
+def test_an_account_without_the_role_cannot_commit_or_open(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, stranger: LocalAccount, alice: LocalAccount
+) -> None:
+    # Prepare
+    as_stranger = gw.as_account(stranger)
+
+    # Execute
+    with pytest.raises(LedgerNotTaskCoordinator) as open_refused:
+        as_stranger.open_round(trio, R1, h("init"))
+    fed.open(trio, 1)
+    with pytest.raises(LedgerNotTaskCoordinator) as commit_refused:
+        Federation(as_stranger).commit(trio, 1, [alice])
+
+    # Assert
+    expected = {"taskId": trio, "account": stranger.address}
+    assert checksummed(open_refused.value.arguments) == expected
+    assert checksummed(commit_refused.value.arguments) == expected
+
+
+# ---------------------------------------------------------------------- the errors themselves
+
+
+def test_revert_arguments_carry_checksummed_addresses(
+    gw: LedgerGateway, stranger: LocalAccount
+) -> None:
+    # Prepare: every address fedchain hands out (records, events, accounts) is checksummed
+    # Execute
+    with pytest.raises(LedgerParticipantNotRegistered) as caught:
+        gw.as_account(stranger).withdraw()
+
+    # Assert: so are the addresses in a revert's arguments, to compare them with ==
+    assert caught.value.arguments == {"account": stranger.address}
+
+
+@pytest.mark.parametrize("name", sorted(REVERT_ERRORS))
+def test_every_typed_revert_names_itself_and_says_what_to_do(name: str) -> None:
+    # Prepare
+    cls = REVERT_ERRORS[name]
+    arguments = {field: 7 for field in cls.fields}
+
+    # Execute
+    error = cls(**arguments)
+
+    # Assert
+    assert issubclass(cls, ContractRevert)
+    assert cls.__name__ == name
+    assert error.arguments == arguments
+    message = str(error)
+    assert message.startswith(f"{name}(")
+    hint = message.split("): ", 1)[1]
+    assert len(hint) > 15

@@ -16,6 +16,10 @@ from fedchain.errors import FedchainError
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from fedchain.artifacts import RunRecord as RunRecordT
+    from fedchain.settings import RunSettings as RunSettingsT
+    from fedchain.strategy import RoundReport as RoundReportT
+
 __all__ = ["app", "main"]
 
 app = typer.Typer(
@@ -28,7 +32,7 @@ account_app = typer.Typer(help="Encrypted keystores for participants and coordin
 app.add_typer(account_app, name="account")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DEVNET_CHAIN_IDS = frozenset({31337, 1337})
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
@@ -42,9 +46,9 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 @app.command()
 def devnet(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8545,
-    state: Annotated[
-        Path, typer.Option(help="State file: the chain survives a restart.")
-    ] = Path(".fedchain/devnet-state.json"),
+    state: Annotated[Path, typer.Option(help="State file: the chain survives a restart.")] = Path(
+        ".fedchain/devnet-state.json"
+    ),
 ) -> None:
     """Run a local anvil devnet on 127.0.0.1 until Ctrl-C, its state kept in a file."""
     from fedchain.chain.accounts import devnet_accounts
@@ -158,16 +162,156 @@ def ledger_demo() -> None:
         console.print(line)
 
 
+@app.command()
+def simulate(
+    clients: Annotated[int, typer.Option(help="Number of simulated clients.")] = 10,
+    rounds: Annotated[int, typer.Option(help="Number of rounds.")] = 10,
+    dataset: Annotated[
+        str, typer.Option(help="breast-cancer, digits or csv:PATH.")
+    ] = "breast-cancer",
+    partition: Annotated[
+        str, typer.Option(help="iid, dirichlet:ALPHA or quantity[:ALPHA].")
+    ] = "dirichlet:0.5",
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="fedavg, fedprox, fedadam, fedmedian, fedtrimmedavg, krum, multikrum, bulyan."
+        ),
+    ] = "fedavg",
+    model: Annotated[str, typer.Option(help="auto, logreg, mlp or cnn.")] = "auto",
+    local_epochs: Annotated[int, typer.Option(help="Local epochs per round.")] = 1,
+    lr: Annotated[float, typer.Option(help="Local learning rate.")] = 0.05,
+    batch_size: Annotated[int, typer.Option(help="Local batch size.")] = 16,
+    fraction: Annotated[float, typer.Option(help="Fraction of clients sampled per round.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same hashes.")] = 0,
+    chain: Annotated[str, typer.Option(help="embedded, anvil or none.")] = "embedded",
+    rpc_url: Annotated[str | None, typer.Option(help="Use this node instead (a devnet).")] = None,
+    direct: Annotated[
+        bool, typer.Option(help="Clients also submit their commitments themselves.")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Directory for the run's artifacts.")] = Path(
+        "runs/latest"
+    ),
+) -> None:
+    """Simulate a federation on this machine, every round recorded on chain."""
+    from fedchain.settings import RunSettings
+
+    settings = RunSettings(
+        num_rounds=rounds,
+        num_clients=clients,
+        dataset=dataset,
+        partition=partition,
+        strategy=strategy.lower(),
+        model=model,
+        local_epochs=local_epochs,
+        learning_rate=lr,
+        batch_size=batch_size,
+        fraction_train=fraction,
+        seed=seed,
+        chain="rpc" if rpc_url else chain,
+        rpc_url=rpc_url or "",
+        direct=direct,
+        out=str(out),
+    )
+    _validate_workload(settings)
+    _run_simulation(settings)
+
+
+def _validate_workload(settings: RunSettingsT) -> None:
+    """Parse the data and model options before any engine starts; bad ones exit with code 2."""
+    from fedchain.ml.data import load_dataset
+    from fedchain.ml.models import MODEL_NAMES
+    from fedchain.ml.partition import parse_partition_scheme
+
+    parse_partition_scheme(settings.partition)
+    if settings.model not in ("auto", *MODEL_NAMES):
+        raise _settings_error(f"unknown model {settings.model!r}: auto, {', '.join(MODEL_NAMES)}")
+    data = load_dataset(settings.dataset, label_column=settings.label_column)
+    if len(data) < 2 * settings.num_clients:
+        raise _settings_error(
+            f"{len(data)} examples cannot be split over {settings.num_clients} clients"
+        )
+
+
+def _settings_error(message: str) -> Exception:
+    from fedchain.settings import SettingsError
+
+    return SettingsError(message)
+
+
+def _run_simulation(settings: RunSettingsT) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from fedchain.simulation import simulate as run
+
+    with Progress(
+        TextColumn("[bold]rounds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("starting the federation…", total=settings.num_rounds)
+
+        def on_round(report: RoundReportT) -> None:
+            acc = f"accuracy {report.accuracy:.3f}" if report.accuracy is not None else "failed"
+            progress.update(bar, advance=1, description=f"round {report.round}: {acc}")
+
+        record = run(settings, on_round)
+    _print_rounds(record)
+    console.print(
+        f"artifacts in [bold]{settings.out}[/]: summary.json, ledger.json, "
+        "accuracy.png, final_model.safetensors, store/"
+    )
+
+
+def _print_rounds(record: RunRecordT) -> None:
+    table = Table(
+        title=f"{record.spec.dataset} · {record.spec.model} · {record.spec.strategy} "
+        f"· chain {record.chain['kind']}"
+    )
+    for column in ("round", "accuracy", "loss", "accepted", "rejected", "gas", "global model"):
+        table.add_column(column, justify="right" if column != "global model" else "left")
+    for r in record.reports:
+        accepted = sum(p.accepted for p in r.participants)
+        rejected = sum(not p.accepted for p in r.participants)
+        table.add_row(
+            str(r.round),
+            f"{r.accuracy:.4f}" if r.accuracy is not None else "—",
+            f"{r.loss:.4f}" if r.loss is not None else "—",
+            str(accepted),
+            str(rejected),
+            f"{r.gas_used:,}",
+            (r.global_model_hash[:14] + "…") if r.global_model_hash else r.failed_reason,
+        )
+    console.print(table)
+    console.print(f"final model {record.final_model_hash}")
+
+
 def _short(value: object) -> str:
     text = str(value)
     return text[:12] + "…" if text.startswith("0x") and len(text) > 14 else text
 
 
 def main() -> None:
-    """Console entry point: fedchain errors become one red line and exit code 1."""
+    """Console entry point: errors become one red line; bad options exit 2, failures 1."""
+    import click
+
+    from fedchain.ml.errors import DatasetError, ModelError, PartitionError
+    from fedchain.settings import SettingsError
+
     try:
-        app()
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        raise SystemExit(130) from None
+    except click.UsageError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.format_message()}")
+        raise SystemExit(2) from None
+    except (SettingsError, DatasetError, PartitionError, ModelError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(2) from None
     except FedchainError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(1) from None
-

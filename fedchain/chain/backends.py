@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,11 +72,23 @@ class EmbeddedChain:
                 DEVNET_MNEMONIC, num_accounts=self.accounts, hd_path="m/44'/60'/0'/0"
             )
             backend.chain.gas_estimator = _one_shot_gas_estimate
-            self._w3 = Web3(EthereumTesterProvider(EthereumTester(backend)))
+            self._w3 = Web3(_LockedTesterProvider(EthereumTester(backend)))
         return self._w3
 
     def close(self) -> None:
         self._w3 = None
+
+
+class _LockedTesterProvider(EthereumTesterProvider):
+    """eth-tester is not thread-safe; the RPC bridge serves it from other threads."""
+
+    def __init__(self, tester: Any) -> None:
+        super().__init__(tester)
+        self._lock = threading.RLock()
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        with self._lock:
+            return super().make_request(method, params)
 
 
 def _one_shot_gas_estimate(state: Any, transaction: Any) -> int:

@@ -49,7 +49,15 @@ from fedchain.chain.records import (
 )
 from fedchain.chain.signing import LedgerDomain
 
-__all__ = ["LedgerEvent", "LedgerGateway", "LedgerPort", "RetryPolicy", "TxResult", "deploy"]
+__all__ = [
+    "LedgerEvent",
+    "LedgerGateway",
+    "LedgerPort",
+    "RetryPolicy",
+    "TxResult",
+    "deploy",
+    "revert_data",
+]
 
 _T = TypeVar("_T")
 _ZERO32 = b"\x00" * 32
@@ -99,6 +107,8 @@ class LedgerPort(Protocol):
 
     def participant(self, address: str) -> ParticipantRecord: ...
 
+    def direct_commitment(self, task_id: TaskId, round_id: RoundId, address: str) -> bytes: ...
+
     def open_round(self, task_id: TaskId, round_id: RoundId, parent: bytes) -> TxResult: ...
 
     def commit_round(
@@ -120,7 +130,7 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, requests.ConnectionError | requests.Timeout | TimeExhausted | OSError)
 
 
-def _revert_data(exc: Exception) -> bytes | None:
+def revert_data(exc: Exception) -> bytes | None:
     """The raw revert data of a failed call, from a node (web3) or from the embedded chain."""
     if isinstance(exc, ContractLogicError):
         data = exc.data
@@ -130,10 +140,12 @@ def _revert_data(exc: Exception) -> bytes | None:
             return bytes.fromhex(data[2:])
         return None
     # web3's eth-tester provider re-raises the embedded chain's revert as text; the original
-    # exception, with the raw bytes, is its context.
+    # exception, with the raw bytes (possibly wrapping py-evm's Revert), is its context.
     original = exc.__context__
     if isinstance(original, EthTesterTransactionFailed) and original.args:
         first = original.args[0]
+        if isinstance(first, Exception) and first.args:
+            first = first.args[0]
         if isinstance(first, bytes) and len(first) >= 4:
             return first
     return None
@@ -157,7 +169,7 @@ class _RevertDecoder:
                 self._errors[selector] = (item["name"], [i["name"] for i in item["inputs"]], types)
 
     def decode(self, exc: Exception) -> Exception:
-        raw = _revert_data(exc)
+        raw = revert_data(exc)
         if raw is None:
             return TransactionFailed(f"reverted: {exc}")
         known = self._errors.get(raw[:4])

@@ -33,7 +33,9 @@ DEFAULT_QUANTITY_ALPHA = 1.0
 # Label-skew draws tried before falling back to topping up small clients (see partition()).
 DIRICHLET_MAX_ATTEMPTS = 100
 
-_SCHEME_HELP = "use 'iid', 'dirichlet:ALPHA' or 'quantity[:ALPHA]' with ALPHA > 0, e.g. 'dirichlet:0.5'"
+_SCHEME_HELP = (
+    "use 'iid', 'dirichlet:ALPHA' or 'quantity[:ALPHA]' with ALPHA > 0, e.g. 'dirichlet:0.5'"
+)
 
 
 @dataclass(frozen=True)

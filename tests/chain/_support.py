@@ -177,6 +177,7 @@ class FlakyProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -211,7 +212,8 @@ class FlakyProxy:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        server = self._server
+        threading.Thread(target=lambda: server.serve_forever(0.05), daemon=True).start()
         return self
 
     def close(self) -> None:

@@ -1,0 +1,130 @@
+"""A run's artifacts: summary.json, ledger.json (every event read back), accuracy.png.
+
+The model store (``store/``) and ``final_model.safetensors`` are written during the run.
+summary.json's schema is documented in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedchain.chain.gateway import LedgerEvent
+from fedchain.settings import RunSettings
+from fedchain.strategy import RoundReport
+from fedchain.task import TaskSpec
+
+__all__ = ["RunRecord", "summary", "write_artifacts"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class RunRecord:
+    """Everything a run produced, in memory."""
+
+    settings: RunSettings
+    spec: TaskSpec
+    chain: dict[str, Any]
+    task_id: int | None
+    reports: list[RoundReport]
+    final_model_hash: str
+    events: list[LedgerEvent] = field(default_factory=list)
+
+
+def summary(record: RunRecord) -> dict[str, Any]:
+    """The summary.json document."""
+    rewards: dict[str, int] = defaultdict(int)
+    rounds = []
+    for report in record.reports:
+        participants = []
+        for p in report.participants:
+            entry = asdict(p)
+            entry["reward"] = str(p.reward)  # token amounts exceed JSON's safe integers
+            participants.append(entry)
+            if p.accepted and p.address:
+                rewards[p.address] += p.reward
+        rounds.append(
+            {
+                "round": report.round,
+                "parent_model_hash": report.parent_model_hash,
+                "global_model_hash": report.global_model_hash or None,
+                "committed": report.committed,
+                "failed_reason": report.failed_reason or None,
+                "accuracy": report.accuracy,
+                "loss": report.loss,
+                "gas_used": report.gas_used,
+                "tx_hash": report.tx_hash or None,
+                "seconds": round(report.seconds, 4),
+                "accepted": sum(p.accepted for p in report.participants),
+                "rejected": sum(not p.accepted and not p.absent for p in report.participants),
+                "absent": sum(p.absent for p in report.participants),
+                "participants": participants,
+            }
+        )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "chain": record.chain,
+        "task_id": record.task_id,
+        "spec_hash": "0x" + record.spec.spec_hash().hex(),
+        "spec": json.loads(record.spec.canonical()),
+        "settings": record.settings.to_run_config(),
+        "rounds": rounds,
+        "rewards": {address: str(amount) for address, amount in sorted(rewards.items())},
+        "final_model_hash": record.final_model_hash,
+    }
+
+
+def _events(record: RunRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "block": e.block_number,
+            "tx": e.tx_hash,
+            "log_index": e.log_index,
+            "event": e.name,
+            "args": {
+                k: str(v) if isinstance(v, int) and abs(v) > 2**53 else v for k, v in e.args.items()
+            },
+        }
+        for e in record.events
+    ]
+
+
+def _write_json(path: Path, document: Any) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def plot_accuracy(record: RunRecord, path: Path) -> None:
+    """Accuracy and loss on the holdout, per round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in record.reports if r.accuracy is not None]
+    rounds = [r.round for r in done]
+    fig, ax_acc = plt.subplots(figsize=(7, 4), dpi=110)
+    ax_acc.plot(rounds, [r.accuracy for r in done], marker="o", color="tab:blue", label="accuracy")
+    ax_acc.set_xlabel("round")
+    ax_acc.set_ylabel("holdout accuracy", color="tab:blue")
+    ax_loss = ax_acc.twinx()
+    ax_loss.plot(rounds, [r.loss for r in done], marker="s", color="tab:red", label="loss")
+    ax_loss.set_ylabel("holdout loss", color="tab:red")
+    ax_acc.set_title(f"{record.spec.dataset} · {record.spec.model} · {record.spec.strategy}")
+    ax_acc.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_artifacts(record: RunRecord, out: Path) -> None:
+    """Write summary.json, ledger.json and accuracy.png into ``out``."""
+    _write_json(out / "summary.json", summary(record))
+    _write_json(out / "ledger.json", _events(record))
+    plot_accuracy(record, out / "accuracy.png")

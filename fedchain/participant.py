@@ -1,0 +1,150 @@
+"""What a participant does each round: verify the global model, train, hash, sign, reply.
+
+The data and the key stay here; what leaves is the update, its metrics and the signed
+commitment. Used by the Flower handlers in client_app.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+
+from fedchain import keys
+from fedchain.chain.accounts import devnet_account, keystore_password, load_keystore
+from fedchain.chain.records import Commitment, RoundId, TaskId
+from fedchain.chain.signing import LedgerDomain, sign_commitment
+from fedchain.errors import FedchainError
+from fedchain.hashing import model_hash, to_hex
+from fedchain.settings import RunSettings
+from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
+from fedchain.workload import client_data, train_locally
+
+__all__ = ["ModelNotOnChainError", "participant_account", "train_reply"]
+
+log = logging.getLogger(__name__)
+
+#: Simulated participant p signs with DEVNET TEST key 1 + p (key 0 is the coordinator's).
+FIRST_PARTICIPANT_KEY = 1
+
+
+class ModelNotOnChainError(FedchainError, ValueError):
+    """The model received is not the global model the chain committed: training is refused."""
+
+
+@dataclass(frozen=True)
+class _LedgerView:
+    """What the train config says about the ledger, for this round."""
+
+    task_id: TaskId
+    round_id: RoundId
+    domain: LedgerDomain
+    rpc_url: str
+    direct: bool
+
+
+def participant_account(context: Context) -> LocalAccount:
+    """The participant's key: its keystore on a real node, a DEVNET TEST key in simulation."""
+    keystore = context.node_config.get(keys.NODE_KEYSTORE)
+    if keystore:
+        return _keystore_account(str(keystore))
+    partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
+    return devnet_account(FIRST_PARTICIPANT_KEY + partition_id)
+
+
+@cache
+def _keystore_account(path: str) -> LocalAccount:
+    return load_keystore(Path(path), keystore_password())
+
+
+def train_reply(message: Message, context: Context, settings: RunSettings) -> Message:
+    """Handle one train message: the reply carries arrays, metrics and the signed commitment."""
+    content = message.content
+    config = content.config_records[keys.RECORD_CONFIG]
+    weights = arrays_to_numpy(next(iter(content.array_records.values())))
+    received = model_hash(weights)
+    view = _ledger_view(config)
+    if view is not None:
+        _verify_on_chain(view, received, context)
+
+    partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
+    data = client_data(settings, partition_id)
+    server_round = int(config["server-round"])  # type: ignore[arg-type]
+    seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
+    mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
+    update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
+
+    records: dict[str, Any] = {
+        keys.RECORD_ARRAYS: numpy_to_arrays(update),
+        keys.RECORD_METRICS: MetricRecord(
+            {keys.METRIC_NUM_EXAMPLES: len(data), keys.METRIC_TRAIN_LOSS: float(loss)}
+        ),
+    }
+    if view is not None:
+        records[keys.RECORD_COMMITMENT] = _commit(view, model_hash(update), len(data), context)
+    return Message(RecordDict(records), reply_to=message)
+
+
+def _ledger_view(config: ConfigRecord) -> _LedgerView | None:
+    if keys.CONFIG_TASK_ID not in config:
+        return None  # a run without a ledger
+    return _LedgerView(
+        task_id=TaskId(int(config[keys.CONFIG_TASK_ID])),  # type: ignore[arg-type]
+        round_id=RoundId(int(config["server-round"])),  # type: ignore[arg-type]
+        domain=LedgerDomain(
+            int(config[keys.CONFIG_CHAIN_ID]),  # type: ignore[arg-type]
+            str(config[keys.CONFIG_LEDGER]),
+        ),
+        rpc_url=str(config[keys.CONFIG_RPC_URL]),
+        direct=bool(config.get(keys.CONFIG_DIRECT, False)),
+    )
+
+
+def _gateway(view: _LedgerView, context: Context, account: LocalAccount) -> Any:
+    # A real node reads its own RPC endpoint; a simulated one the URL the server gave.
+    from fedchain.chain.backends import RpcChain
+    from fedchain.chain.deployments import Deployment
+    from fedchain.chain.gateway import LedgerGateway
+
+    url = str(context.node_config.get(keys.NODE_RPC_URL) or view.rpc_url)
+    deployment = Deployment(
+        chain_id=view.domain.chain_id,
+        ledger=view.domain.verifying_contract,
+        token=view.domain.verifying_contract,  # the token is not used by a participant
+        block=0,
+        deployer="",
+        rpc_url=url,
+    )
+    return LedgerGateway(RpcChain(url).w3, deployment, account)
+
+
+def _verify_on_chain(view: _LedgerView, received: bytes, context: Context) -> None:
+    """Refuse to train on anything but the global model the chain holds for this task."""
+    account = participant_account(context)
+    head = _gateway(view, context, account).task(view.task_id).head_model_hash
+    if head != received:
+        raise ModelNotOnChainError(
+            f"refused: the model received hashes to {to_hex(received)}, but the chain's latest "
+            f"global model of task {view.task_id} is {to_hex(head)}"
+        )
+
+
+def _commit(view: _LedgerView, update_hash: bytes, examples: int, context: Context) -> ConfigRecord:
+    account = participant_account(context)
+    commitment = Commitment(view.task_id, view.round_id, update_hash, examples)
+    signed = sign_commitment(account, view.domain, commitment)
+    if view.direct:
+        _gateway(view, context, account).submit_commitment(commitment)
+    return ConfigRecord(
+        {
+            keys.COMMIT_PARTICIPANT: signed.participant,
+            keys.COMMIT_UPDATE_HASH: signed.commitment.update_hash,
+            keys.COMMIT_NUM_EXAMPLES: examples,
+            keys.COMMIT_SIGNATURE: signed.signature,
+        }
+    )

@@ -1,0 +1,38 @@
+"""Flower ServerApp: its main runs the federation with the ledger (fedchain.coordinator)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+
+from fedchain.artifacts import RunRecord
+from fedchain.coordinator import run_federation
+from fedchain.settings import RunSettings
+from fedchain.strategy import RoundReport
+
+__all__ = ["app", "make_server_app"]
+
+
+def make_server_app(
+    settings: RunSettings | None = None,
+    on_round: Callable[[RoundReport], None] | None = None,
+    on_done: Callable[[RunRecord], None] | None = None,
+) -> ServerApp:
+    """A ServerApp with fixed ``settings``, or (None) reading them from the run config."""
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        record = run_federation(
+            grid, settings or RunSettings.from_run_config(context.run_config), on_round
+        )
+        if on_done is not None:
+            on_done(record)
+
+    return server
+
+
+#: The app `flwr run .` loads (settings from [tool.flwr.app.config]).
+app = make_server_app()

@@ -1,0 +1,141 @@
+"""Run settings: one frozen value, its defaults, and the kebab-case keys of the Flower run config.
+
+The same settings reach the apps two ways: ``fedchain simulate`` builds them from its options,
+and ``flwr run .`` reads them from ``[tool.flwr.app.config]`` in pyproject.toml (a test checks
+that both carry the same defaults).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from fedchain.errors import FedchainError
+
+__all__ = [
+    "CHAIN_KINDS",
+    "STRATEGY_NAMES",
+    "RunSettings",
+    "SettingsError",
+]
+
+CHAIN_KINDS = ("embedded", "anvil", "rpc", "none")
+STRATEGY_NAMES = (
+    "fedavg",
+    "fedprox",
+    "fedadam",
+    "fedmedian",
+    "fedtrimmedavg",
+    "krum",
+    "multikrum",
+    "bulyan",
+)
+
+
+class SettingsError(FedchainError, ValueError):
+    """A run setting is missing, of the wrong type, or out of range."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run needs to know; the field ``num_rounds`` is ``num-server-rounds``."""
+
+    num_rounds: int = 10
+    num_clients: int = 10
+    dataset: str = "breast-cancer"
+    partition: str = "dirichlet:0.5"
+    model: str = "auto"
+    strategy: str = "fedavg"
+    local_epochs: int = 1
+    learning_rate: float = 0.05
+    batch_size: int = 16
+    proximal_mu: float = 0.0
+    fraction_train: float = 1.0
+    min_train_nodes: int = 2
+    seed: int = 0
+    chain: str = "embedded"
+    rpc_url: str = ""
+    deployment: str = ""
+    direct: bool = False
+    reward_per_round: int = 1000 * 10**18
+    out: str = "runs/latest"
+    holdout_fraction: float = 0.2
+    label_column: str = "label"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.num_rounds >= 1, "num-server-rounds must be >= 1"),
+            (self.num_clients >= 2, "num-clients must be >= 2"),
+            (self.local_epochs >= 1, "local-epochs must be >= 1"),
+            (self.learning_rate > 0, "learning-rate must be > 0"),
+            (self.batch_size >= 1, "batch-size must be >= 1"),
+            (self.proximal_mu >= 0, "proximal-mu must be >= 0"),
+            (0 < self.fraction_train <= 1, "fraction-train must lie in (0, 1]"),
+            (self.min_train_nodes >= 1, "min-train-nodes must be >= 1"),
+            (self.chain in CHAIN_KINDS, f"chain must be one of {', '.join(CHAIN_KINDS)}"),
+            (self.chain != "rpc" or bool(self.rpc_url), "chain rpc needs an rpc-url"),
+            (
+                self.strategy in STRATEGY_NAMES,
+                f"strategy must be one of {', '.join(STRATEGY_NAMES)}",
+            ),
+            (self.reward_per_round >= 0, "reward-per-round must be >= 0"),
+            (0 < self.holdout_fraction < 1, "holdout-fraction must lie in (0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(message)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out)
+
+    @property
+    def ledger_enabled(self) -> bool:
+        return self.chain != "none"
+
+    def with_changes(self, **changes: Any) -> RunSettings:
+        return replace(self, **changes)
+
+    def to_run_config(self) -> dict[str, Any]:
+        """The settings as a Flower run config (kebab-case keys; big ints as strings)."""
+        config: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            key = _key(name)
+            config[key] = str(value) if name == "reward_per_round" else value
+        return config
+
+    @classmethod
+    def from_run_config(cls, config: Mapping[str, Any]) -> RunSettings:
+        """Settings from a Flower run config; missing keys keep their defaults."""
+        values: dict[str, Any] = {}
+        known = {_key(f.name): f for f in fields(cls)}
+        for key, raw in config.items():
+            field = known.get(key)
+            if field is None:
+                continue
+            default = getattr(cls(), field.name)
+            values[field.name] = _coerce(key, raw, type(default))
+        return cls(**values)
+
+
+def _key(name: str) -> str:
+    return "num-server-rounds" if name == "num_rounds" else name.replace("_", "-")
+
+
+def _coerce(key: str, raw: Any, kind: type) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(raw, str):
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(raw)
+                return raw.lower() in ("true", "1")
+            return bool(raw)
+        if kind is int:
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)
+            return int(raw)
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"run config {key}={raw!r} is not a {kind.__name__}") from exc

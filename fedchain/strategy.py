@@ -1,0 +1,373 @@
+"""The ledger strategy: wraps any Flower strategy and records every round on chain.
+
+It overrides only what the ledger needs (the idiom of Flower's DP wrappers): ``configure_train``
+opens the round on chain and tells clients where to verify and what to sign; ``aggregate_train``
+checks every reply, drops bad ones with their reason, lets the wrapped strategy aggregate the
+valid ones, stores and evaluates the global model, and commits the round in one transaction.
+``Strategy.start`` is inherited, never copied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from fedchain import keys
+from fedchain.chain.gateway import LedgerPort
+from fedchain.chain.records import (
+    Commitment,
+    ParticipantStatus,
+    Reward,
+    RoundId,
+    RoundOutcome,
+    SignedCommitment,
+    TaskId,
+)
+from fedchain.chain.signing import recover_signer
+from fedchain.contribution.rewards import split_budget, to_fixed_point
+from fedchain.hashing import ModelHash, model_hash, to_hex
+from fedchain.store import ModelStore
+
+__all__ = [
+    "LedgerLink",
+    "LedgerStrategy",
+    "ParticipantOutcome",
+    "RoundReport",
+    "arrays_to_numpy",
+    "numpy_to_arrays",
+]
+
+log = logging.getLogger(__name__)
+
+Weights = dict[str, np.ndarray[Any, Any]]
+Evaluator = Callable[[Mapping[str, np.ndarray[Any, Any]]], tuple[float, float]]
+
+
+def arrays_to_numpy(arrays: ArrayRecord) -> Weights:
+    """An ArrayRecord as named numpy arrays (in the record's order)."""
+    return {name: array.numpy() for name, array in arrays.items()}
+
+
+def numpy_to_arrays(weights: Mapping[str, np.ndarray[Any, Any]]) -> ArrayRecord:
+    """Named numpy arrays as an ArrayRecord."""
+    from flwr.app import Array
+
+    return ArrayRecord({name: Array(np.ascontiguousarray(w)) for name, w in weights.items()})
+
+
+@dataclass(frozen=True)
+class LedgerLink:
+    """Where the strategy records: the ledger, the task, and what clients need to reach it."""
+
+    ledger: LedgerPort
+    task_id: TaskId
+    client_rpc_url: str
+    direct: bool = False
+
+
+@dataclass
+class ParticipantOutcome:
+    """What became of one sampled participant in one round."""
+
+    node_id: int
+    address: str = ""
+    update_hash: str = ""
+    num_examples: int = 0
+    accepted: bool = False
+    reason: str = ""
+    absent: bool = False
+    score: float = 0.0
+    reward: int = 0
+
+
+@dataclass
+class RoundReport:
+    """One round as it happened and as it was recorded."""
+
+    round: int
+    parent_model_hash: str
+    global_model_hash: str = ""
+    accuracy: float | None = None
+    loss: float | None = None
+    gas_used: int = 0
+    tx_hash: str = ""
+    seconds: float = 0.0
+    committed: bool = False
+    failed_reason: str = ""
+    participants: list[ParticipantOutcome] = field(default_factory=list)
+
+
+@dataclass
+class _Checked:
+    message: Message
+    outcome: ParticipantOutcome
+    signed: SignedCommitment | None = None
+    on_chain: bool = False  # submitted directly by the participant: not relayed again
+
+
+class LedgerStrategy(Strategy):
+    """Records each round of ``inner`` on the ledger (or, with ``link=None``, only checks)."""
+
+    def __init__(
+        self,
+        inner: Strategy,
+        *,
+        link: LedgerLink | None,
+        store: ModelStore,
+        evaluate: Evaluator,
+        template: Mapping[str, np.ndarray[Any, Any]],
+        reward_per_round: int,
+        min_accepted: int = 1,
+        on_round: Callable[[RoundReport], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.link = link
+        self.store = store
+        self.evaluate = evaluate
+        self.template = {name: (w.shape, w.dtype) for name, w in template.items()}
+        self.reward_per_round = reward_per_round
+        self.min_accepted = min_accepted
+        self.on_round = on_round
+        self.reports: list[RoundReport] = []
+        self._sampled: dict[int, list[int]] = {}
+        self._started: dict[int, float] = {}
+        self._parents: dict[int, ModelHash] = {}
+
+    # ------------------------------------------------------------------ training
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self._started[server_round] = time.perf_counter()
+        parent = model_hash(arrays_to_numpy(arrays))
+        self._parents[server_round] = parent
+        if self.link is not None:
+            link = self.link
+            link.ledger.open_round(link.task_id, RoundId(server_round), parent)
+            domain = link.ledger.domain
+            config[keys.CONFIG_TASK_ID] = int(link.task_id)
+            config[keys.CONFIG_CHAIN_ID] = domain.chain_id
+            config[keys.CONFIG_LEDGER] = domain.verifying_contract
+            config[keys.CONFIG_RPC_URL] = link.client_rpc_url
+            config[keys.CONFIG_DIRECT] = link.direct
+        config[keys.CONFIG_PARENT_HASH] = to_hex(parent)
+        messages = list(self.inner.configure_train(server_round, arrays, config, grid))
+        self._sampled[server_round] = [m.metadata.dst_node_id for m in messages]
+        return messages
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        report = RoundReport(server_round, to_hex(self._parents[server_round]))
+        checked = self._dedupe([self._check(server_round, reply) for reply in replies])
+        replied = {c.outcome.node_id for c in checked}
+        absent = [
+            ParticipantOutcome(node_id=n, absent=True, reason="no reply")
+            for n in self._sampled.get(server_round, [])
+            if n not in replied
+        ]
+        accepted = [c for c in checked if c.outcome.accepted]
+        report.participants = [c.outcome for c in checked] + absent
+        if len(accepted) < self.min_accepted:
+            return self._fail(report, f"{len(accepted)} valid updates, {self.min_accepted} needed")
+
+        arrays, metrics = self.inner.aggregate_train(server_round, [c.message for c in accepted])
+        if arrays is None:
+            return self._fail(report, f"{type(self.inner).__name__} produced no model")
+        weights = arrays_to_numpy(arrays)
+        global_hash = self.store.put(weights)
+        for c in accepted:  # every accepted update is kept, so anyone can recompute the round
+            self.store.put(arrays_to_numpy(next(iter(c.message.content.array_records.values()))))
+        accuracy, loss = self.evaluate(weights)
+        report.global_model_hash, report.accuracy, report.loss = to_hex(global_hash), accuracy, loss
+        self._reward(accepted)
+        if self.link is not None:
+            self._commit(server_round, global_hash, accepted, report)
+        self._finish(report)
+        return arrays, metrics
+
+    def _reward(self, accepted: list[_Checked]) -> None:
+        """Until contribution scoring lands: shares of the examples, as integer token amounts."""
+        total = sum(c.outcome.num_examples for c in accepted) or 1
+        scores = {c.outcome.address: c.outcome.num_examples / total for c in accepted}
+        amounts = split_budget(scores, self.reward_per_round)
+        for c in accepted:
+            c.outcome.score = scores[c.outcome.address]
+            c.outcome.reward = amounts[c.outcome.address]
+
+    def _commit(
+        self,
+        server_round: int,
+        global_hash: ModelHash,
+        accepted: list[_Checked],
+        report: RoundReport,
+    ) -> None:
+        assert self.link is not None
+        outcome = RoundOutcome(
+            global_model_hash=global_hash,
+            accuracy_ppm=round((report.accuracy or 0.0) * 1_000_000),
+            loss_ppm=round((report.loss or 0.0) * 1_000_000),
+        )
+        relayed = [c.signed for c in accepted if c.signed is not None and not c.on_chain]
+        rewards = [
+            Reward(c.outcome.address, to_fixed_point(c.outcome.score), c.outcome.reward)
+            for c in accepted
+        ]
+        result = self.link.ledger.commit_round(
+            self.link.task_id, RoundId(server_round), relayed, outcome, rewards
+        )
+        report.committed, report.gas_used, report.tx_hash = True, result.gas_used, result.tx_hash
+
+    def _fail(self, report: RoundReport, reason: str) -> tuple[None, None]:
+        log.warning("round %d failed: %s", report.round, reason)
+        report.failed_reason = reason
+        if self.link is not None:
+            result = self.link.ledger.fail_round(self.link.task_id, RoundId(report.round), reason)
+            report.gas_used, report.tx_hash = result.gas_used, result.tx_hash
+        self._finish(report)
+        return None, None
+
+    def _finish(self, report: RoundReport) -> None:
+        report.seconds = time.perf_counter() - self._started.get(report.round, time.perf_counter())
+        self.reports.append(report)
+        if self.on_round is not None:
+            self.on_round(report)
+
+    # ------------------------------------------------------------------ checks
+
+    def _check(self, server_round: int, reply: Message) -> _Checked:
+        outcome = ParticipantOutcome(node_id=reply.metadata.src_node_id)
+        checked = _Checked(reply, outcome)
+        try:
+            self._check_reply(server_round, checked)
+        except _Rejected as rejected:
+            outcome.accepted, outcome.reason = False, str(rejected)
+            log.warning(
+                "round %d: dropped the reply of node %d: %s",
+                server_round,
+                outcome.node_id,
+                rejected,
+            )
+        else:
+            outcome.accepted = True
+        return checked
+
+    def _check_reply(self, server_round: int, checked: _Checked) -> None:
+        reply, outcome = checked.message, checked.outcome
+        if reply.has_error():
+            raise _Rejected(f"client error: {reply.error.reason}")
+        content = reply.content
+        if len(content.array_records) != 1 or len(content.metric_records) != 1:
+            raise _Rejected("a reply needs exactly one ArrayRecord and one MetricRecord")
+        weights = arrays_to_numpy(next(iter(content.array_records.values())))
+        self._check_tensors(weights)
+        metrics = next(iter(content.metric_records.values()))
+        examples = metrics.get(keys.METRIC_NUM_EXAMPLES)
+        if not isinstance(examples, int) or examples <= 0:
+            raise _Rejected(f"metric {keys.METRIC_NUM_EXAMPLES} must be a positive integer")
+        update_hash = model_hash(weights)
+        outcome.update_hash, outcome.num_examples = to_hex(update_hash), examples
+        if self.link is None:
+            outcome.address = f"node-{outcome.node_id}"
+            return
+        self._check_commitment(server_round, checked, update_hash, examples)
+
+    def _check_tensors(self, weights: Mapping[str, np.ndarray[Any, Any]]) -> None:
+        if set(weights) != set(self.template):
+            missing = sorted(set(self.template) - set(weights))
+            extra = sorted(set(weights) - set(self.template))
+            raise _Rejected(f"tensor names differ from the model: missing {missing}, extra {extra}")
+        for name, w in weights.items():
+            shape, dtype = self.template[name]
+            if w.shape != shape or w.dtype != dtype:
+                raise _Rejected(
+                    f"tensor {name} is {w.dtype}{list(w.shape)}, the model's is {dtype}{list(shape)}"
+                )
+            if not np.isfinite(w).all():
+                raise _Rejected(f"tensor {name} holds NaN or infinite values")
+
+    def _check_commitment(
+        self, server_round: int, checked: _Checked, update_hash: bytes, examples: int
+    ) -> None:
+        assert self.link is not None
+        record = checked.message.content.config_records.get(keys.RECORD_COMMITMENT)
+        if record is None:
+            raise _Rejected("no signed commitment in the reply")
+        try:
+            participant = str(record[keys.COMMIT_PARTICIPANT])
+            claimed = bytes(record[keys.COMMIT_UPDATE_HASH])  # type: ignore[arg-type]
+            signature = bytes(record[keys.COMMIT_SIGNATURE])  # type: ignore[arg-type]
+            committed_examples = int(record[keys.COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _Rejected(f"malformed commitment: {exc}") from exc
+        checked.outcome.address = participant
+        if claimed != update_hash:
+            raise _Rejected(
+                f"update hash mismatch: committed {to_hex(claimed)}, arrays hash to "
+                f"{to_hex(update_hash)}"
+            )
+        if committed_examples != examples:
+            raise _Rejected(f"committed {committed_examples} examples, reported {examples}")
+        try:
+            commitment = Commitment(self.link.task_id, RoundId(server_round), claimed, examples)
+            signed = SignedCommitment(commitment, participant, signature)
+            signer = recover_signer(self.link.ledger.domain, signed)
+        except (ValueError, TypeError) as exc:
+            raise _Rejected(f"bad signature: {exc}") from exc
+        if signer.lower() != participant.lower():
+            raise _Rejected(f"signature is by {signer}, not by {participant}")
+        status = self.link.ledger.participant(participant).status
+        if status != ParticipantStatus.ACTIVE:
+            raise _Rejected(f"{participant} is {status.name.lower()}, not an active participant")
+        checked.signed = signed
+        if self.link.direct:
+            self._check_direct(server_round, checked, claimed)
+
+    def _check_direct(self, server_round: int, checked: _Checked, claimed: bytes) -> None:
+        assert self.link is not None
+        held = self.link.ledger.direct_commitment(
+            self.link.task_id, RoundId(server_round), checked.outcome.address
+        )
+        if held == claimed:
+            checked.on_chain = True
+        elif held != b"\x00" * 32:
+            raise _Rejected(f"a different commitment {to_hex(held)} is on chain for this round")
+
+    @staticmethod
+    def _dedupe(checked: list[_Checked]) -> list[_Checked]:
+        seen: set[str] = set()
+        for c in checked:
+            who = c.outcome.address.lower()
+            if c.outcome.accepted and who in seen:
+                c.outcome.accepted, c.outcome.reason = False, "second reply of this participant"
+            seen.add(who)
+        return checked
+
+    # ------------------------------------------------------------------ delegated
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return self.inner.configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        return self.inner.aggregate_evaluate(server_round, replies)
+
+    def summary(self) -> None:
+        log.info("LedgerStrategy around %s", type(self.inner).__name__)
+        self.inner.summary()
+
+
+class _Rejected(Exception):
+    """A reply fails a check; the message is the reason recorded."""

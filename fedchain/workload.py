@@ -1,0 +1,137 @@
+"""The ML of a run, derived from its settings: data, holdout, partitions, model, train, evaluate.
+
+Server and clients call the same functions, so a client's partition, its preprocessing and the
+model it trains are exactly those the task spec names. No Flower and no chain here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedchain.ml.data import Dataset, dataset_hash, load_dataset, split_holdout
+from fedchain.ml.models import CNN, MLP, build_model
+from fedchain.ml.partition import partition
+from fedchain.ml.preprocess import preprocess_local
+from fedchain.ml.training import evaluate, train
+from fedchain.ml.weights import get_weights, set_weights
+from fedchain.settings import RunSettings
+
+__all__ = [
+    "Holdout",
+    "client_data",
+    "evaluate_weights",
+    "holdout",
+    "initial_weights",
+    "model_name",
+    "train_locally",
+]
+
+Weights = dict[str, np.ndarray[Any, Any]]
+
+# One process trains one client at a time; more threads only fight over the 2 cores.
+_TORCH_THREADS = 1
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The server's holdout set, preprocessed with its own statistics, and its hash."""
+
+    data: Dataset
+    data_hash: bytes
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+
+@cache
+def _dataset(spec: str, label_column: str) -> Dataset:
+    return load_dataset(spec, label_column=label_column)
+
+
+@cache
+def _split(spec: str, label_column: str, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    return split_holdout(_dataset(spec, label_column), fraction, seed)
+
+
+def holdout(settings: RunSettings) -> Holdout:
+    """The holdout the server evaluates on; its hash goes into the task spec."""
+    _, raw = _split(
+        settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed
+    )
+    return Holdout(preprocess_local(raw), dataset_hash(raw), raw.num_classes, raw.input_shape)
+
+
+@cache
+def _client_data(settings: RunSettings, partition_id: int) -> Dataset:
+    train_part, _ = _split(
+        settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed
+    )
+    parts = partition(train_part.labels, settings.num_clients, settings.partition, settings.seed)
+    return preprocess_local(train_part.subset(parts[partition_id]))
+
+
+def client_data(settings: RunSettings, partition_id: int) -> Dataset:
+    """Simulated client ``partition_id``'s training data, preprocessed with its own statistics."""
+    if not 0 <= partition_id < settings.num_clients:
+        raise ValueError(f"partition id {partition_id} outside 0..{settings.num_clients - 1}")
+    return _client_data(settings, partition_id)
+
+
+def model_name(settings: RunSettings, input_shape: tuple[int, ...]) -> str:
+    """The model the settings name; ``auto`` is the CNN for images, the MLP for tables."""
+    if settings.model != "auto":
+        return settings.model
+    return CNN if len(input_shape) == 3 else MLP
+
+
+def _model(
+    settings: RunSettings, input_shape: tuple[int, ...], num_classes: int
+) -> torch.nn.Module:
+    torch.set_num_threads(_TORCH_THREADS)
+    return build_model(model_name(settings, input_shape), input_shape, num_classes, settings.seed)
+
+
+def initial_weights(
+    settings: RunSettings, input_shape: tuple[int, ...], num_classes: int
+) -> Weights:
+    """The initial global model: deterministic for the seed."""
+    return dict(get_weights(_model(settings, input_shape, num_classes)))
+
+
+def train_locally(
+    settings: RunSettings,
+    data: Dataset,
+    weights: Mapping[str, np.ndarray[Any, Any]],
+    *,
+    seed: int,
+    proximal_mu: float = 0.0,
+) -> tuple[Weights, float]:
+    """Train the global ``weights`` on ``data``; returns the update and the last epoch's loss."""
+    model = _model(settings, data.input_shape, data.num_classes)
+    set_weights(model, weights)
+    result = train(
+        model,
+        data.features,
+        data.labels,
+        epochs=settings.local_epochs,
+        lr=settings.learning_rate,
+        batch_size=settings.batch_size,
+        seed=seed,
+        proximal_mu=proximal_mu,
+    )
+    return dict(get_weights(model)), result.loss
+
+
+def evaluate_weights(
+    settings: RunSettings, data: Dataset, weights: Mapping[str, np.ndarray[Any, Any]]
+) -> tuple[float, float]:
+    """Accuracy and mean loss of ``weights`` on ``data``."""
+    model = _model(settings, data.input_shape, data.num_classes)
+    set_weights(model, weights)
+    result = evaluate(model, data.features, data.labels)
+    return result.accuracy, result.loss

@@ -1,0 +1,90 @@
+"""A real local node: anvil keeps the ledger across a restart; an absent node is reported clearly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from fedchain.chain.backends import AnvilChain, RpcChain, free_port
+from fedchain.chain.errors import ChainUnreachable, LedgerRoundOutOfOrder
+from fedchain.chain.gateway import LedgerGateway, deploy
+from fedchain.chain.records import RoundId, RoundRecord, RoundState
+
+from ._support import Federation, h
+
+
+@pytest.fixture
+def anvil(anvil_binary: Path, tmp_path: Path) -> Iterator[AnvilChain]:
+    chain = AnvilChain(state_file=tmp_path / "state.json").start()
+    yield chain
+    chain.close()
+
+
+@pytest.mark.anvil
+def test_anvil_state_file_keeps_the_ledger_across_a_restart(
+    anvil: AnvilChain, accounts: list[LocalAccount]
+) -> None:
+    # Prepare: a task with a committed round on a first anvil
+    coordinator, alice = accounts[0], accounts[1]
+    fed = Federation(deploy(anvil.w3, coordinator))
+    task_id = fed.task(funding=1_000)
+    fed.register(alice)
+    fed.open(task_id, 1)
+    fed.commit(task_id, 1, [alice], model="g1", rewards={alice.address: 30})
+    deployment, before = fed.gw.deployment, fed.gw.events()
+    state_file = anvil.state_file
+    assert state_file is not None
+
+    # Execute: stop it (state dumped), start a new anvil on the same state file
+    anvil.close()
+    restarted = AnvilChain(state_file=state_file).start()
+    try:
+        gateway = LedgerGateway(restarted.w3, deployment, coordinator)
+        task = gateway.task(task_id)
+        round_1 = gateway.round(task_id, RoundId(1))
+        owed = gateway.owed(alice.address)
+        after = gateway.events()
+    finally:
+        restarted.close()
+
+    # Assert
+    assert state_file.stat().st_size > 0
+    assert task.spec_hash == h("spec")
+    assert task.head_model_hash == h("g1")
+    assert task.last_round == 1
+    assert round_1 == RoundRecord(RoundState.COMMITTED, 0, 1, h("init"), h("g1"))
+    assert owed == 30
+    assert after == before
+
+
+@pytest.mark.anvil
+def test_reverts_on_anvil_are_typed(anvil: AnvilChain, accounts: list[LocalAccount]) -> None:
+    # Prepare
+    fed = Federation(deploy(anvil.w3, accounts[0]))
+    task_id = fed.task(funding=0)
+
+    # Execute
+    with pytest.raises(LedgerRoundOutOfOrder) as caught:
+        fed.gw.open_round(task_id, RoundId(3), h("init"))
+
+    # Assert
+    assert caught.value.arguments == {"taskId": task_id, "expected": 1, "got": 3}
+
+
+def test_rpc_chain_without_a_node_says_how_to_start_one() -> None:
+    # Prepare
+    url = f"http://127.0.0.1:{free_port()}"
+
+    # Execute
+    with pytest.raises(ChainUnreachable) as caught:
+        RpcChain(url).w3  # noqa: B018 - the property connects
+
+    # Assert
+    message = str(caught.value)
+    assert url in message
+    assert "`fedchain devnet`" in message
+    assert caught.value.url == url
+    assert isinstance(caught.value, ConnectionError)

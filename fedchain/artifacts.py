@@ -107,14 +107,16 @@ def plot_accuracy(record: RunRecord, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [r for r in record.reports if r.accuracy is not None]
+    done = [r for r in record.reports if r.accuracy is not None and r.loss is not None]
     rounds = [r.round for r in done]
+    accuracy = [float(r.accuracy or 0.0) for r in done]
+    loss = [float(r.loss or 0.0) for r in done]
     fig, ax_acc = plt.subplots(figsize=(7, 4), dpi=110)
-    ax_acc.plot(rounds, [r.accuracy for r in done], marker="o", color="tab:blue", label="accuracy")
+    ax_acc.plot(rounds, accuracy, marker="o", color="tab:blue", label="accuracy")
     ax_acc.set_xlabel("round")
     ax_acc.set_ylabel("holdout accuracy", color="tab:blue")
     ax_loss = ax_acc.twinx()
-    ax_loss.plot(rounds, [r.loss for r in done], marker="s", color="tab:red", label="loss")
+    ax_loss.plot(rounds, loss, marker="s", color="tab:red", label="loss")
     ax_loss.set_ylabel("holdout loss", color="tab:red")
     ax_acc.set_title(f"{record.spec.dataset} · {record.spec.model} · {record.spec.strategy}")
     ax_acc.grid(alpha=0.3)

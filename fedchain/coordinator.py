@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,10 @@ def open_chain(settings: RunSettings) -> Iterator[ChainSession | None]:
 def _connect(settings: RunSettings) -> ChainSession:
     coordinator = _coordinator_key()
     if settings.chain == "embedded":
-        embedded = EmbeddedChain()
+        journal = settings.out_dir / "chain"
+        if journal.exists():
+            shutil.rmtree(journal)  # a new run starts a new chain
+        embedded = EmbeddedChain(journal=journal)
         gateway = deploy(embedded.w3, coordinator)
         bridge = RpcBridge(embedded.w3)
         return ChainSession(embedded, gateway, bridge.url, bridge)

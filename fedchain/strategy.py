@@ -175,7 +175,11 @@ class LedgerStrategy(Strategy):
             for n in self._sampled.get(server_round, [])
             if n not in replied
         ]
-        accepted = [c for c in checked if c.outcome.accepted]
+        # Replies arrive in whatever order the network delivers them; aggregating in a canonical
+        # order (by update hash) makes the global model bit-exact for anyone who recomputes it.
+        accepted = sorted(
+            (c for c in checked if c.outcome.accepted), key=lambda c: c.outcome.update_hash
+        )
         report.participants = [c.outcome for c in checked] + absent
         if len(accepted) < self.min_accepted:
             return self._fail(report, f"{len(accepted)} valid updates, {self.min_accepted} needed")
@@ -289,9 +293,8 @@ class LedgerStrategy(Strategy):
         for name, w in weights.items():
             shape, dtype = self.template[name]
             if w.shape != shape or w.dtype != dtype:
-                raise _Rejected(
-                    f"tensor {name} is {w.dtype}{list(w.shape)}, the model's is {dtype}{list(shape)}"
-                )
+                given, expected = f"{w.dtype}{list(w.shape)}", f"{dtype}{list(shape)}"
+                raise _Rejected(f"tensor {name} is {given}, the model's is {expected}")
             if not np.isfinite(w).all():
                 raise _Rejected(f"tensor {name} holds NaN or infinite values")
 

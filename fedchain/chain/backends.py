@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import socket
@@ -31,6 +33,7 @@ __all__ = [
 
 ANVIL_ENV = "FEDCHAIN_ANVIL"
 _EMBEDDED_ACCOUNTS = 10
+_HD_PATH = "m/44'/60'/0'/0"
 _RPC_TIMEOUT_S = 10.0
 
 
@@ -48,14 +51,25 @@ class ChainBackend(Protocol):
     def close(self) -> None: ...
 
 
+#: Fixed genesis time: with deterministic block times and randomness, the same transactions give
+#: the same block hashes, so a saved embedded chain can be re-executed and checked.
+GENESIS_TIMESTAMP = 1_700_000_000
+BLOCK_INTERVAL_S = 12
+JOURNAL_FILE = "blocks.jsonl"
+
+
 @dataclass
 class EmbeddedChain:
     """py-evm through eth-tester, in this process: nothing to start, gone when the process ends.
 
-    Genesis funds the first DEVNET TEST accounts of the public test mnemonic.
+    Genesis funds the first DEVNET TEST accounts of the public test mnemonic. Blocks are
+    deterministic (fixed genesis time, 12 s per block, prevrandao derived from the parent), and
+    with ``journal`` every transaction is appended, as executed, to ``journal/blocks.jsonl``
+    with its block's number and hash, so :meth:`replay` can rebuild and check the chain later.
     """
 
     accounts: int = _EMBEDDED_ACCOUNTS
+    journal: Path | None = None
     kind: str = "embedded"
     _w3: Web3 | None = field(default=None, repr=False)
 
@@ -66,29 +80,101 @@ class EmbeddedChain:
     @property
     def w3(self) -> Web3:
         if self._w3 is None:
-            from eth_tester import EthereumTester, PyEVMBackend
+            from eth_tester import EthereumTester
 
-            backend = PyEVMBackend.from_mnemonic(
-                DEVNET_MNEMONIC, num_accounts=self.accounts, hd_path="m/44'/60'/0'/0"
-            )
+            backend = _deterministic_backend(self.accounts)
             backend.chain.gas_estimator = _one_shot_gas_estimate
-            self._w3 = Web3(_LockedTesterProvider(EthereumTester(backend)))
+            if self.journal is not None:
+                self.journal.mkdir(parents=True, exist_ok=True)
+                (self.journal / JOURNAL_FILE).touch()
+            self._w3 = Web3(_LockedTesterProvider(EthereumTester(backend), self.journal))
         return self._w3
 
     def close(self) -> None:
         self._w3 = None
 
+    @classmethod
+    def replay(cls, journal: Path, accounts: int = _EMBEDDED_ACCOUNTS) -> EmbeddedChain:
+        """Rebuild a journaled chain by re-executing its transactions; check every block hash."""
+        path = journal / JOURNAL_FILE
+        if not path.exists():
+            raise ChainError(f"no saved chain at {journal}: expected {JOURNAL_FILE} there")
+        chain = cls(accounts=accounts)
+        w3 = chain.w3
+        for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+            try:
+                entry = json.loads(line)
+                w3.eth.send_raw_transaction(entry["tx"])
+            except Exception as exc:  # any failure to re-execute means the file was altered
+                raise ChainError(
+                    f"saved chain {journal} does not re-execute at line {line_no}: {exc}"
+                ) from exc
+            block = w3.eth.get_block("latest")
+            if block["number"] != entry["number"] or _hex(block["hash"]) != entry["hash"]:
+                raise ChainError(
+                    f"saved chain {journal} does not re-execute: block {entry['number']} "
+                    f"(line {line_no}) hashes to {_hex(block['hash'])}, saved "
+                    f"{entry['hash']}: the saved chain was altered"
+                )
+        return chain
+
+
+def _hex(value: Any) -> str:
+    """0x-hex of bytes or of a hex string (eth-tester returns either)."""
+    if isinstance(value, str):
+        return value if value.startswith("0x") else "0x" + value
+    return "0x" + bytes(value).hex()
+
+
+def _deterministic_backend(accounts: int) -> Any:
+    from eth_tester import PyEVMBackend
+
+    class _DeterministicBackend(PyEVMBackend):  # type: ignore[misc]
+        def mine_blocks(self, num_blocks: int = 1, coinbase: Any = None) -> Any:
+            hashes = []
+            for _ in range(num_blocks):
+                parent = self.chain.get_canonical_head()
+                pending = self.chain.header
+                self.chain.header = pending.copy(
+                    timestamp=parent.timestamp + BLOCK_INTERVAL_S,
+                    mix_hash=hashlib.sha256(parent.hash).digest(),
+                )
+                block = self.chain.mine_block(mix_hash=self.chain.header.mix_hash)
+                hashes.append(block.hash)
+            return tuple(hashes)
+
+    params = PyEVMBackend.generate_genesis_params(overrides={"timestamp": GENESIS_TIMESTAMP})
+    state = PyEVMBackend.generate_genesis_state(
+        mnemonic=DEVNET_MNEMONIC, num_accounts=accounts, hd_path=_HD_PATH
+    )
+    return _DeterministicBackend(
+        genesis_parameters=params, genesis_state=state, mnemonic=DEVNET_MNEMONIC, hd_path=_HD_PATH
+    )
+
 
 class _LockedTesterProvider(EthereumTesterProvider):
-    """eth-tester is not thread-safe; the RPC bridge serves it from other threads."""
+    """Serialises requests (eth-tester is not thread-safe and the RPC bridge serves it from other
+    threads) and journals every transaction the chain executed."""
 
-    def __init__(self, tester: Any) -> None:
+    def __init__(self, tester: Any, journal: Path | None) -> None:
         super().__init__(tester)
+        self._tester = tester
         self._lock = threading.RLock()
+        self._journal = journal / JOURNAL_FILE if journal is not None else None
 
     def make_request(self, method: Any, params: Any) -> Any:
         with self._lock:
-            return super().make_request(method, params)
+            response = super().make_request(method, params)
+            if method == "eth_sendRawTransaction" and self._journal is not None:
+                self._record(params[0])
+            return response
+
+    def _record(self, raw: Any) -> None:
+        block = self._tester.get_block_by_number("latest")
+        tx = raw if isinstance(raw, str) else "0x" + bytes(raw).hex()
+        entry = {"number": int(block["number"]), "hash": _hex(block["hash"]), "tx": tx}
+        with self._journal.open("a") as handle:  # type: ignore[union-attr]
+            handle.write(json.dumps(entry) + "\n")
 
 
 def _one_shot_gas_estimate(state: Any, transaction: Any) -> int:
@@ -144,6 +230,8 @@ def find_anvil() -> Path:
     """The anvil binary: ``$FEDCHAIN_ANVIL``, then PATH, then the npm package in a checkout."""
     override = os.environ.get(ANVIL_ENV)
     if override:
+        if not Path(override).is_file():
+            raise ChainError(f"{ANVIL_ENV}={override} is not a file: point it at the anvil binary")
         return Path(override)
     on_path = shutil.which("anvil")
     if on_path:

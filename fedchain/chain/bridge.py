@@ -116,7 +116,7 @@ class RpcBridge:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: requests are not logged."""
 
         return Handler

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import requests
 from eth_abi.abi import decode as abi_decode
@@ -20,15 +20,21 @@ from eth_tester.exceptions import TransactionFailed as EthTesterTransactionFaile
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.exceptions import (
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3RPCError,
+)
 
 from fedchain.chain._artifacts import load_artifact
 from fedchain.chain.deployments import Deployment
 from fedchain.chain.errors import (
     REVERT_ERRORS,
+    ChainError,
     ChainUnreachable,
     ContractRevert,
     DeploymentError,
@@ -176,7 +182,10 @@ class _RevertDecoder:
         if known is None:
             return TransactionFailed(f"reverted with unknown data 0x{raw.hex()}: {exc}")
         name, names, types = known
-        values = abi_decode(types, raw[4:])
+        values = [
+            to_checksum_address(v) if t == "address" else v
+            for t, v in zip(types, abi_decode(types, raw[4:]), strict=True)
+        ]
         cls = REVERT_ERRORS.get(name) or type(name, (ContractRevert,), {"fields": tuple(names)})
         error: Exception = cls(**dict(zip(names, values, strict=True)))
         return error
@@ -196,6 +205,7 @@ class LedgerGateway:
         self.deployment = deployment
         self.account = account
         self.retry = retry or RetryPolicy()
+        _retry_each_request(w3, self.retry)
         ledger_abi = load_artifact("Ledger")["abi"]
         token_abi = load_artifact("DevToken")["abi"]
         self.ledger: Contract = w3.eth.contract(address=_address(deployment.ledger), abi=ledger_abi)
@@ -316,13 +326,16 @@ class LedgerGateway:
             spec_hash, initial_model_hash, _address(token or self.token.address), reward_per_round
         )
         result = self._send(call)
-        receipt = self.w3.eth.get_transaction_receipt(result.tx_hash)  # type: ignore[arg-type]
+        receipt = self._rpc(lambda: self.w3.eth.get_transaction_receipt(HexBytes(result.tx_hash)))
         (event,) = self.ledger.events.TaskCreated().process_receipt(receipt)
         return TaskId(int(event["args"]["taskId"])), result
 
     def fund_task(self, task_id: TaskId, amount: int) -> TxResult:
         """Approve the ledger for ``amount`` of the task's token, then move it into the pool."""
-        token = self.w3.eth.contract(address=_address(self.task(task_id).token), abi=self.token.abi)
+        task = self.task(task_id)
+        if task.spec_hash == _ZERO32:  # refuse before the approve costs gas
+            raise REVERT_ERRORS["LedgerTaskUnknown"](taskId=task_id)
+        token = self.w3.eth.contract(address=_address(task.token), abi=self.token.abi)
         self._send(token.functions.approve(self.ledger.address, amount))
         return self._send(self.ledger.functions.fundTask(task_id, amount))
 
@@ -423,21 +436,21 @@ class LedgerGateway:
     # ------------------------------------------------------------------ plumbing
 
     def _rpc(self, fn: Callable[[], _T]) -> _T:
-        """Run a read, retrying transient failures with exponential back-off."""
-        delay = self.retry.first_delay_s
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                return fn()
-            except Exception as exc:
-                if _is_revert(exc):
-                    raise self._decoder.decode(exc) from exc
-                if not _is_transient(exc):
-                    raise
-                if attempt == self.retry.attempts:
-                    raise ChainUnreachable(self._url(), exc) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, self.retry.max_delay_s)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Run chain calls; reverts become typed errors, a dead link ChainUnreachable.
+
+        Transient failures are retried per JSON-RPC request by the provider (see
+        :func:`_retry_each_request`), so a multi-request call never restarts from scratch.
+        """
+        try:
+            return fn()
+        except ChainError:
+            raise
+        except Exception as exc:
+            if _is_revert(exc):
+                raise self._decoder.decode(exc) from exc
+            if _is_transient(exc):
+                raise ChainUnreachable(self._url(), exc) from exc
+            raise
 
     def _url(self) -> str:
         provider = self.w3.provider
@@ -445,14 +458,21 @@ class LedgerGateway:
 
     def _send(self, call: ContractFunction) -> TxResult:
         sender = self.account.address
-        params: Any = {"from": sender, "nonce": self._nonce()}
-        tx = self._rpc(lambda: call.build_transaction(params))
+        nonce = self._nonce()
+        gas = self._rpc(lambda: call.estimate_gas({"from": sender}))
+        params: Any = {"from": sender, "nonce": nonce, "gas": gas, **self._fees()}
+        params["chainId"] = self.deployment.chain_id
+        tx = self._rpc(lambda: call.build_transaction(params))  # every field given: no RPC
         return self._send_tx(dict(tx))
 
     def _nonce(self) -> int:
         return int(
             self._rpc(lambda: self.w3.eth.get_transaction_count(self.account.address, "pending"))
         )
+
+    def _fees(self) -> dict[str, int]:
+        base = int(self._rpc(lambda: self.w3.eth.get_block("latest"))["baseFeePerGas"])
+        return {"maxPriorityFeePerGas": 1, "maxFeePerGas": 2 * base + 1}
 
     def _send_tx(self, tx: dict[str, Any]) -> TxResult:
         tx.setdefault("from", self.account.address)
@@ -461,19 +481,17 @@ class LedgerGateway:
         if "gas" not in tx:
             tx["gas"] = self._rpc(lambda: self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
         if "maxFeePerGas" not in tx and "gasPrice" not in tx:
-            base = self._rpc(lambda: self.w3.eth.get_block("latest"))["baseFeePerGas"]
-            tx["maxPriorityFeePerGas"] = 1
-            tx["maxFeePerGas"] = 2 * base + 1
+            tx.update(self._fees())
         signed = self.account.sign_transaction(tx)
-        tx_hash = bytes(signed.hash)
-        self._rpc(lambda: self._send_raw(signed.raw_transaction))
+        tx_hash = HexBytes(signed.hash)
+        self._rpc(lambda: self._send_raw(signed.raw_transaction, tx_hash))
         receipt = self._rpc(
             lambda: self.w3.eth.wait_for_transaction_receipt(
-                HexBytes(tx_hash), timeout=self.retry.receipt_timeout_s
+                tx_hash, timeout=self.retry.receipt_timeout_s
             )
         )
         result = TxResult(
-            "0x" + tx_hash.hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"])
+            "0x" + bytes(tx_hash).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"])
         )
         if receipt["status"] != 1:
             raise TransactionFailed(
@@ -481,24 +499,68 @@ class LedgerGateway:
             )
         return result
 
-    def _send_raw(self, raw: bytes) -> None:
+    def _send_raw(self, raw: bytes, tx_hash: HexBytes) -> None:
         try:
             self.w3.eth.send_raw_transaction(raw)
         except (Web3RPCError, ValueError) as exc:
-            # A resend after a lost answer: the node has this very transaction already.
-            if not any(marker in str(exc).lower() for marker in _ALREADY_SENT):
+            text = str(exc).lower()
+            if not any(marker in text for marker in _ALREADY_SENT):
                 raise
+            # "Already known" after a lost answer: the node has this very transaction. But a
+            # nonce can also have gone to another transaction of the same key: check which.
+            if "nonce too low" in text and self._lookup(tx_hash) is None:
+                raise TransactionFailed(
+                    f"nonce {self._nonce()} of {self.account.address} was used by another "
+                    "transaction (is another process signing with this key?): send again"
+                ) from exc
+
+    def _lookup(self, tx_hash: HexBytes) -> Any:
+        try:
+            return self.w3.eth.get_transaction(tx_hash)
+        except TransactionNotFound:
+            return None
+
+
+def _retry_each_request(w3: Web3, policy: RetryPolicy) -> None:
+    """Make an HTTP provider retry each JSON-RPC request on transient failures (once installed).
+
+    web3's own retry (5 tries on a few methods) is switched off, so ``policy`` is the only layer.
+    """
+    provider = w3.provider
+    if not isinstance(provider, HTTPProvider) or getattr(provider, "_fedchain_retry", False):
+        return
+    cast(Any, provider).exception_retry_configuration = None  # web3's own retry off
+    send = provider._make_request
+
+    def make_request(method: Any, params: Any) -> Any:
+        delay = policy.first_delay_s
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                return send(method, params)
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise
+                if attempt == policy.attempts:
+                    raise ChainUnreachable(str(provider.endpoint_uri), exc) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, policy.max_delay_s)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    vars(provider)["_make_request"] = make_request  # the instance's hook shadows the method
+    vars(provider)["_fedchain_retry"] = True
 
 
 def deploy(
     w3: Web3, deployer: LocalAccount, token_supply: int = 10**27, retry: RetryPolicy | None = None
 ) -> LedgerGateway:
     """Deploy the dev reward token and the Ledger; ``deployer`` becomes admin and coordinator."""
+    _retry_each_request(w3, retry or RetryPolicy())
     chain_id = int(w3.eth.chain_id)
     block = int(w3.eth.block_number)
     token = _deploy_contract(w3, deployer, "DevToken", chain_id, deployer.address, token_supply)
     ledger = _deploy_contract(w3, deployer, "Ledger", chain_id, deployer.address)
-    deployment = Deployment(chain_id, ledger, token, block + 1, deployer.address)
+    url = getattr(w3.provider, "endpoint_uri", None)
+    deployment = Deployment(chain_id, ledger, token, block + 1, deployer.address, url and str(url))
     return LedgerGateway(w3, deployment, deployer, retry)
 
 

@@ -378,7 +378,7 @@ def split_holdout(
     in_holdout = np.zeros(len(dataset), dtype=bool)
     for label in np.unique(dataset.labels):
         members = rng.permutation(np.flatnonzero(dataset.labels == label))
-        in_holdout[members[: int(math.floor(fraction * members.size + 0.5))]] = True
+        in_holdout[members[: math.floor(fraction * members.size + 0.5)]] = True
     if in_holdout.all() or not in_holdout.any():
         raise DatasetError(
             f"dataset {dataset.name!r} with {len(dataset)} examples is too small for a holdout "

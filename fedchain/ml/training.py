@@ -68,6 +68,7 @@ def train(
     model: nn.Module,
     features: ArrayLike,
     labels: ArrayLike,
+    *,
     epochs: int,
     lr: float,
     batch_size: int,

@@ -1,4 +1,4 @@
-"""Fixtures of the chain tests: one embedded chain and one deployment per module, rewound per test."""
+"""Chain test fixtures: one embedded chain and deployment per module, rewound after each test."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def deployed(embedded: EmbeddedChain, coordinator: LocalAccount) -> LedgerGatewa
 
 @pytest.fixture
 def gw(embedded: EmbeddedChain, deployed: LedgerGateway) -> Iterator[LedgerGateway]:
-    """The coordinator's gateway on a freshly deployed ledger: the chain is rewound after each test."""
+    """The coordinator's gateway on a fresh ledger: the chain is rewound after each test."""
     snapshot = embedded.w3.testing.snapshot()
     yield deployed
     embedded.w3.testing.revert(snapshot)

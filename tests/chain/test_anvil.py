@@ -1,4 +1,4 @@
-"""A real local node: anvil keeps the ledger across a restart; an absent node is reported clearly."""
+"""A real local node: anvil keeps the ledger across a restart; an absent node is reported."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from fedchain.chain.backends import AnvilChain, RpcChain, free_port
-from fedchain.chain.errors import ChainUnreachable, LedgerRoundOutOfOrder
+from fedchain.chain.backends import ANVIL_ENV, AnvilChain, RpcChain, find_anvil, free_port
+from fedchain.chain.errors import ChainError, ChainUnreachable, LedgerRoundOutOfOrder
 from fedchain.chain.gateway import LedgerGateway, deploy
 from fedchain.chain.records import RoundId, RoundRecord, RoundState
 
@@ -21,6 +21,35 @@ def anvil(anvil_binary: Path, tmp_path: Path) -> Iterator[AnvilChain]:
     chain = AnvilChain(state_file=tmp_path / "state.json").start()
     yield chain
     chain.close()
+
+
+@pytest.mark.anvil
+def test_anvil_binary_is_installed() -> None:
+    # Execute: a missing anvil fails here with find_anvil's advice, it is never skipped
+    try:
+        binary = find_anvil()
+    except ChainError as exc:
+        pytest.fail(f"anvil is required: {exc}")
+
+    # Assert
+    assert binary.exists()
+    assert binary.name == "anvil"
+
+
+def test_a_wrong_anvil_override_says_which_setting_is_wrong(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Prepare
+    missing = tmp_path / "no-such-anvil"
+    monkeypatch.setenv(ANVIL_ENV, str(missing))
+
+    # Execute
+    with pytest.raises(ChainError) as caught:
+        AnvilChain().start()
+
+    # Assert
+    assert ANVIL_ENV in str(caught.value)
+    assert str(missing) in str(caught.value)
 
 
 @pytest.mark.anvil

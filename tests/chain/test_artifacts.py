@@ -72,6 +72,7 @@ def test_sources_hash_changes_with_any_source() -> None:
     assert before != after
 
 
+@pytest.mark.slow  # 10-12 s of solc-js; still runs by default (nothing deselects `slow`)
 def test_a_full_recompile_reproduces_the_committed_artifacts() -> None:
     # Prepare: solc-js needs node; its absence is a failure, not a skip
     if shutil.which("node") is None:

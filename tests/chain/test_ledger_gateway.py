@@ -1,4 +1,4 @@
-"""The Ledger's behaviour through LedgerGateway on the embedded chain: records, events, typed reverts."""
+"""The Ledger through LedgerGateway on the embedded chain: records, events, typed reverts."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from fedchain.chain.backends import AnvilChain, RpcChain
-from fedchain.chain.errors import ChainUnreachable
+from fedchain.chain.errors import ChainError, ChainUnreachable
 from fedchain.chain.gateway import LedgerGateway, RetryPolicy, deploy
 from fedchain.chain.records import RoundId, RoundState, TaskId
 
@@ -62,13 +62,13 @@ def run_round(gw: LedgerGateway, participants: list[LocalAccount]) -> TaskId:
     task_id = fed.task(funding=1_000)
     fed.register(*participants)
     fed.open(task_id, 1)
-    fed.commit(
-        task_id, 1, participants, model="g1", rewards={p.address: 10 for p in participants}
-    )
+    fed.commit(task_id, 1, participants, model="g1", rewards={p.address: 10 for p in participants})
     return task_id
 
 
-def assert_recorded_once(direct: LedgerGateway, task_id: TaskId, participants: list[LocalAccount]):
+def assert_recorded_once(
+    direct: LedgerGateway, task_id: TaskId, participants: list[LocalAccount]
+) -> None:
     events = direct.events()
     assert direct.round(task_id, RoundId(1)).state == RoundState.COMMITTED
     assert names(events, "TaskCreated", "TaskFunded", "RoundOpened", "RoundCommitted") == [
@@ -184,3 +184,41 @@ def test_a_dead_link_raises_chain_unreachable_after_the_policy_attempts(
     assert proxy.requests == policy.attempts
     assert proxy.url in str(caught.value)
     assert "`fedchain devnet`" in str(caught.value)
+
+
+def test_a_nonce_taken_by_another_transaction_is_reported_as_such(
+    proxy: FlakyProxy, direct: LedgerGateway, anvil: AnvilChain, accounts: list[LocalAccount]
+) -> None:
+    # Prepare: just before the gateway's transaction reaches anvil, another transaction from the
+    # same key (a second process, a wallet) takes its nonce; anvil answers "nonce too low"
+    coordinator = direct.account
+
+    def rule(n: int, method: str, k: int) -> str:
+        if method == "eth_sendRawTransaction" and k == 1:
+            nonce = anvil.w3.eth.get_transaction_count(coordinator.address, "pending")
+            base = anvil.w3.eth.get_block("latest")["baseFeePerGas"]
+            competing = coordinator.sign_transaction(
+                {
+                    "to": coordinator.address,
+                    "value": 0,
+                    "gas": 21_000,
+                    "nonce": nonce,
+                    "chainId": direct.deployment.chain_id,
+                    "maxFeePerGas": 2 * base + 1,
+                    "maxPriorityFeePerGas": 1,
+                }
+            )
+            anvil.w3.eth.send_raw_transaction(competing.raw_transaction)
+        return PASS
+
+    policy = RetryPolicy(attempts=2, first_delay_s=0.01, receipt_timeout_s=0.5)
+    gw = through(proxy, direct, policy)
+    proxy.reset(rule)
+
+    # Execute: the gateway's transaction can never be mined
+    with pytest.raises(ChainError) as caught:
+        gw.transfer_eth(accounts[1].address, 1)
+
+    # Assert: the caller learns of the nonce conflict, not of an unreachable chain
+    assert not isinstance(caught.value, ChainUnreachable), str(caught.value)
+    assert "nonce" in str(caught.value)

@@ -207,7 +207,9 @@ def test_a_tampered_signature_recovers_another_address(alice: LocalAccount) -> N
     tampered[40] ^= 0x01
 
     # Execute
-    recovered = recover_signer(DOMAIN, SignedCommitment(signed.commitment, alice.address, bytes(tampered)))
+    recovered = recover_signer(
+        DOMAIN, SignedCommitment(signed.commitment, alice.address, bytes(tampered))
+    )
 
     # Assert
     assert recovered != alice.address
@@ -255,7 +257,9 @@ def test_contract_accepts_compact_signatures_of_both_parities(
         (lambda: Commitment(TaskId(1), RoundId(1), b"\x01" * 31, 1), "32 bytes"),
         (lambda: Commitment(TaskId(1), RoundId(1), h("u"), -1), "num_examples"),
         (
-            lambda: SignedCommitment(Commitment(TaskId(1), RoundId(1), h("u"), 1), "0x0", b"1" * 64),
+            lambda: SignedCommitment(
+                Commitment(TaskId(1), RoundId(1), h("u"), 1), "0x0", b"1" * 64
+            ),
             "65 bytes",
         ),
     ],

@@ -54,6 +54,13 @@ def devnet(
     from fedchain.chain.accounts import devnet_accounts
     from fedchain.chain.backends import AnvilChain
 
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)  # before anvil starts: a stop always saves the state
     state.parent.mkdir(parents=True, exist_ok=True)
     chain = AnvilChain(port=port, state_file=state).start()
     console.print(f"anvil devnet at [bold]{chain.url}[/] (chain id {chain.w3.eth.chain_id})")
@@ -62,13 +69,6 @@ def devnet(
     for index, account in enumerate(devnet_accounts(4)):
         console.print(f"  [{index}] {account.address}")
     console.print("stop with Ctrl-C")
-    stop = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
     try:
         while not stop:
             time.sleep(0.5)
@@ -196,24 +196,27 @@ def simulate(
     """Simulate a federation on this machine, every round recorded on chain."""
     from fedchain.settings import RunSettings
 
-    settings = RunSettings(
-        num_rounds=rounds,
-        num_clients=clients,
-        dataset=dataset,
-        partition=partition,
-        strategy=strategy.lower(),
-        model=model,
-        local_epochs=local_epochs,
-        learning_rate=lr,
-        batch_size=batch_size,
-        fraction_train=fraction,
-        seed=seed,
-        chain="rpc" if rpc_url else chain,
-        rpc_url=rpc_url or "",
-        direct=direct,
-        out=str(out),
-    )
-    _validate_workload(settings)
+    try:
+        settings = RunSettings(
+            num_rounds=rounds,
+            num_clients=clients,
+            dataset=dataset,
+            partition=partition,
+            strategy=strategy.lower(),
+            model=model,
+            local_epochs=local_epochs,
+            learning_rate=lr,
+            batch_size=batch_size,
+            fraction_train=fraction,
+            seed=seed,
+            chain="rpc" if rpc_url else chain,
+            rpc_url=rpc_url or "",
+            direct=direct,
+            out=str(out),
+        )
+        _validate_workload(settings)
+    except FedchainError as exc:  # a bad option: one line, exit code 2
+        raise _fail(str(exc), 2) from None
     _run_simulation(settings)
 
 
@@ -297,11 +300,8 @@ def main() -> None:
     """Console entry point: errors become one red line; bad options exit 2, failures 1."""
     import click
 
-    from fedchain.ml.errors import DatasetError, ModelError, PartitionError
-    from fedchain.settings import SettingsError
-
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except click.exceptions.Abort:
@@ -309,9 +309,7 @@ def main() -> None:
     except click.UsageError as exc:
         err_console.print(f"[bold red]error:[/] {exc.format_message()}")
         raise SystemExit(2) from None
-    except (SettingsError, DatasetError, PartitionError, ModelError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise SystemExit(2) from None
     except FedchainError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

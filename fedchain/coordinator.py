@@ -156,6 +156,15 @@ def run_federation(
     grid: Grid, settings: RunSettings, on_round: Callable[[RoundReport], None] | None = None
 ) -> RunRecord:
     """Run every round of the federation, recording each on chain; write the run's artifacts."""
+    num_nodes = len(list(grid.get_node_ids()))
+    if num_nodes and num_nodes != settings.num_clients:
+        log.warning(
+            "%d nodes connected, %d clients configured: using %d",
+            num_nodes,
+            settings.num_clients,
+            num_nodes,
+        )
+        settings = settings.with_changes(num_clients=max(num_nodes, 2))
     out = settings.out_dir
     out.mkdir(parents=True, exist_ok=True)
     store = ModelStore(out / "store")
@@ -164,7 +173,6 @@ def run_federation(
     initial_hash = store.put(initial)
     spec = _spec(settings, hold, initial_hash)
     spec.save(out / "task.json")
-    num_nodes = len(list(grid.get_node_ids()))
 
     with open_chain(settings) as session:
         link, task_id = None, None
@@ -172,7 +180,7 @@ def run_federation(
             task_id = _prepare_task(session, settings, spec, initial_hash)
             link = LedgerLink(session.gateway, task_id, session.client_rpc_url, settings.direct)
         strategy = LedgerStrategy(
-            build_strategy(settings, num_nodes),
+            build_strategy(settings, settings.num_clients),
             link=link,
             store=store,
             evaluate=lambda weights: evaluate_weights(settings, hold.data, weights),

@@ -73,7 +73,8 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
         _verify_on_chain(view, received, context)
 
     partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
-    data = client_data(settings, partition_id)
+    partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
+    data = client_data(settings, partition_id, partitions)
     server_round = int(config["server-round"])  # type: ignore[arg-type]
     seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]

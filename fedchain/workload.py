@@ -67,19 +67,26 @@ def holdout(settings: RunSettings) -> Holdout:
 
 
 @cache
-def _client_data(settings: RunSettings, partition_id: int) -> Dataset:
+def _client_data(settings: RunSettings, partition_id: int, num_partitions: int) -> Dataset:
     train_part, _ = _split(
         settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed
     )
-    parts = partition(train_part.labels, settings.num_clients, settings.partition, settings.seed)
+    parts = partition(train_part.labels, num_partitions, settings.partition, settings.seed)
     return preprocess_local(train_part.subset(parts[partition_id]))
 
 
-def client_data(settings: RunSettings, partition_id: int) -> Dataset:
-    """Simulated client ``partition_id``'s training data, preprocessed with its own statistics."""
-    if not 0 <= partition_id < settings.num_clients:
-        raise ValueError(f"partition id {partition_id} outside 0..{settings.num_clients - 1}")
-    return _client_data(settings, partition_id)
+def client_data(
+    settings: RunSettings, partition_id: int, num_partitions: int | None = None
+) -> Dataset:
+    """Simulated client ``partition_id``'s training data, preprocessed with its own statistics.
+
+    ``num_partitions`` is the number of simulated nodes (Flower's node config), by default the
+    settings' number of clients.
+    """
+    total = num_partitions or settings.num_clients
+    if not 0 <= partition_id < total:
+        raise ValueError(f"partition id {partition_id} outside 0..{total - 1}")
+    return _client_data(settings, partition_id, total)
 
 
 def model_name(settings: RunSettings, input_shape: tuple[int, ...]) -> str:

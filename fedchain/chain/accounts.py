@@ -78,9 +78,7 @@ def new_keystore(path: Path, password: str) -> str:
     Refuses to overwrite an existing file, so no key is ever lost.
     """
     if path.exists():
-        raise KeystoreError(
-            f"{path} exists: choose another path, an existing key is never replaced"
-        )
+        raise KeystoreError(f"{path} exists: choose another path, a key is never overwritten")
     path.parent.mkdir(parents=True, exist_ok=True)
     account = Account.create()
     encrypted = Account.encrypt(account.key, password)

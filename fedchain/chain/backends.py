@@ -6,8 +6,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -246,6 +248,15 @@ def find_anvil() -> Path:
     )
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM anvil when its parent dies (no orphan devnets)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -289,7 +300,10 @@ class AnvilChain:
         if self.port == 0:
             self.port = free_port()
         self._process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets a signal, no locks taken
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -51,6 +51,7 @@ from fedchain.ml.preprocess import (
     preprocess_local,
     scale_pixels,
 )
+from fedchain.ml.threads import torch_threads
 from fedchain.ml.training import MOMENTUM, EvalResult, TrainResult, evaluate, train
 from fedchain.ml.weights import Weights, get_weights, set_weights
 
@@ -103,6 +104,7 @@ __all__ = [
     "scale_pixels",
     "set_weights",
     "split_holdout",
+    "torch_threads",
     "train",
     "training_defaults",
 ]

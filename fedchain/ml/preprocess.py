@@ -5,9 +5,11 @@ statistics of the data it holds and nothing else:
 
 * tabular features are standardized by a :class:`Standardizer` fitted on the party's own
   features: no feature statistics leave a site and no extra federated round is needed to agree
-  on global ones. The price is that a site whose feature distribution differs (for instance
-  because label skew shifts its means) is centred on its own mean; with the default datasets
-  and partitions the quality targets still hold (see tests/unit/ml).
+  on global ones. The price: under label skew a site's mean depends on its class mix, so a
+  site holding mostly one class is centred on that class. With breast-cancer, 10 clients,
+  ``dirichlet:0.5`` and 10 FedAvg rounds, the final holdout accuracy ranged 0.90 to 0.97 over
+  20 seeds (8 reached 0.95); standardizing everyone with the global training statistics
+  instead gave a mean of 0.975 (18 of 20 reached 0.95), but needs those statistics shared.
 * digits pixels have a known range, so they are scaled by the fixed constant ``1 / 16`` and need
   no statistics at all.
 """

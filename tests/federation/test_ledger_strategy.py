@@ -60,7 +60,8 @@ def test_wrapper_around_fedavg_gives_exactly_fedavgs_model(ledger: Ledger, store
     wrapped, _ = strategy.aggregate_train(1, list(reversed(replies)))  # arrival order is arbitrary
     plain, _ = FedAvg(fraction_evaluate=0.0).aggregate_train(1, replies)
     # Assert
-    assert wrapped is not None and plain is not None
+    assert wrapped is not None
+    assert plain is not None
     ours, theirs = arrays_to_numpy(wrapped), arrays_to_numpy(plain)
     assert ours.keys() == theirs.keys()
     for name in ours:
@@ -73,8 +74,10 @@ def test_round_is_committed_with_model_evaluation_and_rewards(
     # Prepare
     strategy = _strategy(ledger, store_dir)
     _open(strategy, ledger)
-    replies = [make_reply(ledger, 1, ledger.participants[0], update(0), examples=30),
-               make_reply(ledger, 2, ledger.participants[1], update(1), examples=10)]
+    replies = [
+        make_reply(ledger, 1, ledger.participants[0], update(0), examples=30),
+        make_reply(ledger, 2, ledger.participants[1], update(1), examples=10),
+    ]
     # Execute
     arrays, _ = strategy.aggregate_train(1, replies)
     # Assert
@@ -91,7 +94,8 @@ def test_round_is_committed_with_model_evaluation_and_rewards(
     assert events[0].args["accuracyPpm"] == 750_000
     assert events[0].args["globalModelHash"] == to_hex(global_hash)
     report = strategy.reports[0]
-    assert report.committed and report.gas_used > 0
+    assert report.committed
+    assert report.gas_used > 0
     assert [p.reward for p in report.participants] == [BUDGET * 3 // 4, BUDGET // 4, 0, 0, 0]
     assert sum(p.absent for p in report.participants) == 3
 
@@ -171,7 +175,8 @@ def test_too_few_valid_replies_fail_the_round_on_chain(ledger: Ledger, store_dir
     # Execute
     arrays, metrics = strategy.aggregate_train(1, [bad])
     # Assert
-    assert arrays is None and metrics is None
+    assert arrays is None
+    assert metrics is None
     assert ledger.gateway.round(ledger.task_id, RoundId(1)).state == RoundState.FAILED
     assert strategy.reports[0].failed_reason == "0 valid updates, 1 needed"
     # the next round opens on the same parent
@@ -194,8 +199,12 @@ def test_wraps_other_flower_strategies(ledger: Ledger, store_dir: Path) -> None:
 def test_without_a_ledger_nothing_is_signed_or_committed(store_dir: Path) -> None:
     # Prepare
     strategy = LedgerStrategy(
-        FedAvg(fraction_evaluate=0.0), link=None, store=ModelStore(store_dir),
-        evaluate=lambda weights: (0.5, 1.0), template=template(), reward_per_round=0,
+        FedAvg(fraction_evaluate=0.0),
+        link=None,
+        store=ModelStore(store_dir),
+        evaluate=lambda weights: (0.5, 1.0),
+        template=template(),
+        reward_per_round=0,
     )
     strategy._started[1], strategy._parents[1], strategy._sampled[1] = 0.0, b"\x00" * 32, [1]
     from flwr.app import MetricRecord, RecordDict
@@ -204,8 +213,12 @@ def test_without_a_ledger_nothing_is_signed_or_committed(store_dir: Path) -> Non
     from fedchain.strategy import numpy_to_arrays
 
     reply = Message(
-        RecordDict({keys.RECORD_ARRAYS: numpy_to_arrays(update(0)),
-                    keys.RECORD_METRICS: MetricRecord({keys.METRIC_NUM_EXAMPLES: 5})}),
+        RecordDict(
+            {
+                keys.RECORD_ARRAYS: numpy_to_arrays(update(0)),
+                keys.RECORD_METRICS: MetricRecord({keys.METRIC_NUM_EXAMPLES: 5}),
+            }
+        ),
         reply_to=instruction(1),
     )
     # Execute

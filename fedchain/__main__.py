@@ -1,0 +1,5 @@
+"""`python -m fedchain` is the `fedchain` command."""
+
+from fedchain.cli import main
+
+main()

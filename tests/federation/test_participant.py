@@ -1,0 +1,87 @@
+"""The participant's side: verify the global model against the chain, train, sign."""
+
+from __future__ import annotations
+
+import pytest
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+
+from fedchain import keys
+from fedchain.chain.bridge import RpcBridge
+from fedchain.chain.records import Commitment, RoundId, SignedCommitment
+from fedchain.chain.signing import recover_signer
+from fedchain.hashing import model_hash
+from fedchain.participant import ModelNotOnChainError, participant_account, train_reply
+from fedchain.settings import RunSettings
+from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
+from fedchain.workload import holdout, initial_weights
+
+from .conftest import BUDGET, sha
+
+SETTINGS = RunSettings(num_clients=4, model="logreg")
+
+
+@pytest.fixture
+def chain_task(ledger):  # type: ignore[no-untyped-def]
+    """A task whose initial model is SETTINGS' model, with round 1 open, served over RPC."""
+    hold = holdout(SETTINGS)
+    initial = initial_weights(SETTINGS, hold.input_shape, hold.num_classes)
+    gateway = ledger.gateway
+    task_id, _ = gateway.create_task(sha("spec"), model_hash(initial), BUDGET)
+    gateway.open_round(task_id, RoundId(1), model_hash(initial))
+    bridge = RpcBridge(gateway.w3)
+    yield gateway, task_id, initial, bridge.url
+    bridge.close()
+
+
+def _message(gateway, task_id, weights, url: str) -> Message:  # type: ignore[no-untyped-def]
+    config = ConfigRecord(
+        {
+            "server-round": 1,
+            keys.CONFIG_TASK_ID: int(task_id),
+            keys.CONFIG_CHAIN_ID: gateway.domain.chain_id,
+            keys.CONFIG_LEDGER: gateway.domain.verifying_contract,
+            keys.CONFIG_RPC_URL: url,
+        }
+    )
+    content = RecordDict({keys.RECORD_ARRAYS: numpy_to_arrays(weights), keys.RECORD_CONFIG: config})
+    return Message(content, dst_node_id=7, message_type="train")
+
+
+def _context(partition_id: int) -> Context:
+    node_config = {keys.NODE_PARTITION_ID: partition_id, keys.NODE_NUM_PARTITIONS: 4}
+    return Context(run_id=1, node_id=7, node_config=node_config, state=RecordDict(), run_config={})
+
+
+def test_trains_on_the_chains_model_and_signs_its_update(chain_task) -> None:  # type: ignore[no-untyped-def]
+    # Prepare
+    gateway, task_id, initial, url = chain_task
+    # Execute
+    reply = train_reply(_message(gateway, task_id, initial, url), _context(0), SETTINGS)
+    # Assert
+    update = arrays_to_numpy(reply.content.array_records[keys.RECORD_ARRAYS])
+    commitment = reply.content.config_records[keys.RECORD_COMMITMENT]
+    assert bytes(commitment[keys.COMMIT_UPDATE_HASH]) == model_hash(update)  # type: ignore[arg-type]
+    assert model_hash(update) != model_hash(initial)  # it really trained
+    signed = SignedCommitment(
+        Commitment(
+            task_id, RoundId(1), model_hash(update), int(commitment[keys.COMMIT_NUM_EXAMPLES])
+        ),  # type: ignore[arg-type]
+        str(commitment[keys.COMMIT_PARTICIPANT]),
+        bytes(commitment[keys.COMMIT_SIGNATURE]),  # type: ignore[arg-type]
+    )
+    assert recover_signer(gateway.domain, signed) == participant_account(_context(0)).address
+
+
+def test_refuses_a_model_the_chain_did_not_commit(chain_task) -> None:  # type: ignore[no-untyped-def]
+    # Prepare
+    gateway, task_id, initial, url = chain_task
+    tampered = {k: v.copy() for k, v in initial.items()}
+    first = next(iter(tampered))
+    tampered[first].flat[0] += 1.0
+    # Execute / Assert
+    with pytest.raises(ModelNotOnChainError, match="refused: the model received hashes to"):
+        train_reply(_message(gateway, task_id, tampered, url), _context(1), SETTINGS)
+
+
+def test_simulated_participants_sign_with_their_devnet_test_keys() -> None:
+    assert participant_account(_context(0)).address == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

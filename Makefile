@@ -16,8 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
+# `npm install` from the lock file, not `npm ci`: @foundry-rs/anvil lists binaries for other
+# platforms as optional dependencies that npm cannot record in a lock file made on Linux.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-save --no-audit --no-fund
 	touch $@
 
 # The main job: a simulated federation of 10 hospitals, every round recorded on the embedded chain.

@@ -227,3 +227,28 @@ def test_without_a_ledger_nothing_is_signed_or_committed(store_dir: Path) -> Non
     assert arrays is not None
     assert strategy.reports[0].committed is False
     assert strategy.reports[0].participants[0].accepted
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["fedavg", "fedprox", "fedadam", "fedmedian", "fedtrimmedavg", "krum", "multikrum", "bulyan"],
+)
+def test_every_selectable_strategy_aggregates_and_commits_through_the_wrapper(
+    name: str, ledger: Ledger, store_dir: Path
+) -> None:
+    # Prepare
+    from fedchain.settings import RunSettings
+    from fedchain.strategies import build_strategy
+
+    inner = build_strategy(RunSettings(strategy=name, proximal_mu=0.1), num_nodes=4)
+    strategy = _strategy(ledger, store_dir, inner=inner)
+    _open(strategy, ledger)
+    if name == "fedadam":  # server-side optimisers keep the global model from configure_train
+        inner.current_arrays = template()  # type: ignore[attr-defined]
+    replies = [make_reply(ledger, i + 1, ledger.participants[i], update(i)) for i in range(4)]
+    # Execute
+    arrays, _ = strategy.aggregate_train(1, replies)
+    # Assert
+    assert arrays is not None
+    assert set(arrays_to_numpy(arrays)) == set(template())
+    assert ledger.gateway.round(ledger.task_id, RoundId(1)).state == RoundState.COMMITTED

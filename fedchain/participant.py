@@ -108,15 +108,21 @@ def _ledger_view(config: ConfigRecord) -> _LedgerView | None:
 
 def _gateway(view: _LedgerView, context: Context, account: LocalAccount) -> Any:
     # A real node reads its own RPC endpoint; a simulated one the URL the server gave.
+    url = str(context.node_config.get(keys.NODE_RPC_URL) or view.rpc_url)
+    return _connect(url, view.domain.chain_id, view.domain.verifying_contract, account)
+
+
+@cache
+def _connect(url: str, chain_id: int, ledger: str, account: LocalAccount) -> Any:
+    """One connection per chain and key for the life of the client process."""
     from fedchain.chain.backends import RpcChain
     from fedchain.chain.deployments import Deployment
     from fedchain.chain.gateway import LedgerGateway
 
-    url = str(context.node_config.get(keys.NODE_RPC_URL) or view.rpc_url)
     deployment = Deployment(
-        chain_id=view.domain.chain_id,
-        ledger=view.domain.verifying_contract,
-        token=view.domain.verifying_contract,  # the token is not used by a participant
+        chain_id=chain_id,
+        ledger=ledger,
+        token=ledger,  # a participant never touches the token through this gateway
         block=0,
         deployer="",
         rpc_url=url,

@@ -107,7 +107,7 @@ def test_new_keystore_refuses_to_overwrite(keystore: tuple[Path, str]) -> None:
     before = path.read_bytes()
 
     # Execute
-    with pytest.raises(KeystoreError, match="never replaced"):
+    with pytest.raises(KeystoreError, match="never overwritten"):
         new_keystore(path, "another password")
 
     # Assert

@@ -160,6 +160,7 @@ contract Ledger is AccessControl, EIP712, RewardPool {
     error LedgerRewardWithoutCommitment(uint256 taskId, uint256 round, address participant);
     error LedgerRoundBudgetExceeded(uint256 taskId, uint256 round, uint256 total, uint256 budget);
     error LedgerPoolInsufficient(uint256 taskId, uint256 needed, uint256 available);
+    error LedgerLengthMismatch(uint256 accounts, uint256 orgHashes);
 
     /// @param admin Account given DEFAULT_ADMIN_ROLE and COORDINATOR_ROLE.
     constructor(address admin) EIP712("fedchain", "1") {
@@ -213,6 +214,10 @@ contract Ledger is AccessControl, EIP712, RewardPool {
     /// @notice Registers `account` as a participant with its organisation metadata hash.
     /// @dev A withdrawn participant cannot be registered again: consent withdrawn is final.
     function registerParticipant(address account, bytes32 orgHash) external onlyRole(COORDINATOR_ROLE) {
+        _register(account, orgHash);
+    }
+
+    function _register(address account, bytes32 orgHash) private {
         if (account == address(0)) revert LedgerZeroAddress();
         Participant storage p = _participants[account];
         if (p.status == ParticipantStatus.Active) revert LedgerParticipantAlreadyRegistered(account);
@@ -222,6 +227,18 @@ contract Ledger is AccessControl, EIP712, RewardPool {
         p.orgHash = orgHash;
         _grantRole(PARTICIPANT_ROLE, account);
         emit ParticipantRegistered(account, msg.sender, orgHash);
+    }
+
+    /// @notice Registers several participants in one transaction (a consortium's founding members).
+    /// @dev Bounded by the caller's own calldata; each entry is checked as in `registerParticipant`.
+    function registerParticipants(address[] calldata accounts, bytes32[] calldata orgHashes)
+        external
+        onlyRole(COORDINATOR_ROLE)
+    {
+        if (accounts.length != orgHashes.length) revert LedgerLengthMismatch(accounts.length, orgHashes.length);
+        for (uint256 i = 0; i < accounts.length; ++i) {
+            _register(accounts[i], orgHashes[i]);
+        }
     }
 
     /// @notice Withdraws the caller's consent: its commitments are refused from now on.
@@ -242,6 +259,14 @@ contract Ledger is AccessControl, EIP712, RewardPool {
     /// @notice The stored record of `account` as a participant.
     function getParticipant(address account) external view returns (Participant memory) {
         return _participants[account];
+    }
+
+    /// @notice The stored records of several participants in one call (a round's replies).
+    function getParticipants(address[] calldata accounts) external view returns (Participant[] memory records) {
+        records = new Participant[](accounts.length);
+        for (uint256 i = 0; i < accounts.length; ++i) {
+            records[i] = _participants[accounts[i]];
+        }
     }
 
     // ------------------------------------------------------------------ rounds

@@ -11,6 +11,7 @@ import logging
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from fedchain.chain.bridge import RpcBridge
 from fedchain.chain.deployments import Deployment
 from fedchain.chain.errors import ChainError
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway, deploy
+from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import TaskId
 from fedchain.hashing import ModelHash, save_canonical, to_hex
 from fedchain.participant import FIRST_PARTICIPANT_KEY
@@ -65,6 +67,15 @@ class ChainSession:
         if self.bridge is not None:
             self.bridge.close()
         self.backend.close()
+
+
+@contextlib.contextmanager
+def _write_queue() -> Iterator[WriteQueue]:
+    queue = WriteQueue()
+    try:
+        yield queue
+    finally:
+        queue.close()
 
 
 def _coordinator_key() -> LocalAccount:
@@ -112,18 +123,24 @@ def _connect(settings: RunSettings) -> ChainSession:
 
 
 def _prepare_task(
-    session: ChainSession, settings: RunSettings, spec: TaskSpec, initial: ModelHash
+    session: ChainSession,
+    settings: RunSettings,
+    spec: TaskSpec,
+    initial: ModelHash,
+    queue: WriteQueue,
 ) -> TaskId:
-    """Create and fund the task; register the simulated participants (DEVNET TEST keys)."""
+    """Create the task; queue its funding and the simulated participants' registration."""
     gateway = session.gateway
     task_id, _ = gateway.create_task(spec.spec_hash(), initial, settings.reward_per_round)
     if settings.reward_per_round:
-        gateway.fund_task(task_id, settings.reward_per_round * settings.num_rounds)
-    for partition_id in range(settings.num_clients):
-        account = devnet_account(FIRST_PARTICIPANT_KEY + partition_id)
-        gateway.register_participant(account.address, _org_hash(partition_id))
-        if settings.direct:
-            gateway.transfer_eth(account.address, _PARTICIPANT_GAS_WEI)
+        budget = settings.reward_per_round * settings.num_rounds
+        queue.submit(lambda: gateway.fund_task(task_id, budget))
+    ids = range(settings.num_clients)
+    addresses = [devnet_account(FIRST_PARTICIPANT_KEY + p).address for p in ids]  # DEVNET TEST
+    queue.submit(partial(gateway.register_participants, addresses, [_org_hash(p) for p in ids]))
+    if settings.direct:
+        for address in addresses:
+            queue.submit(partial(gateway.transfer_eth, address, _PARTICIPANT_GAS_WEI))
     return task_id
 
 
@@ -174,11 +191,13 @@ def run_federation(
     spec = _spec(settings, hold, initial_hash)
     spec.save(out / "task.json")
 
-    with open_chain(settings) as session:
+    with open_chain(settings) as session, _write_queue() as queue:
         link, task_id = None, None
         if session is not None:
-            task_id = _prepare_task(session, settings, spec, initial_hash)
-            link = LedgerLink(session.gateway, task_id, session.client_rpc_url, settings.direct)
+            task_id = _prepare_task(session, settings, spec, initial_hash, queue)
+            link = LedgerLink(
+                session.gateway, task_id, session.client_rpc_url, settings.direct, queue
+            )
         strategy = LedgerStrategy(
             build_strategy(settings, settings.num_clients),
             link=link,
@@ -194,6 +213,7 @@ def run_federation(
             num_rounds=settings.num_rounds,
             train_config=ConfigRecord({"local-epochs": settings.local_epochs}),
         )
+        strategy.flush()  # every round on chain before the record is read back
         final = arrays_to_numpy(result.arrays) if len(result.arrays) else initial
         final_hash = save_canonical(final, out / "final_model.safetensors")
         chain: dict[str, Any] = {"kind": settings.chain}

@@ -6,6 +6,7 @@ __all__ = [
     "COMMIT_SIGNATURE",
     "COMMIT_UPDATE_HASH",
     "CONFIG_CHAIN_ID",
+    "CONFIG_CHAIN_WAIT_S",
     "CONFIG_DIRECT",
     "CONFIG_LEDGER",
     "CONFIG_PARENT_HASH",
@@ -38,6 +39,7 @@ CONFIG_RPC_URL = "fedchain-rpc-url"
 CONFIG_PARENT_HASH = "fedchain-parent-hash"
 CONFIG_DIRECT = "fedchain-direct"
 CONFIG_SEED = "fedchain-seed"
+CONFIG_CHAIN_WAIT_S = "fedchain-chain-wait-s"
 
 # The commitment ConfigRecord of a reply.
 COMMIT_PARTICIPANT = "participant"

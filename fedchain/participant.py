@@ -7,6 +7,7 @@ commitment. Used by the Flower handlers in client_app.py.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 #: Simulated participant p signs with DEVNET TEST key 1 + p (key 0 is the coordinator's).
 FIRST_PARTICIPANT_KEY = 1
+#: How long a client waits for the chain to catch up with the round it was sent.
+DEFAULT_CHAIN_WAIT_S = 120.0
+_POLL_S = 0.01
 
 
 class ModelNotOnChainError(FedchainError, ValueError):
@@ -46,6 +50,7 @@ class _LedgerView:
     domain: LedgerDomain
     rpc_url: str
     direct: bool
+    wait_s: float
 
 
 def participant_account(context: Context) -> LocalAccount:
@@ -103,6 +108,7 @@ def _ledger_view(config: ConfigRecord) -> _LedgerView | None:
         ),
         rpc_url=str(config[keys.CONFIG_RPC_URL]),
         direct=bool(config.get(keys.CONFIG_DIRECT, False)),
+        wait_s=float(config.get(keys.CONFIG_CHAIN_WAIT_S, DEFAULT_CHAIN_WAIT_S)),  # type: ignore[arg-type]
     )
 
 
@@ -131,9 +137,22 @@ def _connect(url: str, chain_id: int, ledger: str, account: LocalAccount) -> Any
 
 
 def _verify_on_chain(view: _LedgerView, received: bytes, context: Context) -> None:
-    """Refuse to train on anything but the global model the chain holds for this task."""
-    account = participant_account(context)
-    head = _gateway(view, context, account).task(view.task_id).head_model_hash
+    """Refuse to train on anything but the global model the chain holds for this task.
+
+    The coordinator may send the round before its transactions are mined, so this waits until
+    the chain has opened the round (after committing the previous one), then compares.
+    """
+    gateway = _gateway(view, context, participant_account(context))
+    deadline = time.monotonic() + view.wait_s
+    head, last_round = gateway.task_head(view.task_id)
+    while last_round < view.round_id:
+        if time.monotonic() > deadline:
+            raise ModelNotOnChainError(
+                f"refused: the chain has not opened round {view.round_id} of task "
+                f"{view.task_id} within {view.wait_s:.0f} s, so the model cannot be checked"
+            )
+        time.sleep(_POLL_S)
+        head, last_round = gateway.task_head(view.task_id)
     if head != received:
         raise ModelNotOnChainError(
             f"refused: the model received hashes to {to_hex(received)}, but the chain's latest "

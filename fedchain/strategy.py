@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,8 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
 from fedchain import keys
-from fedchain.chain.gateway import LedgerPort
+from fedchain.chain.gateway import LedgerPort, TxResult
+from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import (
     Commitment,
     ParticipantStatus,
@@ -65,12 +67,14 @@ def numpy_to_arrays(weights: Mapping[str, np.ndarray[Any, Any]]) -> ArrayRecord:
 
 @dataclass(frozen=True)
 class LedgerLink:
-    """Where the strategy records: the ledger, the task, and what clients need to reach it."""
+    """Where the strategy records: the ledger, the task, what clients need to reach it, and the
+    queue its writes go through (in order, off the round's critical path)."""
 
     ledger: LedgerPort
     task_id: TaskId
     client_rpc_url: str
     direct: bool = False
+    queue: WriteQueue = field(default_factory=WriteQueue)
 
 
 @dataclass
@@ -140,6 +144,7 @@ class LedgerStrategy(Strategy):
         self._sampled: dict[int, list[int]] = {}
         self._started: dict[int, float] = {}
         self._parents: dict[int, ModelHash] = {}
+        self._opened: dict[int, Future[TxResult]] = {}
 
     # ------------------------------------------------------------------ training
 
@@ -151,7 +156,9 @@ class LedgerStrategy(Strategy):
         self._parents[server_round] = parent
         if self.link is not None:
             link = self.link
-            link.ledger.open_round(link.task_id, RoundId(server_round), parent)
+            self._opened[server_round] = link.queue.submit(
+                lambda: link.ledger.open_round(link.task_id, RoundId(server_round), parent)
+            )
             domain = link.ledger.domain
             config[keys.CONFIG_TASK_ID] = int(link.task_id)
             config[keys.CONFIG_CHAIN_ID] = domain.chain_id
@@ -168,7 +175,10 @@ class LedgerStrategy(Strategy):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
         report = RoundReport(server_round, to_hex(self._parents[server_round]))
+        if server_round in self._opened:
+            self._opened[server_round].result()  # the round (and what came before) is on chain
         checked = self._dedupe([self._check(server_round, reply) for reply in replies])
+        self._check_statuses(checked)
         replied = {c.outcome.node_id for c in checked}
         absent = [
             ParticipantOutcome(node_id=n, absent=True, reason="no reply")
@@ -194,9 +204,11 @@ class LedgerStrategy(Strategy):
         accuracy, loss = self.evaluate(weights)
         report.global_model_hash, report.accuracy, report.loss = to_hex(global_hash), accuracy, loss
         self._reward(accepted)
+        self._finish(report)
         if self.link is not None:
             self._commit(server_round, global_hash, accepted, report)
-        self._finish(report)
+        else:
+            self._announce(report)
         return arrays, metrics
 
     def _reward(self, accepted: list[_Checked]) -> None:
@@ -226,25 +238,50 @@ class LedgerStrategy(Strategy):
             Reward(c.outcome.address, to_fixed_point(c.outcome.score), c.outcome.reward)
             for c in accepted
         ]
-        result = self.link.ledger.commit_round(
-            self.link.task_id, RoundId(server_round), relayed, outcome, rewards
-        )
-        report.committed, report.gas_used, report.tx_hash = True, result.gas_used, result.tx_hash
+        link = self.link
+
+        def commit() -> None:
+            result = link.ledger.commit_round(
+                link.task_id, RoundId(server_round), relayed, outcome, rewards
+            )
+            report.committed, report.gas_used, report.tx_hash = (
+                True,
+                result.gas_used,
+                result.tx_hash,
+            )
+            self._announce(report)
+
+        link.queue.submit(commit)
 
     def _fail(self, report: RoundReport, reason: str) -> tuple[None, None]:
         log.warning("round %d failed: %s", report.round, reason)
         report.failed_reason = reason
-        if self.link is not None:
-            result = self.link.ledger.fail_round(self.link.task_id, RoundId(report.round), reason)
-            report.gas_used, report.tx_hash = result.gas_used, result.tx_hash
         self._finish(report)
+        if self.link is None:
+            self._announce(report)
+            return None, None
+        link = self.link
+
+        def fail() -> None:
+            result = link.ledger.fail_round(link.task_id, RoundId(report.round), reason)
+            report.gas_used, report.tx_hash = result.gas_used, result.tx_hash
+            self._announce(report)
+
+        link.queue.submit(fail)
         return None, None
 
     def _finish(self, report: RoundReport) -> None:
         report.seconds = time.perf_counter() - self._started.get(report.round, time.perf_counter())
         self.reports.append(report)
+
+    def _announce(self, report: RoundReport) -> None:
         if self.on_round is not None:
             self.on_round(report)
+
+    def flush(self) -> None:
+        """Wait until every queued write is on chain; raise the first that failed."""
+        if self.link is not None:
+            self.link.queue.flush()
 
     # ------------------------------------------------------------------ checks
 
@@ -328,9 +365,6 @@ class LedgerStrategy(Strategy):
             raise _Rejected(f"bad signature: {exc}") from exc
         if signer.lower() != participant.lower():
             raise _Rejected(f"signature is by {signer}, not by {participant}")
-        status = self.link.ledger.participant(participant).status
-        if status != ParticipantStatus.ACTIVE:
-            raise _Rejected(f"{participant} is {status.name.lower()}, not an active participant")
         checked.signed = signed
         if self.link.direct:
             self._check_direct(server_round, checked, claimed)
@@ -344,6 +378,22 @@ class LedgerStrategy(Strategy):
             checked.on_chain = True
         elif held != b"\x00" * 32:
             raise _Rejected(f"a different commitment {to_hex(held)} is on chain for this round")
+
+    def _check_statuses(self, checked: list[_Checked]) -> None:
+        """Drop replies of signers that are not active participants: one chain read per round."""
+        if self.link is None:
+            return
+        candidates = [c for c in checked if c.outcome.accepted]
+        if not candidates:
+            return
+        records = self.link.ledger.participants([c.outcome.address for c in candidates])
+        for c, record in zip(candidates, records, strict=True):
+            if record.status != ParticipantStatus.ACTIVE:
+                c.outcome.accepted = False
+                c.outcome.reason = (
+                    f"{c.outcome.address} is {record.status.name.lower()}, "
+                    "not an active participant"
+                )
 
     @staticmethod
     def _dedupe(checked: list[_Checked]) -> list[_Checked]:

@@ -245,6 +245,37 @@ describe("Ledger", function () {
       expect(p.orgHash).to.equal(org);
     });
 
+    it("registers several participants in one transaction and reads them back in one call", async function () {
+      // Prepare
+      const { ledger, admin, alice, bob } = await loadFixture(deployFixture);
+      const orgs = [orgHash("hospital A"), orgHash("hospital B")];
+
+      // Execute
+      const tx = await ledger.connect(admin).registerParticipants([alice.address, bob.address], orgs);
+
+      // Assert
+      await expect(tx).to.emit(ledger, "ParticipantRegistered").withArgs(alice.address, admin.address, orgs[0]);
+      await expect(tx).to.emit(ledger, "ParticipantRegistered").withArgs(bob.address, admin.address, orgs[1]);
+      const records = await ledger.getParticipants([alice.address, bob.address, admin.address]);
+      expect(records.map((r) => r.status)).to.deep.equal([Status.Active, Status.Active, Status.None]);
+      expect(records[1].orgHash).to.equal(orgs[1]);
+    });
+
+    it("refuses a batch whose lists differ in length, and a batch with a registered member", async function () {
+      // Prepare
+      const { ledger, admin, alice, bob } = await loadFixture(taskFixture);
+
+      // Execute / Assert
+      await expect(ledger.connect(admin).registerParticipants([bob.address], []))
+        .to.be.revertedWithCustomError(ledger, "LedgerLengthMismatch")
+        .withArgs(1n, 0n);
+      await expect(
+        ledger.connect(admin).registerParticipants([alice.address, bob.address], [orgHash("a"), orgHash("b")]),
+      )
+        .to.be.revertedWithCustomError(ledger, "LedgerParticipantAlreadyRegistered")
+        .withArgs(alice.address);
+    });
+
     it("refuses a zero address and a second registration", async function () {
       // Prepare
       const { ledger, alice } = await loadFixture(taskFixture);

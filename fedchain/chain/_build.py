@@ -23,7 +23,9 @@ SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",
     "viaIR": True,
-    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+    "outputSelection": {
+        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "storageLayout"]}
+    },
 }
 _IMPORT = re.compile(r'^\s*import\s+(?:[^"\']*\bfrom\s+)?["\']([^"\']+)["\']', re.MULTILINE)
 
@@ -86,6 +88,7 @@ def build(root: Path = ROOT) -> dict[str, dict[str, Any]]:
             "abi": compiled["abi"],
             "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
             "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
+            "storageLayout": compiled["storageLayout"],
             "compiler": version,
             "settings": SETTINGS,
             "sourcesHash": sources_hash(sources),

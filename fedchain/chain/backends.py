@@ -316,7 +316,7 @@ class AnvilChain:
                 self._rpc.w3  # noqa: B018 - connects or raises
                 return self
             except ChainUnreachable:
-                time.sleep(0.1)
+                time.sleep(0.02)
         self.close()
         raise ChainError(f"anvil did not answer at {self.url} within {timeout_s:.0f} s")
 

@@ -28,6 +28,7 @@ _ALLOWED = frozenset(
         "eth_call",
         "eth_getBalance",
         "eth_getCode",
+        "eth_getStorageAt",
         "eth_getLogs",
         "eth_getBlockByNumber",
         "eth_getTransactionCount",

@@ -23,6 +23,7 @@ __all__ = [
     "KeystoreError",
     "LedgerCommitmentsUnsorted",
     "LedgerDuplicateCommitment",
+    "LedgerLengthMismatch",
     "LedgerNotTaskCoordinator",
     "LedgerParentMismatch",
     "LedgerParticipantAlreadyRegistered",
@@ -198,6 +199,11 @@ class LedgerPoolInsufficient(ContractRevert):
     hint = "task {taskId}'s pool holds {available}, {needed} needed: fund it with `fundTask`"
 
 
+class LedgerLengthMismatch(ContractRevert):
+    fields = ("accounts", "orgHashes")
+    hint = "{accounts} accounts but {orgHashes} organisation hashes: give one hash per account"
+
+
 class RewardPoolZeroAmount(ContractRevert):
     hint = "fund with a positive amount"
 
@@ -245,6 +251,7 @@ REVERT_ERRORS: dict[str, type[ContractRevert]] = {
         LedgerRewardWithoutCommitment,
         LedgerRoundBudgetExceeded,
         LedgerPoolInsufficient,
+        LedgerLengthMismatch,
         RewardPoolZeroAmount,
         RewardPoolTransferShort,
         AccessControlUnauthorizedAccount,

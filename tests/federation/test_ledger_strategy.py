@@ -39,6 +39,13 @@ def _open(strategy: LedgerStrategy, ledger: Ledger, round_id: int = 1) -> None:
     ledger.gateway.open_round(ledger.task_id, RoundId(round_id), parent)
 
 
+def _aggregate(strategy: LedgerStrategy, replies: list[Message]) -> tuple[Any, Any]:
+    """aggregate_train, then wait for its chain writes (they run on the strategy's queue)."""
+    result = strategy.aggregate_train(1, replies)
+    strategy.flush()
+    return result
+
+
 def _canonical(replies: list[Message]) -> list[Message]:
     """Replies in the order the wrapper aggregates them: by update hash."""
     return sorted(
@@ -57,7 +64,7 @@ def test_wrapper_around_fedavg_gives_exactly_fedavgs_model(ledger: Ledger, store
         ]
     )
     # Execute
-    wrapped, _ = strategy.aggregate_train(1, list(reversed(replies)))  # arrival order is arbitrary
+    wrapped, _ = _aggregate(strategy, list(reversed(replies)))  # arrival order is arbitrary
     plain, _ = FedAvg(fraction_evaluate=0.0).aggregate_train(1, replies)
     # Assert
     assert wrapped is not None
@@ -79,7 +86,7 @@ def test_round_is_committed_with_model_evaluation_and_rewards(
         make_reply(ledger, 2, ledger.participants[1], update(1), examples=10),
     ]
     # Execute
-    arrays, _ = strategy.aggregate_train(1, replies)
+    arrays, _ = _aggregate(strategy, replies)
     # Assert
     assert arrays is not None
     global_hash = model_hash(arrays_to_numpy(arrays))
@@ -142,7 +149,7 @@ def test_a_bad_reply_is_dropped_with_its_reason_and_the_round_goes_on(
     good = [make_reply(ledger, i + 1, ledger.participants[i], update(i)) for i in range(2)]
     bad = _bad_replies(ledger)[reason]
     # Execute
-    arrays, _ = strategy.aggregate_train(1, [*good, bad])
+    arrays, _ = _aggregate(strategy, [*good, bad])
     # Assert
     assert arrays is not None
     outcome = strategy.reports[0].participants[2]
@@ -160,7 +167,7 @@ def test_a_second_reply_of_one_participant_is_dropped(ledger: Ledger, store_dir:
     p = ledger.participants[0]
     replies = [make_reply(ledger, 1, p, update(0)), make_reply(ledger, 2, p, update(1))]
     # Execute
-    strategy.aggregate_train(1, replies)
+    _aggregate(strategy, replies)
     # Assert
     outcomes = strategy.reports[0].participants
     assert [o.accepted for o in outcomes[:2]] == [True, False]
@@ -173,7 +180,7 @@ def test_too_few_valid_replies_fail_the_round_on_chain(ledger: Ledger, store_dir
     _open(strategy, ledger)
     bad = make_reply(ledger, 1, ledger.participants[0], update(0), claimed_hash=b"\x02" * 32)
     # Execute
-    arrays, metrics = strategy.aggregate_train(1, [bad])
+    arrays, metrics = _aggregate(strategy, [bad])
     # Assert
     assert arrays is None
     assert metrics is None
@@ -189,7 +196,7 @@ def test_wraps_other_flower_strategies(ledger: Ledger, store_dir: Path) -> None:
     _open(strategy, ledger)
     replies = [make_reply(ledger, i + 1, ledger.participants[i], update(i)) for i in range(3)]
     # Execute
-    arrays, _ = strategy.aggregate_train(1, replies)
+    arrays, _ = _aggregate(strategy, replies)
     # Assert
     assert arrays is not None
     expected = np.median(np.stack([update(i)["layer.bias"] for i in range(3)]), axis=0)
@@ -222,7 +229,7 @@ def test_without_a_ledger_nothing_is_signed_or_committed(store_dir: Path) -> Non
         reply_to=instruction(1),
     )
     # Execute
-    arrays, _ = strategy.aggregate_train(1, [reply])
+    arrays, _ = _aggregate(strategy, [reply])
     # Assert
     assert arrays is not None
     assert strategy.reports[0].committed is False
@@ -247,7 +254,7 @@ def test_every_selectable_strategy_aggregates_and_commits_through_the_wrapper(
         inner.current_arrays = template()  # type: ignore[attr-defined]
     replies = [make_reply(ledger, i + 1, ledger.participants[i], update(i)) for i in range(4)]
     # Execute
-    arrays, _ = strategy.aggregate_train(1, replies)
+    arrays, _ = _aggregate(strategy, replies)
     # Assert
     assert arrays is not None
     assert set(arrays_to_numpy(arrays)) == set(template())

@@ -106,6 +106,7 @@ def plot_accuracy(record: RunRecord, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     done = [r for r in record.reports if r.accuracy is not None and r.loss is not None]
     rounds = [r.round for r in done]
@@ -114,6 +115,7 @@ def plot_accuracy(record: RunRecord, path: Path) -> None:
     fig, ax_acc = plt.subplots(figsize=(7, 4), dpi=110)
     ax_acc.plot(rounds, accuracy, marker="o", color="tab:blue", label="accuracy")
     ax_acc.set_xlabel("round")
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.set_ylabel("holdout accuracy", color="tab:blue")
     ax_loss = ax_acc.twinx()
     ax_loss.plot(rounds, loss, marker="s", color="tab:red", label="loss")

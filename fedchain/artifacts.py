@@ -34,6 +34,7 @@ class RunRecord:
     reports: list[RoundReport]
     final_model_hash: str
     events: list[LedgerEvent] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)  # address -> honest or attack kind
 
 
 def summary(record: RunRecord) -> dict[str, Any]:
@@ -45,6 +46,7 @@ def summary(record: RunRecord) -> dict[str, Any]:
         for p in report.participants:
             entry = asdict(p)
             entry["reward"] = str(p.reward)  # token amounts exceed JSON's safe integers
+            entry["role"] = record.roles.get(p.address, "honest")
             participants.append(entry)
             if p.accepted and p.address:
                 rewards[p.address] += p.reward
@@ -55,6 +57,10 @@ def summary(record: RunRecord) -> dict[str, Any]:
                 "global_model_hash": report.global_model_hash or None,
                 "committed": report.committed,
                 "failed_reason": report.failed_reason or None,
+                "budget": str(report.budget),
+                "contribution_method": report.contribution_method,
+                "scoring_seconds": round(report.scoring_seconds, 4),
+                "utility_evaluations": report.evaluations,
                 "accuracy": report.accuracy,
                 "loss": report.loss,
                 "gas_used": report.gas_used,
@@ -127,8 +133,45 @@ def plot_accuracy(record: RunRecord, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_rewards(record: RunRecord, path: Path) -> None:
+    """Each participant's cumulative share of the rewards attributed so far, per round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    totals: dict[str, int] = defaultdict(int)
+    shares: dict[str, list[float]] = defaultdict(list)
+    rounds = []
+    for report in record.reports:
+        for p in report.participants:
+            if p.accepted and p.address:
+                totals[p.address] += p.reward
+        everything = sum(totals.values()) or 1
+        rounds.append(report.round)
+        for address, total in totals.items():
+            shares[address].append(total / everything)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for address, series in sorted(shares.items()):
+        padded = [0.0] * (len(rounds) - len(series)) + series
+        ax.plot(rounds, padded, marker=".", label=f"{address[:8]}…")
+    ax.set_xlabel("round")
+    ax.set_ylabel("cumulative share of rewards")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"rewards by {record.spec.contribution}")
+    ax.grid(alpha=0.3)
+    if len(shares) <= 12:
+        ax.legend(fontsize=7, ncol=2, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def write_artifacts(record: RunRecord, out: Path) -> None:
-    """Write summary.json, ledger.json and accuracy.png into ``out``."""
+    """Write summary.json, ledger.json, accuracy.png and rewards.png into ``out``."""
     _write_json(out / "summary.json", summary(record))
     _write_json(out / "ledger.json", _events(record))
     plot_accuracy(record, out / "accuracy.png")
+    plot_rewards(record, out / "rewards.png")

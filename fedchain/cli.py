@@ -107,7 +107,12 @@ def deploy(
     console.print(f"wrote {out}")
 
 
-def _signer(keystore: Path | None, devnet_index: int | None, chain_id: int) -> LocalAccount:
+def _signer(
+    keystore: Path | None,
+    devnet_index: int | None,
+    chain_id: int,
+    devnet_ids: frozenset[int] | set[int] = DEVNET_CHAIN_IDS,
+) -> LocalAccount:
     from fedchain.chain.accounts import devnet_account, keystore_password, load_keystore
 
     if keystore is not None and devnet_index is not None:
@@ -116,7 +121,7 @@ def _signer(keystore: Path | None, devnet_index: int | None, chain_id: int) -> L
         return load_keystore(keystore, keystore_password())
     if devnet_index is None:
         raise _fail("no signer: give --keystore PATH (or --devnet-account N on a devnet)", 2)
-    if chain_id not in DEVNET_CHAIN_IDS:
+    if chain_id not in devnet_ids:
         raise _fail(
             f"chain {chain_id} is not a devnet: DEVNET TEST keys are public, use --keystore", 2
         )
@@ -189,6 +194,12 @@ def simulate(
     direct: Annotated[
         bool, typer.Option(help="Clients also submit their commitments themselves.")
     ] = False,
+    contribution: Annotated[
+        str, typer.Option(help="data-size, loo, shapley, gtg or cosine.")
+    ] = "data-size",
+    attack: Annotated[
+        str, typer.Option(help="KIND:FRACTION of simulated attackers, e.g. free-rider:0.2.")
+    ] = "",
     out: Annotated[Path, typer.Option(help="Directory for the run's artifacts.")] = Path(
         "runs/latest"
     ),
@@ -212,6 +223,8 @@ def simulate(
             chain="rpc" if rpc_url else chain,
             rpc_url=rpc_url or "",
             direct=direct,
+            contribution=contribution,
+            attack=attack,
             out=str(out),
         )
         _validate_workload(settings)
@@ -289,6 +302,100 @@ def _print_rounds(record: RunRecordT) -> None:
         )
     console.print(table)
     console.print(f"final model {record.final_model_hash}")
+
+
+RunOption = Annotated[
+    Path, typer.Option("--run", help="A run directory (fedchain simulate --out).")
+]
+RpcOption = Annotated[
+    str | None, typer.Option(help="Node holding the run's chain (default: the saved one).")
+]
+
+
+@app.command()
+def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> None:
+    """Each participant's attributed, claimed and claimable rewards, read from the chain."""
+    from fedchain.audit import open_run
+
+    opened = open_run(run, rpc_url)
+    try:
+        gateway = opened.gateway
+        attributed: dict[str, int] = {}
+        for event in gateway.events():
+            if event.name == "RewardAttributed" and event.args["taskId"] == opened.task_id:
+                who = str(event.args["participant"])
+                attributed[who] = attributed.get(who, 0) + int(event.args["amount"])
+        token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
+        table = Table(title=f"rewards of task {opened.task_id} (token {token})")
+        for column in ("participant", "attributed", "claimed", "claimable"):
+            table.add_column(column, justify="left" if column == "participant" else "right")
+        for who, amount in sorted(attributed.items(), key=lambda kv: -kv[1]):
+            claimed, owed = gateway.claimed(who, token), gateway.owed(who, token)
+            table.add_row(who, _tokens(amount), _tokens(claimed), _tokens(owed))
+        console.print(table)
+    finally:
+        opened.close()
+
+
+@app.command()
+def claim(
+    run: RunOption = Path("runs/latest"),
+    rpc_url: RpcOption = None,
+    keystore: Annotated[
+        Path | None, typer.Option(help="The participant's keystore (password: prompt or env).")
+    ] = None,
+    devnet_account: Annotated[
+        int | None, typer.Option(help="Claim as DEVNET TEST key N (devnets and simulations).")
+    ] = None,
+) -> None:
+    """Pull everything the ledger owes this participant (a saved embedded chain keeps the claim)."""
+    from fedchain.audit import open_run
+
+    opened = open_run(run, rpc_url, resume=True)
+    try:
+        gateway = opened.gateway
+        chain_id = gateway.deployment.chain_id
+        devnet_ids = DEVNET_CHAIN_IDS | ({chain_id} if opened.backend.kind == "embedded" else set())
+        signer = _signer(keystore, devnet_account, chain_id, devnet_ids)
+        token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
+        paid, result = gateway.as_account(signer).claim(token)
+        if paid == 0:
+            console.print(f"{signer.address} has nothing to claim")
+        else:
+            console.print(f"{signer.address} claimed {_tokens(paid)} (tx {result.tx_hash})")
+    finally:
+        opened.close()
+
+
+@app.command()
+def scores(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> None:
+    """Recompute every round's contribution scores from the store and the holdout; compare them
+    with the chain. Exit code 0 only when every score and reward matches."""
+    from fedchain.audit import open_run, recompute_scores
+
+    opened = open_run(run, rpc_url)
+    try:
+        checks = recompute_scores(opened)
+    finally:
+        opened.close()
+    bad = [c for c in checks if not c.ok]
+    table = Table(title=f"scores of {run}: {len(checks) - len(bad)}/{len(checks)} match")
+    for column in ("round", "participant", "recorded", "recomputed", "reward", "verdict"):
+        table.add_column(column)
+    for c in bad or checks[-min(len(checks), 10) :]:
+        verdict = "ok" if c.ok else (c.detail or "MISMATCH")
+        table.add_row(
+            str(c.round), c.participant, str(c.recorded_score), str(c.recomputed_score),
+            f"{c.recorded_reward} / {c.recomputed_reward}", verdict,
+        )  # fmt: skip
+    console.print(table)
+    if bad:
+        raise _fail(f"{len(bad)} recorded scores or rewards do not recompute", 1)
+    console.print(f"every score of {len(checks)} recomputes exactly")
+
+
+def _tokens(amount: int) -> str:
+    return f"{amount / 10**18:,.6f}"
 
 
 def _short(value: object) -> str:

@@ -144,6 +144,18 @@ def _prepare_task(
     return task_id
 
 
+def _roles(settings: RunSettings) -> dict[str, str]:
+    """Each simulated participant's role: honest, or the attack it plays."""
+    from fedchain.attacks import parse_attack
+
+    plan = parse_attack(settings.attack)
+    roles: dict[str, str] = {}
+    for partition_id in range(settings.num_clients):
+        address = devnet_account(FIRST_PARTICIPANT_KEY + partition_id).address
+        roles[address] = plan.role(partition_id, settings.num_clients) if plan else "honest"
+    return roles
+
+
 def _org_hash(partition_id: int) -> bytes:
     import hashlib
 
@@ -166,6 +178,7 @@ def _spec(settings: RunSettings, hold: Holdout, initial: ModelHash) -> TaskSpec:
         initial_model_hash=to_hex(initial),
         partition=settings.partition,
         seed=settings.seed,
+        contribution=settings.contribution,
     )
 
 
@@ -206,6 +219,9 @@ def run_federation(
             template=initial,
             reward_per_round=settings.reward_per_round,
             on_round=on_round,
+            contribution=settings.contribution,
+            task_seed=settings.seed,
+            holdout_hash=to_hex(hold.data_hash),
         )
         result = strategy.start(
             grid,
@@ -230,6 +246,7 @@ def run_federation(
             events = gateway.events()
             gateway.deployment.save(out / "deployment.json")
     record = RunRecord(
+        roles=_roles(settings),
         settings=settings,
         spec=spec,
         chain=chain,

@@ -17,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from fedchain import keys
+from fedchain.attacks import parse_attack
 from fedchain.chain.accounts import devnet_account, keystore_password, load_keystore
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
@@ -83,7 +84,11 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     server_round = int(config["server-round"])  # type: ignore[arg-type]
     seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
-    update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
+    plan = parse_attack(settings.attack)
+    if plan is not None and partition_id in plan.attackers(partitions):
+        update, loss = plan.forge(weights, seed), 0.0  # a simulated attacker trains nothing
+    else:
+        update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
 
     records: dict[str, Any] = {
         keys.RECORD_ARRAYS: numpy_to_arrays(update),

@@ -16,12 +16,14 @@ from fedchain.errors import FedchainError
 
 __all__ = [
     "CHAIN_KINDS",
+    "CONTRIBUTION_METHODS",
     "STRATEGY_NAMES",
     "RunSettings",
     "SettingsError",
 ]
 
 CHAIN_KINDS = ("embedded", "anvil", "rpc", "none")
+CONTRIBUTION_METHODS = ("data-size", "loo", "shapley", "gtg", "cosine")
 STRATEGY_NAMES = (
     "fedavg",
     "fedprox",
@@ -60,6 +62,8 @@ class RunSettings:
     deployment: str = ""
     direct: bool = False
     reward_per_round: int = 1000 * 10**18
+    contribution: str = "data-size"
+    attack: str = ""
     out: str = "runs/latest"
     holdout_fraction: float = 0.2
     label_column: str = "label"
@@ -81,11 +85,18 @@ class RunSettings:
                 f"strategy must be one of {', '.join(STRATEGY_NAMES)}",
             ),
             (self.reward_per_round >= 0, "reward-per-round must be >= 0"),
+            (
+                self.contribution in CONTRIBUTION_METHODS,
+                f"contribution must be one of {', '.join(CONTRIBUTION_METHODS)}",
+            ),
             (0 < self.holdout_fraction < 1, "holdout-fraction must lie in (0, 1)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)
+        from fedchain.attacks import parse_attack
+
+        parse_attack(self.attack)  # raises AttackError (a ValueError) on a bad spec
 
     @property
     def out_dir(self) -> Path:

@@ -9,15 +9,16 @@ valid ones, stores and evaluates the global model, and commits the round in one 
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
@@ -34,8 +35,9 @@ from fedchain.chain.records import (
     TaskId,
 )
 from fedchain.chain.signing import recover_signer
-from fedchain.contribution.rewards import split_budget, to_fixed_point
+from fedchain.contribution.rewards import to_fixed_point
 from fedchain.hashing import ModelHash, model_hash, to_hex
+from fedchain.scoring import RoundScoring, score_round, scoring_seed, weighted_mean
 from fedchain.store import ModelStore
 
 __all__ = [
@@ -44,7 +46,9 @@ __all__ = [
     "ParticipantOutcome",
     "RoundReport",
     "arrays_to_numpy",
+    "coalition_aggregator",
     "numpy_to_arrays",
+    "reply_message",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,6 +110,10 @@ class RoundReport:
     seconds: float = 0.0
     committed: bool = False
     failed_reason: str = ""
+    budget: int = 0
+    contribution_method: str = ""
+    scoring_seconds: float = 0.0
+    evaluations: int = 0
     participants: list[ParticipantOutcome] = field(default_factory=list)
 
 
@@ -131,6 +139,9 @@ class LedgerStrategy(Strategy):
         reward_per_round: int,
         min_accepted: int = 1,
         on_round: Callable[[RoundReport], None] | None = None,
+        contribution: str = "data-size",
+        task_seed: int = 0,
+        holdout_hash: str = "",
     ) -> None:
         self.inner = inner
         self.link = link
@@ -140,7 +151,11 @@ class LedgerStrategy(Strategy):
         self.reward_per_round = reward_per_round
         self.min_accepted = min_accepted
         self.on_round = on_round
+        self.contribution = contribution
+        self.task_seed = task_seed
+        self.holdout_hash = holdout_hash
         self.reports: list[RoundReport] = []
+        self._parent_weights: dict[int, Weights] = {}
         self._sampled: dict[int, list[int]] = {}
         self._started: dict[int, float] = {}
         self._parents: dict[int, ModelHash] = {}
@@ -152,7 +167,8 @@ class LedgerStrategy(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         self._started[server_round] = time.perf_counter()
-        parent = model_hash(arrays_to_numpy(arrays))
+        self._parent_weights[server_round] = arrays_to_numpy(arrays)
+        parent = model_hash(self._parent_weights[server_round])
         self._parents[server_round] = parent
         if self.link is not None:
             link = self.link
@@ -194,31 +210,50 @@ class LedgerStrategy(Strategy):
         if len(accepted) < self.min_accepted:
             return self._fail(report, f"{len(accepted)} valid updates, {self.min_accepted} needed")
 
+        # Taken before aggregating: some strategies (FedMedian) consume the replies' arrays.
+        updates = [_update(c.message) for c in accepted]
+        for update in updates:  # every accepted update is kept, so anyone can recompute the round
+            self.store.put(update)
         arrays, metrics = self.inner.aggregate_train(server_round, [c.message for c in accepted])
         if arrays is None:
             return self._fail(report, f"{type(self.inner).__name__} produced no model")
         weights = arrays_to_numpy(arrays)
         global_hash = self.store.put(weights)
-        for c in accepted:  # every accepted update is kept, so anyone can recompute the round
-            self.store.put(arrays_to_numpy(next(iter(c.message.content.array_records.values()))))
         accuracy, loss = self.evaluate(weights)
         report.global_model_hash, report.accuracy, report.loss = to_hex(global_hash), accuracy, loss
-        self._reward(accepted)
+        scoring = self._score(server_round, accepted, updates, weights)
+        report.contribution_method, report.scoring_seconds = scoring.method, scoring.seconds
+        report.evaluations, report.budget = scoring.evaluations, self.reward_per_round
         self._finish(report)
         if self.link is not None:
-            self._commit(server_round, global_hash, accepted, report)
+            self._commit(server_round, global_hash, accepted, report, scoring.scoring_hash)
         else:
             self._announce(report)
         return arrays, metrics
 
-    def _reward(self, accepted: list[_Checked]) -> None:
-        """Until contribution scoring lands: shares of the examples, as integer token amounts."""
-        total = sum(c.outcome.num_examples for c in accepted) or 1
-        scores = {c.outcome.address: c.outcome.num_examples / total for c in accepted}
-        amounts = split_budget(scores, self.reward_per_round)
+    def _score(
+        self, server_round: int, accepted: list[_Checked], updates: list[Weights], weights: Weights
+    ) -> RoundScoring:
+        """Measure each accepted participant's contribution and split the round's budget."""
+        examples = [c.outcome.num_examples for c in accepted]
+        aggregate = coalition_aggregator(self.inner, server_round, updates, examples)
+        scoring = score_round(
+            method=self.contribution,
+            addresses=[c.outcome.address for c in accepted],
+            updates=updates,
+            examples=examples,
+            parent=self._parent_weights[server_round],
+            global_model=weights,
+            aggregate=aggregate,
+            loss=lambda model: self.evaluate(model)[1],
+            budget=self.reward_per_round,
+            seed=scoring_seed(self.task_seed, server_round),
+            holdout_hash=self.holdout_hash,
+        )
         for c in accepted:
-            c.outcome.score = scores[c.outcome.address]
-            c.outcome.reward = amounts[c.outcome.address]
+            c.outcome.score = scoring.scores[c.outcome.address]
+            c.outcome.reward = scoring.rewards[c.outcome.address]
+        return scoring
 
     def _commit(
         self,
@@ -226,12 +261,14 @@ class LedgerStrategy(Strategy):
         global_hash: ModelHash,
         accepted: list[_Checked],
         report: RoundReport,
+        scoring_hash: bytes,
     ) -> None:
         assert self.link is not None
         outcome = RoundOutcome(
             global_model_hash=global_hash,
             accuracy_ppm=round((report.accuracy or 0.0) * 1_000_000),
             loss_ppm=round((report.loss or 0.0) * 1_000_000),
+            scoring_hash=scoring_hash,
         )
         relayed = [c.signed for c in accepted if c.signed is not None and not c.on_chain]
         rewards = [
@@ -420,6 +457,60 @@ class LedgerStrategy(Strategy):
     def summary(self) -> None:
         log.info("LedgerStrategy around %s", type(self.inner).__name__)
         self.inner.summary()
+
+
+def coalition_aggregator(
+    inner: Strategy,
+    server_round: int,
+    updates: Sequence[Weights],
+    examples: Sequence[int],
+) -> Callable[[Sequence[int]], Weights]:
+    """Rebuild a coalition's model with the round's aggregation (for contribution scoring).
+
+    Each coalition is aggregated by a copy of ``inner`` on fresh replies (strategies may consume
+    their inputs, and stateful ones, like FedAdam, must not see coalitions); when the strategy
+    cannot aggregate so few replies (Krum needs more), the example-weighted mean stands in.
+    """
+
+    def aggregate(indices: Sequence[int]) -> Weights:
+        replies = [
+            reply_message(
+                RecordDict(
+                    {
+                        keys.RECORD_ARRAYS: numpy_to_arrays(updates[i]),
+                        keys.RECORD_METRICS: MetricRecord(
+                            {keys.METRIC_NUM_EXAMPLES: int(examples[i])}
+                        ),
+                    }
+                )
+            )
+            for i in indices
+        ]
+        try:
+            arrays, _ = copy.deepcopy(inner).aggregate_train(server_round, replies)
+        except Exception:  # a strategy refusing a small coalition is not an error here
+            arrays = None
+        if arrays is None:
+            return weighted_mean([updates[i] for i in indices], [examples[i] for i in indices])
+        return arrays_to_numpy(arrays)
+
+    return aggregate
+
+
+def _update(reply: Message) -> Weights:
+    return arrays_to_numpy(next(iter(reply.content.array_records.values())))
+
+
+def reply_message(content: RecordDict, node_id: int = 1) -> Message:
+    """A train reply built outside a running Flower app (audits recompute rounds with these)."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    try:
+        TaskIdentity.run_id  # noqa: B018 - raises when no Flower app set the identity
+    except RuntimeError:
+        TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 0
+    instruction = Message(RecordDict(), dst_node_id=node_id, message_type="train")
+    return Message(content, reply_to=instruction)
 
 
 class _Rejected(Exception):

@@ -14,6 +14,8 @@ from bench_gas import markdown as gas_markdown
 from bench_hashing import bench_hashing, markdown_table
 from bench_overhead import bench_overhead
 from bench_overhead import markdown as overhead_markdown
+from bench_scoring import bench_scoring
+from bench_scoring import markdown as scoring_markdown
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 
@@ -23,7 +25,9 @@ def main() -> None:
     gas = gas_markdown(bench_gas())
     print("hashing ...", flush=True)
     hashing = markdown_table(bench_hashing())
-    print("ledger overhead (six federations) ...", flush=True)
+    print("contribution scoring ...", flush=True)
+    scoring = scoring_markdown(bench_scoring())
+    print("ledger overhead (nine federations) ...", flush=True)
     overhead = overhead_markdown(bench_overhead())
     today = datetime.date.today().isoformat()
     text = f"""# Benchmarks
@@ -47,6 +51,13 @@ Target: the canonical streaming hash of a 100 MB float32 model reaches at least 
 `hashlib.sha256` over the same bytes.
 
 {hashing}
+
+## Contribution scoring (`python scripts/bench_scoring.py`)
+
+Cost of each method against the number of participants, and `gtg`'s mean relative error against
+exact Shapley where exact is feasible (synthetic utility; 1 ms stands in for a model evaluation).
+
+{scoring}
 
 ## The ledger's overhead (`python scripts/bench_overhead.py`)
 

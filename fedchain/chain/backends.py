@@ -96,8 +96,14 @@ class EmbeddedChain:
         self._w3 = None
 
     @classmethod
-    def replay(cls, journal: Path, accounts: int = _EMBEDDED_ACCOUNTS) -> EmbeddedChain:
-        """Rebuild a journaled chain by re-executing its transactions; check every block hash."""
+    def replay(
+        cls, journal: Path, accounts: int = _EMBEDDED_ACCOUNTS, resume: bool = False
+    ) -> EmbeddedChain:
+        """Rebuild a journaled chain by re-executing its transactions; check every block hash.
+
+        With ``resume``, transactions sent to the rebuilt chain are appended to the same
+        journal, so a claim made on a saved run is kept with it.
+        """
         path = journal / JOURNAL_FILE
         if not path.exists():
             raise ChainError(f"no saved chain at {journal}: expected {JOURNAL_FILE} there")
@@ -118,6 +124,11 @@ class EmbeddedChain:
                     f"(line {line_no}) hashes to {_hex(block['hash'])}, saved "
                     f"{entry['hash']}: the saved chain was altered"
                 )
+        if resume:
+            chain.journal = journal
+            provider = w3.provider
+            assert isinstance(provider, _LockedTesterProvider)
+            provider.journal_to(journal)
         return chain
 
 
@@ -163,6 +174,10 @@ class _LockedTesterProvider(EthereumTesterProvider):
         self._tester = tester
         self._lock = threading.RLock()
         self._journal = journal / JOURNAL_FILE if journal is not None else None
+
+    def journal_to(self, journal: Path) -> None:
+        """Append every further transaction to ``journal``."""
+        self._journal = journal / JOURNAL_FILE
 
     def make_request(self, method: Any, params: Any) -> Any:
         with self._lock:

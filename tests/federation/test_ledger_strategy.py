@@ -35,6 +35,7 @@ def _open(strategy: LedgerStrategy, ledger: Ledger, round_id: int = 1) -> None:
     parent = model_hash(template())
     strategy._started[round_id] = 0.0
     strategy._parents[round_id] = parent
+    strategy._parent_weights[round_id] = template()
     strategy._sampled[round_id] = [1, 2, 3, 4, 5]
     ledger.gateway.open_round(ledger.task_id, RoundId(round_id), parent)
 
@@ -214,6 +215,7 @@ def test_without_a_ledger_nothing_is_signed_or_committed(store_dir: Path) -> Non
         reward_per_round=0,
     )
     strategy._started[1], strategy._parents[1], strategy._sampled[1] = 0.0, b"\x00" * 32, [1]
+    strategy._parent_weights[1] = template()
     from flwr.app import MetricRecord, RecordDict
 
     from fedchain import keys

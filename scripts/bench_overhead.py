@@ -27,7 +27,7 @@ class OverheadFigures:
         return self.seconds[chain] / self.seconds["none"]
 
 
-def bench_overhead(rounds: int = 10, clients: int = 10, repeats: int = 3) -> OverheadFigures:
+def bench_overhead(rounds: int = 10, clients: int = 10, repeats: int = 5) -> OverheadFigures:
     best = dict.fromkeys(CHAINS, float("inf"))
     for _ in range(repeats):
         for chain in CHAINS:

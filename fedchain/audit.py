@@ -166,27 +166,31 @@ def _check_round(
     ordered = sorted(commitments, key=lambda c: str(c["updateHash"]))
     addresses = [str(c["participant"]) for c in ordered]
     examples = [int(c["numExamples"]) for c in ordered]
-    missing = _unreadable(store, ordered)
-    for label, digest in (("parent model", parent_hash), ("global model", global_hash)):
-        problem = _unreadable_model(store, digest)
+    loaded = [_load(store, str(c["updateHash"])) for c in ordered]
+    missing = {
+        a: f"stored update: {problem}"
+        for a, (_, problem) in zip(addresses, loaded, strict=True)
+        if problem
+    }
+    parent, parent_problem = _load(store, parent_hash)
+    global_model, global_problem = _load(store, global_hash)
+    for label, problem in (("parent model", parent_problem), ("global model", global_problem)):
         if problem:
             missing = {a: f"{label}: {problem}" for a in addresses}
-    if missing:  # the round cannot be recomputed: say whose update is wrong
+    if missing or parent is None or global_model is None:  # say whose model is wrong
         return [
-            ScoreCheck(
-                round_id, address, 0, 0, 0, 0, detail=missing.get(address, "round unreadable")
-            )
-            for address in addresses
+            ScoreCheck(round_id, a, 0, 0, 0, 0, detail=missing.get(a, "round unreadable"))
+            for a in addresses
         ]
-    updates = [store.get(from_hex(str(c["updateHash"]))) for c in ordered]
+    updates = [weights for weights, _ in loaded if weights is not None]
     aggregate = _aggregator(settings, round_id, updates, examples)
     scoring = score_round(
         method=run.spec.contribution,
         addresses=addresses,
         updates=updates,
         examples=examples,
-        parent=store.get(from_hex(parent_hash)),
-        global_model=store.get(from_hex(global_hash)),
+        parent=parent,
+        global_model=global_model,
         aggregate=aggregate,
         loss=lambda model: evaluate_weights(settings, hold.data, model)[1],
         budget=budget,
@@ -213,27 +217,14 @@ def _check_round(
     return checks
 
 
-def _unreadable(store: ModelStore, commitments: list[Any]) -> dict[str, str]:
-    """Participants whose committed update is missing from the store or does not match."""
-    from fedchain.store import ModelCorrupted, ModelNotInStore
-
-    problems = {}
-    for c in commitments:
-        try:
-            store.get(from_hex(str(c["updateHash"])))
-        except (ModelNotInStore, ModelCorrupted) as exc:
-            problems[str(c["participant"])] = f"stored update: {exc}"
-    return problems
-
-
-def _unreadable_model(store: ModelStore, digest: str) -> str:
+def _load(store: ModelStore, digest: str) -> tuple[Weights | None, str]:
+    """A stored model by its 0x hash, or why it cannot be read (missing, or altered)."""
     from fedchain.store import ModelCorrupted, ModelNotInStore
 
     try:
-        store.get(from_hex(digest))
+        return store.get(from_hex(digest)), ""
     except (ModelNotInStore, ModelCorrupted) as exc:
-        return str(exc)
-    return ""
+        return None, str(exc)
 
 
 def _aggregator(

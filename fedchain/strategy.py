@@ -121,6 +121,7 @@ class RoundReport:
 class _Checked:
     message: Message
     outcome: ParticipantOutcome
+    weights: Weights | None = None  # the update, read once while checking
     signed: SignedCommitment | None = None
     on_chain: bool = False  # submitted directly by the participant: not relayed again
 
@@ -210,8 +211,9 @@ class LedgerStrategy(Strategy):
         if len(accepted) < self.min_accepted:
             return self._fail(report, f"{len(accepted)} valid updates, {self.min_accepted} needed")
 
-        # Taken before aggregating: some strategies (FedMedian) consume the replies' arrays.
-        updates = [_update(c.message) for c in accepted]
+        # Read while checking, before aggregating: some strategies (FedMedian) consume the
+        # replies' arrays.
+        updates = [c.weights for c in accepted if c.weights is not None]
         for update in updates:  # every accepted update is kept, so anyone can recompute the round
             self.store.put(update)
         arrays, metrics = self.inner.aggregate_train(server_round, [c.message for c in accepted])
@@ -346,7 +348,7 @@ class LedgerStrategy(Strategy):
         content = reply.content
         if len(content.array_records) != 1 or len(content.metric_records) != 1:
             raise _Rejected("a reply needs exactly one ArrayRecord and one MetricRecord")
-        weights = arrays_to_numpy(next(iter(content.array_records.values())))
+        weights = checked.weights = arrays_to_numpy(next(iter(content.array_records.values())))
         self._check_tensors(weights)
         metrics = next(iter(content.metric_records.values()))
         examples = metrics.get(keys.METRIC_NUM_EXAMPLES)
@@ -495,10 +497,6 @@ def coalition_aggregator(
         return arrays_to_numpy(arrays)
 
     return aggregate
-
-
-def _update(reply: Message) -> Weights:
-    return arrays_to_numpy(next(iter(reply.content.array_records.values())))
 
 
 def reply_message(content: RecordDict, node_id: int = 1) -> Message:

@@ -292,15 +292,12 @@ class LedgerGateway:
     def participant(self, address: str) -> ParticipantRecord:
         call = self.ledger.functions.getParticipant(_address(address))
         p = self._rpc(call.call)
-        return ParticipantRecord(ParticipantStatus(p[0]), int(p[1]), int(p[2]), bytes(p[3]))
+        return _participant_record(p)
 
     def participants(self, addresses: Sequence[str]) -> list[ParticipantRecord]:
         """The records of several participants, in one call."""
         call = self.ledger.functions.getParticipants([_address(a) for a in addresses])
-        return [
-            ParticipantRecord(ParticipantStatus(p[0]), int(p[1]), int(p[2]), bytes(p[3]))
-            for p in self._rpc(call.call)
-        ]
+        return [_participant_record(p) for p in self._rpc(call.call)]
 
     def direct_commitment(self, task_id: TaskId, round_id: RoundId, address: str) -> bytes:
         call = self.ledger.functions.directCommitment(task_id, round_id, _address(address))
@@ -682,6 +679,13 @@ def _task_head_slots(task_id: int) -> tuple[int, int, int, int]:
     base = int.from_bytes(keccak(abi_encode(["uint256", "uint256"], [task_id, base_slot])), "big")
     head_member, round_member = members["headModelHash"], members["lastRound"]
     return base + head_member[0], base + round_member[0], 8 * round_member[1], 8 * round_member[2]
+
+
+def _participant_record(fields: Sequence[Any]) -> ParticipantRecord:
+    """A ``Ledger.Participant`` tuple as returned by a call."""
+    return ParticipantRecord(
+        ParticipantStatus(fields[0]), int(fields[1]), int(fields[2]), bytes(fields[3])
+    )
 
 
 def _address(value: str) -> Any:

@@ -230,6 +230,29 @@ def test_gtg_is_close_to_exact_on_a_concave_game() -> None:
     assert estimate.evaluations < 2 ** len(weights)
 
 
+def test_gtg_gives_interchangeable_participants_equal_scores() -> None:
+    # Prepare: participants 0 and 3 submit the same update with the same example count; 5 has
+    # the same update as them but fewer examples, so it is not interchangeable with them
+    weights = (2.0, 1.0, 0.5, 2.0, 1.5, 2.0, 2.5, 1.0)
+    deltas = [np.full(3, w) for w in weights]
+    examples = [10, 10, 10, 10, 10, 4, 10, 10]
+
+    # Execute
+    plain = GTGScorer().score(
+        8, concave(weights), num_examples=examples, deltas=None, aggregate_delta=None, seed=7
+    )
+    grouped = GTGScorer().score(
+        8, concave(weights), num_examples=examples, deltas=deltas, aggregate_delta=None, seed=7
+    )
+
+    # Assert
+    assert plain.scores[0] != plain.scores[3]  # sampling noise between them, before grouping
+    assert grouped.scores[0] == grouped.scores[3]
+    assert grouped.scores[0] == pytest.approx((plain.scores[0] + plain.scores[3]) / 2)
+    assert grouped.scores[5] == plain.scores[5]
+    assert sum(grouped.scores) == pytest.approx(sum(plain.scores))
+
+
 def test_cached_utility_counts_distinct_coalitions() -> None:
     # Prepare
     calls: list[Coalition] = []

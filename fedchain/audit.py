@@ -161,9 +161,13 @@ def _check_round(
     commitments: list[Any],
     rewards: list[Any],
 ) -> list[ScoreCheck]:
+    from fedchain.strategy import aggregation_order
+
     settings = run.settings
-    # The server aggregated and scored in canonical order: by update hash.
-    ordered = sorted(commitments, key=lambda c: str(c["updateHash"]))
+    # The server aggregated and scored in canonical order.
+    ordered = sorted(
+        commitments, key=lambda c: aggregation_order(str(c["updateHash"]), str(c["participant"]))
+    )
     addresses = [str(c["participant"]) for c in ordered]
     examples = [int(c["numExamples"]) for c in ordered]
     loaded = [_load(store, str(c["updateHash"])) for c in ordered]

@@ -45,6 +45,7 @@ __all__ = [
     "LedgerStrategy",
     "ParticipantOutcome",
     "RoundReport",
+    "aggregation_order",
     "arrays_to_numpy",
     "coalition_aggregator",
     "numpy_to_arrays",
@@ -79,6 +80,15 @@ class LedgerLink:
     client_rpc_url: str
     direct: bool = False
     queue: WriteQueue = field(default_factory=WriteQueue)
+
+
+def aggregation_order(update_hash: str, address: str) -> tuple[str, str]:
+    """The sort key of a round's accepted updates, for the server and anyone recomputing it.
+
+    By update hash, then by participant: free-riders returning the same model share a hash, and
+    their order still moves the last bits of a float sum.
+    """
+    return update_hash.lower(), address.lower()
 
 
 @dataclass
@@ -203,9 +213,10 @@ class LedgerStrategy(Strategy):
             if n not in replied
         ]
         # Replies arrive in whatever order the network delivers them; aggregating in a canonical
-        # order (by update hash) makes the global model bit-exact for anyone who recomputes it.
+        # order makes the global model bit-exact for anyone who recomputes it.
         accepted = sorted(
-            (c for c in checked if c.outcome.accepted), key=lambda c: c.outcome.update_hash
+            (c for c in checked if c.outcome.accepted),
+            key=lambda c: aggregation_order(c.outcome.update_hash, c.outcome.address),
         )
         report.participants = [c.outcome for c in checked] + absent
         if len(accepted) < self.min_accepted:

@@ -261,3 +261,32 @@ def test_every_selectable_strategy_aggregates_and_commits_through_the_wrapper(
     assert arrays is not None
     assert set(arrays_to_numpy(arrays)) == set(template())
     assert ledger.gateway.round(ledger.task_id, RoundId(1)).state == RoundState.COMMITTED
+
+
+def test_replies_with_the_same_update_aggregate_the_same_in_any_arrival_order(
+    ledger: Ledger, store_dir: Path
+) -> None:
+    # Prepare: two free-riders return the same model with different example counts, and sort
+    # after other updates, so that their order moves the last bits of the weighted sum
+    same = update(0)
+    before = [u for u in map(update, range(1, 40)) if model_hash(u) < model_hash(same)][:2]
+    replies = [
+        make_reply(ledger, 1, ledger.participants[0], same, examples=7),
+        make_reply(ledger, 2, ledger.participants[1], same, examples=29),
+        make_reply(ledger, 3, ledger.participants[2], before[0], examples=13),
+        make_reply(ledger, 4, ledger.participants[3], before[1], examples=3),
+    ]
+    orders = [replies, [replies[1], replies[0], replies[3], replies[2]]]
+
+    # Execute
+    results = []
+    for index, order in enumerate(orders):
+        strategy = _strategy(None, store_dir / str(index))
+        strategy._started[1], strategy._parents[1] = 0.0, model_hash(template())
+        strategy._sampled[1], strategy._parent_weights[1] = [1, 2, 3, 4], template()
+        arrays, _ = _aggregate(strategy, order)
+        assert arrays is not None
+        results.append(arrays_to_numpy(arrays))
+
+    # Assert: bit for bit
+    assert model_hash(results[0]) == model_hash(results[1])

@@ -217,8 +217,10 @@ def reward_share_plot(summary: Mapping[str, Any], titled: bool = True) -> bytes:
             labels = [_short(w, 6, 4) for w in names]
             ax.stackplot(rounds, shares, labels=labels, colors=_palette(len(names)), alpha=0.9)
             ax.set_xlim(rounds[0], rounds[-1] if len(rounds) > 1 else rounds[0] + 1)
-            if len(names) <= 20:
-                ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+            if len(names) <= 20:  # listed top to bottom as stacked
+                handles, texts = ax.get_legend_handles_labels()
+                ax.legend(handles[::-1], texts[::-1], loc="center left", frameon=False,
+                          bbox_to_anchor=(1.01, 0.5))  # fmt: skip
         ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_xlabel("round")
@@ -268,7 +270,7 @@ def score_heatmap(
     else:
         cmap, norm = colormaps["Blues"], Normalize(vmin=min(low, 0.0), vmax=max(high, 1e-12))
     with _rc():
-        fig = _figure(max(_SIZE[1], 1.3 + 0.3 * len(rounds)))
+        fig = _figure(min(8.0, max(_SIZE[1], 1.2 + 0.22 * len(rounds))))
         ax = fig.add_subplot()
         flags = np.where(status >= 2, status, np.nan)
         flat = ListedColormap(["#fecaca", "#e2e8f0", "#fde68a"])
@@ -455,6 +457,14 @@ def _badge(verdict: Mapping[str, Any] | None) -> str:
     )
 
 
+def _budget(run: _Run) -> int:
+    """The task's reward per round, as the ledger recorded it at createTask."""
+    for e in run.events:
+        if e["event"] == "TaskCreated" and e["args"].get("taskId") == run.summary["task_id"]:
+            return int(e["args"]["rewardPerRound"])
+    return max((int(r["budget"]) for r in run.summary["rounds"]), default=0)
+
+
 def _header(run: _Run, verdict: Mapping[str, Any] | None) -> str:
     s = run.summary
     spec = run.spec
@@ -495,9 +505,7 @@ def _header(run: _Run, verdict: Mapping[str, Any] | None) -> str:
         (
             "rewards attributed",
             _tokens(attributed) if ledger else "—",
-            f"budget {_tokens(int(rounds[0]['budget']))} a round"
-            if ledger and rounds
-            else ("no ledger: none attributed" if not ledger else ""),
+            f"budget {_tokens(_budget(run))} a round" if ledger else "no ledger: none attributed",
         ),
     ]
     card_html = "".join(
@@ -568,18 +576,22 @@ def _plots_section(run: _Run, order: Sequence[str]) -> str:
         return f'<div class="empty"><strong>{title}</strong><span>{why}</span></div>'
 
     no_ledger = "this run had no ledger (<code>--chain none</code>)"
+    evaluated = any(r["accuracy"] is not None for r in s["rounds"])
+    rewarded = any(int(amount) for amount in s["rewards"].values())
     figures = [
         (
             "Accuracy and loss per round",
             "on the holdout; failed rounds shaded red",
-            _image(accuracy_plot(s, titled=False), "accuracy and loss per round"),
+            _image(accuracy_plot(s, titled=False), "accuracy and loss per round")
+            if evaluated
+            else empty("no accuracy", "no round produced a global model"),
         ),
         (
             "Cumulative reward share",
             f"each participant's share of the rewards attributed so far ({method})",
             _image(reward_share_plot(s, titled=False), "cumulative reward share per participant")
-            if ledger
-            else empty("no rewards attributed", no_ledger),
+            if ledger and rewarded
+            else empty("no rewards attributed", no_ledger if not ledger else "no round did"),
         ),
         (
             "Contribution scores",

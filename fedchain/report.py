@@ -237,6 +237,32 @@ def _palette(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+# A heat-map cell: scored, or why it has no score (participants not sampled stay blank).
+_SCORED, _REJECTED, _ABSENT, _FAILED_ROUND = 1, 2, 3, 4
+_NO_SCORE = {_REJECTED: "rejected", _ABSENT: "absent", _FAILED_ROUND: "failed"}
+
+
+def _score_grid(rounds: Sequence[Mapping[str, Any]], names: Sequence[str]) -> tuple[Any, Any]:
+    """The rounds x participants matrices of scores (NaN where none) and of cell kinds."""
+    import numpy as np
+
+    column = {who: j for j, who in enumerate(names)}
+    scores = np.full((len(rounds), len(names)), np.nan)
+    kinds = np.zeros((len(rounds), len(names)), dtype=int)
+    for i, r in enumerate(rounds):
+        for p in r["participants"]:
+            j = column.get(_who(p))
+            if j is None:
+                continue
+            if p["accepted"] and not r["failed_reason"]:
+                scores[i, j], kinds[i, j] = float(p["score"]), _SCORED
+            elif p["accepted"]:
+                kinds[i, j] = _FAILED_ROUND
+            else:
+                kinds[i, j] = _ABSENT if p["absent"] else _REJECTED
+    return scores, kinds
+
+
 def score_heatmap(
     summary: Mapping[str, Any], order: Sequence[str] | None = None, titled: bool = True
 ) -> bytes:
@@ -246,22 +272,11 @@ def score_heatmap(
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.colors import ListedColormap, Normalize, TwoSlopeNorm
+    from matplotlib.ticker import MaxNLocator
 
     rounds = summary["rounds"]
     names = list(order or sorted({_who(p) for r in rounds for p in r["participants"]}))
-    column = {who: j for j, who in enumerate(names)}
-    scores = np.full((len(rounds), len(names)), np.nan)
-    # 0 not sampled, 1 scored, 2 rejected, 3 absent, 4 accepted in a round that failed (no scores)
-    status = np.zeros((len(rounds), len(names)))
-    for i, r in enumerate(rounds):
-        for p in r["participants"]:
-            j = column.get(_who(p))
-            if j is None:
-                continue
-            if p["accepted"] and not r["failed_reason"]:
-                scores[i, j], status[i, j] = float(p["score"]), 1
-            else:
-                status[i, j] = 4 if p["accepted"] else 3 if p["absent"] else 2
+    scores, kinds = _score_grid(rounds, names)
     finite = scores[np.isfinite(scores)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     norm: Normalize
@@ -272,20 +287,20 @@ def score_heatmap(
     with _rc():
         fig = _figure(min(8.0, max(_SIZE[1], 1.2 + 0.22 * len(rounds))))
         ax = fig.add_subplot()
-        flags = np.where(status >= 2, status, np.nan)
-        flat = ListedColormap(["#fecaca", "#e2e8f0", "#fde68a"])
+        flags = np.where(kinds >= _REJECTED, kinds, np.nan)
+        flat = ListedColormap(["#fecaca", "#e2e8f0", "#fde68a"])  # rejected, absent, failed
         ax.imshow(flags, cmap=flat, vmin=1.5, vmax=4.5, aspect="auto")
         image = ax.imshow(np.ma.masked_invalid(scores), cmap=cmap, norm=norm, aspect="auto")
-        if len(rounds) * len(names) <= 200:
-            for i, j in zip(*np.nonzero(status), strict=True):
-                if status[i, j] == 1:
+        cells = kinds.size
+        if cells <= 200:
+            size = 9 if cells <= 16 else 7.5 if cells <= 64 else 6
+            for i, j in zip(*np.nonzero(kinds), strict=True):
+                if kinds[i, j] == _SCORED:
                     red, green, blue, _ = cmap(norm(scores[i, j]))
                     dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
                     text, colour = f"{scores[i, j]:.2g}", "white" if dark else "#0f172a"
                 else:
-                    text = {2: "rejected", 3: "absent", 4: "failed"}[int(status[i, j])]
-                    colour = "#7f1d1d"
-                size = 7 if len(names) <= 8 else 6
+                    text, colour = _NO_SCORE[int(kinds[i, j])], "#7f1d1d"
                 ax.text(j, i, text, ha="center", va="center", fontsize=size, color=colour)
         labels = [_short(w, 6, 4) for w in names]
         ax.set_xticks(range(len(names)), labels, rotation=30, ha="right", fontsize=7.5)
@@ -296,7 +311,9 @@ def score_heatmap(
             side.set_visible(False)
         if titled:
             ax.set_title(f"contribution scores ({summary['spec'].get('contribution', '?')})")
-        fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02, label="score")
+        bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02, label="score")
+        bar.locator = MaxNLocator(6)
+        bar.update_ticks()
         return _png(fig)
 
 
@@ -411,6 +428,13 @@ def _tokens(amount: int) -> str:
     return f"{value:,.2f}" if abs(value) >= Decimal("0.01") else f"{value:.2e}"
 
 
+def _score(value: float) -> str:
+    """Four decimals; a value too small for them in scientific notation, never "-0.0000"."""
+    if value != 0 and abs(value) < 5e-5:
+        return f"{value:.2e}"
+    return f"{value:.4f}".replace("-0.0000", "0.0000")
+
+
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
@@ -449,7 +473,7 @@ def _badge(verdict: Mapping[str, Any] | None) -> str:
     if ok:
         return (
             f'<div class="badge ok"><span class="dot"></span>audit passed'
-            f"<small>{len(checks)} checks</small></div>"
+            f"<small>{_n(len(checks), 'check')}</small></div>"
         )
     return (
         f'<div class="badge fail"><span class="dot"></span>audit failed'
@@ -687,7 +711,7 @@ def _participants_section(run: _Run, participants: Sequence[_Participant]) -> st
     rows = []
     for p in participants:
         role = _pill("none" if p.role == "honest" else "warn", p.role)
-        mean = f"{p.mean_score:.4f}" if p.mean_score is not None else "—"
+        mean = _score(p.mean_score) if p.mean_score is not None else "—"
         row = (
             f"<td>{_code(p.who, 12, 8)}</td><td>{role}</td>"
             f'<td class="num">{p.accepted}</td><td class="num">{p.rejected}</td>'
@@ -739,7 +763,7 @@ def _audit_section(verdict: Mapping[str, Any] | None) -> str:
     ]
     failed = sum(not c["ok"] for c in checks)
     headline = (
-        f"every one of {len(checks)} checks passed"
+        f"{_n(len(checks), 'check')}, all passed"
         if ok
         else f"{failed} of {len(checks)} checks failed"
     )

@@ -163,8 +163,15 @@ def _title(summary: Mapping[str, Any]) -> str:
 def _rc() -> Any:
     from matplotlib import rc_context
 
+    # Labels come from the run (a rejected reply names itself): never parse them as mathtext.
     return rc_context(
-        {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9.5, "legend.fontsize": 8}
+        {
+            "font.size": 9,
+            "axes.titlesize": 10,
+            "axes.labelsize": 9.5,
+            "legend.fontsize": 8,
+            "text.parse_math": False,
+        }
     )
 
 

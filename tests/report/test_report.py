@@ -9,6 +9,7 @@ run's files with the summary changed the way such a run writes it.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import os
@@ -37,6 +38,7 @@ CHECKS: list[dict[str, Any]] = [
 ]  # fmt: skip
 VERDICT = {"ok": False, "checks": CHECKS}
 HOSTILE = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
+HOSTILE_NAME = "$\\fr{<b>}$"  # short enough to be plotted whole: mathtext and markup
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -201,6 +203,7 @@ def _fail_round_two(summary: dict[str, Any]) -> None:
         p.update(accepted=False, reason="tensor fc1.weight holds NaN or infinite values")
         p.update(score=0.0, reward="0")
     others[0]["reason"] = HOSTILE
+    others[-1]["address"] = HOSTILE_NAME  # a rejected reply can claim to be anyone
     first.update(score=0.0, reward="0")
     second.update(
         committed=False, failed_reason="1 valid updates, 2 needed", global_model_hash=None,
@@ -235,6 +238,8 @@ def test_simulate_writes_the_report_into_the_run(run: Path) -> None:
     assert "audit" not in page.tables
     assert len(page.rows("rounds")) == 2
     assert len(decoded_images(page)) == 4
+    for plot in ("accuracy.png", "rewards.png"):  # the run's own plots, drawn by the same code
+        assert png((run / plot).read_bytes()).width > 400
 
 
 def test_the_report_is_one_file_with_every_image_embedded(audited: Path, page: Page) -> None:
@@ -341,6 +346,8 @@ def test_failed_rounds_and_rejected_updates_are_shown_and_hostile_text_escaped(
     assert page.scripts == 0
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
     assert document.count("&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;") == 2
+    assert "<b>" not in document
+    assert html.escape(HOSTILE_NAME) in document
     # Assert: the failed round, its reason and every rejected update with its reason
     failed = page.rows("rounds")[1]
     assert failed[1:3] == ["—", "—"]

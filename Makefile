@@ -5,9 +5,15 @@ BIN    := $(VENV)/bin
 # The CPU build of PyTorch; any other torch requirement pulls GBs of CUDA packages.
 TORCH  := torch==2.13.0
 
-.PHONY: setup demo test test-python test-contracts lint bench contracts clean
+.PHONY: setup demo test test-python test-contracts lint bench contracts clean chromium
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed chromium
+
+# Headless Chromium (Debian package `chromium`) renders the HTML report in its test; installed once.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

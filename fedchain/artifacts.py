@@ -1,7 +1,8 @@
 """A run's artifacts: summary.json, ledger.json (every event read back), accuracy.png.
 
 The model store (``store/``) and ``final_model.safetensors`` are written during the run.
-summary.json's schema is documented in the README.
+summary.json's schema is documented in the README. The plots (and the HTML report, written
+from these files) belong to ``fedchain.report``.
 """
 
 from __future__ import annotations
@@ -106,72 +107,11 @@ def _write_json(path: Path, document: Any) -> None:
     os.replace(temporary, path)
 
 
-def plot_accuracy(record: RunRecord, path: Path) -> None:
-    """Accuracy and loss on the holdout, per round."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    done = [r for r in record.reports if r.accuracy is not None and r.loss is not None]
-    rounds = [r.round for r in done]
-    accuracy = [float(r.accuracy or 0.0) for r in done]
-    loss = [float(r.loss or 0.0) for r in done]
-    fig, ax_acc = plt.subplots(figsize=(7, 4), dpi=110)
-    ax_acc.plot(rounds, accuracy, marker="o", color="tab:blue", label="accuracy")
-    ax_acc.set_xlabel("round")
-    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_acc.set_ylabel("holdout accuracy", color="tab:blue")
-    ax_loss = ax_acc.twinx()
-    ax_loss.plot(rounds, loss, marker="s", color="tab:red", label="loss")
-    ax_loss.set_ylabel("holdout loss", color="tab:red")
-    ax_acc.set_title(f"{record.spec.dataset} · {record.spec.model} · {record.spec.strategy}")
-    ax_acc.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_rewards(record: RunRecord, path: Path) -> None:
-    """Each participant's cumulative share of the rewards attributed so far, per round."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
-
-    totals: dict[str, int] = defaultdict(int)
-    shares: dict[str, list[float]] = defaultdict(list)
-    rounds = []
-    for report in record.reports:
-        for p in report.participants:
-            if p.accepted and p.address:
-                totals[p.address] += p.reward
-        everything = sum(totals.values()) or 1
-        rounds.append(report.round)
-        for address, total in totals.items():
-            shares[address].append(total / everything)
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for address, series in sorted(shares.items()):
-        padded = [0.0] * (len(rounds) - len(series)) + series
-        ax.plot(rounds, padded, marker=".", label=f"{address[:8]}…")
-    ax.set_xlabel("round")
-    ax.set_ylabel("cumulative share of rewards")
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"rewards by {record.spec.contribution}")
-    ax.grid(alpha=0.3)
-    if len(shares) <= 12:
-        ax.legend(fontsize=7, ncol=2, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def write_artifacts(record: RunRecord, out: Path) -> None:
     """Write summary.json, ledger.json, accuracy.png and rewards.png into ``out``."""
-    _write_json(out / "summary.json", summary(record))
+    from fedchain.report import write_plots
+
+    document = summary(record)
+    _write_json(out / "summary.json", document)
     _write_json(out / "ledger.json", _events(record))
-    plot_accuracy(record, out / "accuracy.png")
-    plot_rewards(record, out / "rewards.png")
+    write_plots(document, out)

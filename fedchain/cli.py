@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -275,10 +275,14 @@ def _run_simulation(settings: RunSettingsT) -> None:
 
         record = run(settings, on_round)
     _print_rounds(record)
+    from fedchain.report import write_report
+
+    html = write_report(settings.out_dir, _audit_verdict(settings.out_dir))
     console.print(
         f"artifacts in [bold]{settings.out}[/]: summary.json, ledger.json, "
         "accuracy.png, final_model.safetensors, store/"
     )
+    console.print(f"report: [bold]{html}[/]")
 
 
 def _print_rounds(record: RunRecordT) -> None:
@@ -392,6 +396,32 @@ def scores(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> N
     if bad:
         raise _fail(f"{len(bad)} recorded scores or rewards do not recompute", 1)
     console.print(f"every score of {len(checks)} recomputes exactly")
+
+
+def _audit_verdict(run: Path) -> dict[str, Any] | None:
+    """The audit verdict the HTML report shows: THE one place it is obtained (``simulate`` and
+    ``report`` both call this).
+
+    Until ``fedchain audit`` is merged there is none (the report says "not audited"). When merging,
+    return fedchain.audit's ``Verdict.to_json()`` for the run in ``run`` here, and None for a run
+    without a ledger (``--chain none``).
+    """
+    return None
+
+
+@app.command()
+def report(
+    run: RunOption = Path("runs/latest"),
+    out: Annotated[
+        Path | None, typer.Option(help="HTML file to write (default: DIR/report.html).")
+    ] = None,
+) -> None:
+    """Write the run's self-contained HTML report (one file, plots embedded): task spec, rounds,
+    plots, participants and the audit verdict."""
+    from fedchain.report import write_report
+
+    written = write_report(run, _audit_verdict(run), out)
+    console.print(f"report of {run}: [bold]{written}[/] ({written.stat().st_size:,} bytes)")
 
 
 def _tokens(amount: int) -> str:

@@ -75,7 +75,7 @@ ANVIL_STATE_FILE = Path("chain") / "anvil-state.json"
 _ZERO_ADDRESS = "0x" + "00" * 20
 
 # The check kinds, in the order the verdict lists them.
-CHAIN = "chain re-executes and block hashes match"
+CHAIN = "chain reopened; saved blocks re-execute"
 SPEC = "task spec hash matches the chain"
 LEDGER = "task and its events on the ledger"
 PARENTS = "each round builds on the previous global model"
@@ -659,6 +659,10 @@ class _TaskAudit:
         results = replay_task(self.task, self.store, self.spec, settings)
         scored = 0
         for result in results:
+            if result.blocked:  # one row per check kind, not one per participant
+                for kind_rows in rows.values():
+                    kind_rows.fail(result.blocked, result.round, result.blocked_by)
+                continue
             for kind, problem in (
                 (AGGREGATION, result.aggregation),
                 (EVALUATION, result.evaluation),
@@ -762,6 +766,8 @@ class RoundReplay:
     aggregation: str = ""
     evaluation: str = ""
     scores: list[ScoreCheck] = field(default_factory=list)
+    blocked: str = ""  # why the round could not be replayed at all
+    blocked_by: str | None = None  # the participant whose stored update is at fault
 
 
 def _settings_for(
@@ -850,18 +856,20 @@ def _replay_task(
         result = RoundReplay(entry.round)
         results.append(result)
         loaded = _load_round(store, entry)
-        problem = loaded if isinstance(loaded, str) else ""
-        if not problem and broken:
-            problem = f"cannot replay: {replay.strategy_name} carries state from {broken}"
-        if problem or isinstance(loaded, str):
-            result.aggregation = problem
+        if isinstance(loaded, tuple):
+            result.blocked, result.blocked_by = loaded
+        elif broken:
+            result.blocked = f"{replay.strategy_name} carries state from {broken}"
+        if result.blocked:
+            result.blocked = f"cannot recompute: {result.blocked}"
             result.scores = [
-                ScoreCheck(entry.round, c.participant, 0, 0, 0, 0, detail=problem)
+                ScoreCheck(entry.round, c.participant, 0, 0, 0, 0, detail=result.blocked)
                 for c in entry.accepted
             ]
             if replay.stateful and not broken:
                 broken = f"round {entry.round}, which cannot be replayed"
             continue
+        assert not isinstance(loaded, tuple)
         replay.round(entry, loaded, result)
     return results
 
@@ -875,18 +883,19 @@ class _LoadedRound:
     addresses: list[str]
 
 
-def _load_round(store: ModelStore, entry: RoundLineage) -> _LoadedRound | str:
-    """The round's parent, global model and accepted updates, or why they cannot be read."""
+def _load_round(store: ModelStore, entry: RoundLineage) -> _LoadedRound | tuple[str, str | None]:
+    """The round's parent, global model and accepted updates, or why they cannot be read (and
+    whose update it is)."""
     accepted = entry.accepted
     updates = []
     for c in accepted:
         update, problem = _load(store, c.update_hash)
         if update is None:
-            return f"stored update of {c.participant}: {problem}"
+            return f"stored update of {c.participant}: {problem}", c.participant
         updates.append(update)
     parent, problem = _load(store, entry.parent_hash)
     if parent is None:
-        return f"parent model: {problem}"
+        return f"parent model: {problem}", None
     global_model, _ = _load(store, entry.global_hash or "")
     return _LoadedRound(
         parent,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -472,7 +473,11 @@ def _print_verdict(verdict: VerdictT, title: str, stderr: bool = False) -> None:
     table = Table(title=title + (f" · task {next(iter(tasks))}" if len(tasks) == 1 else ""))
     columns = ["check", *(["task"] if len(tasks) > 1 else []), "round", "participant"]
     for column in [*columns, "result", "detail"]:
-        table.add_column(column, no_wrap=column in ("round", "participant", "result", "task"))
+        table.add_column(
+            column,
+            no_wrap=column in ("round", "participant", "result", "task"),
+            min_width=42 if column == "participant" and _any_participant(verdict) else None,
+        )
     for c in verdict.checks:
         cells = [c.check, *([str(c.task or "")] if len(tasks) > 1 else [])]
         cells += ["" if c.round is None else str(c.round), c.participant or ""]
@@ -484,6 +489,10 @@ def _print_verdict(verdict: VerdictT, title: str, stderr: bool = False) -> None:
         out.print(f"[bold red]verdict: {failed} of {len(verdict.checks)} rows failed[/]")
     else:
         out.print(f"[bold green]verdict: every check passed[/] ({len(verdict.checks)} rows)")
+
+
+def _any_participant(verdict: VerdictT) -> bool:
+    return any(c.participant for c in verdict.checks)
 
 
 @app.command("verify-model")
@@ -548,23 +557,28 @@ def _print_provenance(p: ProvenanceT) -> None:
         assert entry is not None
         console.print(
             f"[bold green]recorded:[/] the global model of task {sighting.task_id}, round "
-            f"{sighting.round}: accuracy {(entry.accuracy_ppm or 0) / 1e6:.4f}, loss "
-            f"{(entry.loss_ppm or 0) / 1e6:.4f} on the holdout (tx {entry.commit_tx})"
+            f"{sighting.round}"
+        )
+        console.print(
+            f"holdout accuracy {(entry.accuracy_ppm or 0) / 1e6:.4f}, loss "
+            f"{(entry.loss_ppm or 0) / 1e6:.4f}; committed in tx {entry.commit_tx}"
         )
         rewards = {r.participant: r for r in entry.rewards}
-        table = Table(title=f"participants of round {sighting.round}")
-        for column in ("participant", "update", "examples", "score", "reward"):
+        table = Table(title=f"participants of round {sighting.round}", box=box.SIMPLE_HEAD)
+        for column in ("participant", "examples", "score", "reward"):
             table.add_column(
-                column, justify="left" if column in ("participant", "update") else "right"
+                column,
+                justify="left" if column == "participant" else "right",
+                no_wrap=column == "participant",
+                min_width=42 if column == "participant" else None,
             )
         for c in entry.commitments:
             reward = rewards.get(c.participant)
             table.add_row(
                 c.participant,
-                _short(c.update_hash),
                 str(c.num_examples),
                 f"{reward.score / 1e6:.6f}" if reward else "not accepted",
-                _tokens(reward.amount) if reward else "—",
+                f"{reward.amount / 10**18:,.2f}" if reward else "—",
             )
         console.print(table)
 

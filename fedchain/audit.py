@@ -61,6 +61,7 @@ __all__ = [
     "ScoreCheck",
     "Verdict",
     "audit_ledger",
+    "audit_lineage",
     "audit_run",
     "open_ledger",
     "open_run",
@@ -379,7 +380,7 @@ def audit_run(
         specs = [("task.json", out / "task.json")] + ([("--spec", spec_file)] if spec_file else [])
         settings = RunSettings.from_run_config(summary.get("settings", {}))
         checks = _audit(
-            source.gateway,
+            rebuild_lineage(source.gateway),
             store=ModelStore(store or out / "store"),
             tasks=[task] if task is not None else None,
             specs=specs,
@@ -406,14 +407,32 @@ def audit_ledger(
     without one, the checks that need models fail and say so. Recomputing needs the task spec
     (``spec_file``): the holdout, the model and the strategy are rebuilt from it.
     """
-    specs = [("--spec", spec_file)] if spec_file else []
+    return audit_lineage(
+        rebuild_lineage(source.gateway),
+        store=store,
+        spec_file=spec_file,
+        task=task,
+        recompute=recompute,
+    )
+
+
+def audit_lineage(
+    lineage: LedgerLineage,
+    *,
+    store: Path | None,
+    spec_file: Path | None = None,
+    task: int | None = None,
+    recompute: bool = False,
+) -> Verdict:
+    """Audit a lineage already rebuilt (:func:`fedchain.lineage.rebuild_lineage`); see
+    :func:`audit_ledger`."""
     return Verdict(
         tuple(
             _audit(
-                source.gateway,
+                lineage,
                 store=ModelStore(store) if store is not None else None,
                 tasks=[task] if task is not None else None,
-                specs=specs,
+                specs=[("--spec", spec_file)] if spec_file else [],
                 base_settings=None,
                 recompute=recompute,
             )
@@ -422,7 +441,7 @@ def audit_ledger(
 
 
 def _audit(
-    gateway: LedgerGateway,
+    lineage: LedgerLineage,
     *,
     store: ModelStore | None,
     tasks: Sequence[int] | None,
@@ -431,7 +450,6 @@ def _audit(
     recompute: bool,
     final_model: Path | None = None,
 ) -> list[Check]:
-    lineage = rebuild_lineage(gateway)
     wanted = list(lineage.tasks) if tasks is None else list(tasks)
     checks: list[Check] = []
     if not wanted:
@@ -441,7 +459,8 @@ def _audit(
     for task_id in wanted:
         task = lineage.tasks.get(task_id)
         if task is None:
-            detail = f"task {task_id} is not on the ledger {gateway.deployment.ledger}"
+            ledger = lineage.domain.verifying_contract
+            detail = f"task {task_id} is not on the ledger {ledger}: check --task or the chain"
             checks.append(Check(LEDGER, False, task_id, None, None, detail))
             continue
         checks += _TaskAudit(lineage, task, store, specs, base_settings).run(recompute, final_model)

@@ -28,6 +28,7 @@ __all__ = [
     "RewardEntry",
     "RoundLineage",
     "TaskLineage",
+    "attributed_by_participant",
     "compact_to_signature",
     "find_model",
     "rebuild_lineage",

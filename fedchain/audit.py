@@ -451,7 +451,7 @@ def _audit(
     final_model: Path | None = None,
 ) -> list[Check]:
     wanted = list(lineage.tasks) if tasks is None else list(tasks)
-    checks: list[Check] = []
+    checks = [Check(LEDGER, False, None, None, None, orphan) for orphan in lineage.orphans]
     if not wanted:
         return [
             Check(LEDGER, False, None, None, None, "the ledger holds no task: nothing to audit")
@@ -518,8 +518,9 @@ class _TaskAudit:
 
     def _ledger(self) -> list[Check]:
         rows = _Rows(LEDGER, self.task.task_id)
-        for orphan in self.lineage.orphans:
-            rows.fail(orphan)
+        numbers = sorted(self.task.rounds)
+        if numbers != list(range(1, len(numbers) + 1)):
+            rows.fail(f"rounds {numbers} are not numbered 1, 2, 3, …: a round is missing")
         for entry in self.task.ordered_rounds():
             if entry.state != "committed":
                 continue
@@ -532,7 +533,9 @@ class _TaskAudit:
                 )
             paid = sum(r.amount for r in entry.rewards)
             if paid != entry.total_reward:
-                rows.fail(f"rewards sum to {paid}, the commit recorded {entry.total_reward}")
+                rows.fail(
+                    f"rewards sum to {paid}, the commit recorded {entry.total_reward}", entry.round
+                )
         rounds = len(self.task.rounds)
         return rows.rows(f"task {self.task.task_id}: {rounds} rounds opened, events consistent")
 

@@ -31,10 +31,19 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One small seeded federation: 3 clients, 2 rounds, leave-one-out scores, embedded chain."""
+    """One small seeded federation: 3 clients, 2 rounds, leave-one-out scores, embedded chain.
+
+    FedAdam, whose server-side optimiser carries state from round to round, so the replay must
+    run the rounds in order as the server did.
+    """
     out = tmp_path_factory.mktemp("clean") / "run"
     settings = RunSettings(
-        num_clients=3, num_rounds=2, partition="iid", contribution="loo", out=str(out)
+        num_clients=3,
+        num_rounds=2,
+        partition="iid",
+        strategy="fedadam",
+        contribution="loo",
+        out=str(out),
     )
     simulate(settings)
     return out
@@ -125,6 +134,19 @@ def test_a_byte_of_a_stored_update_is_named_by_round_and_participant(run: Path) 
         "evaluation reproduces the recorded accuracy and loss",
         "scores and rewards recompute",
     }
+
+
+def test_an_update_altered_in_round_1_also_stops_the_replay_of_round_2(run: Path) -> None:
+    # Prepare
+    victim = _summary(run)["rounds"][0]["participants"][0]
+    _flip_last_byte(_stored(run, victim["update_hash"]))
+    # Execute
+    failures = _only_failures(audit_run(run, recompute=True))
+    # Assert: FedAdam's state after round 1 is unknown, so round 2 cannot be recomputed either
+    replayed = [c for c in failures if c.check == "aggregation reproduces the global model"]
+    assert [(c.round, c.participant) for c in replayed] == [(1, victim["address"]), (2, None)]
+    assert "carries state from round 1" in replayed[1].detail
+    assert [(c.check, c.round) for c in failures if c.check == UPDATES] == [(UPDATES, 1)]
 
 
 def test_an_altered_spec_file_is_named(run: Path) -> None:

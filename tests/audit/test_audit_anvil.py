@@ -84,3 +84,17 @@ def test_the_ledger_is_audited_without_the_run_directory(anvil_run: Path, tmp_pa
     assert {row["task"] for row in document["checks"]} == {1}
     assert without_store.exit_code == 1  # models cannot be checked without the store
     assert "--store" in without_store.output
+
+
+def test_a_claim_on_the_anvil_run_is_kept_and_audited(anvil_run: Path) -> None:
+    # Execute: claim as participant 1 (DEVNET TEST key), then audit the run again
+    claimed = runner.invoke(app, ["claim", "--run", str(anvil_run), "--devnet-account", "1"])
+    again = runner.invoke(app, ["claim", "--run", str(anvil_run), "--devnet-account", "1"])
+    verdict = audit_run(anvil_run)
+    # Assert: the claim survived anvil's restart, and it is within what was attributed
+    assert claimed.exit_code == 0, claimed.output
+    assert "claimed 666.666667" in claimed.output
+    assert "nothing to claim" in again.output
+    assert verdict.ok, verdict.failures
+    claims = next(c for c in verdict.checks if c.check == "claims within attributions")
+    assert claims.detail.startswith("1 participants claimed")

@@ -411,7 +411,12 @@ def audit(
     ] = None,
     spec: Annotated[
         Path | None,
-        typer.Option(exists=True, dir_okay=False, help="Task spec file its hash is checked of."),
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="A task spec file that must hash to the task's spec hash (needed to recompute "
+            "without a run).",
+        ),
     ] = None,
     task: Annotated[
         int | None, typer.Option(help="Audit only this task of the ledger (default: all).")
@@ -420,7 +425,10 @@ def audit(
         bool, typer.Option(help="Recompute aggregation, evaluation, scores and rewards.")
     ] = False,
     json_out: Annotated[
-        str | None, typer.Option("--json", help="Write the verdict as JSON to FILE, or - (stdout).")
+        str | None,
+        typer.Option(
+            "--json", metavar="FILE|-", help="Write the verdict as JSON to FILE, or - (stdout)."
+        ),
     ] = None,
 ) -> None:
     """Rebuild each task's lineage from the chain and check it against the content store.

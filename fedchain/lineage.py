@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -287,17 +287,11 @@ def _attach_proofs(gateway: LedgerGateway, lineage: LedgerLineage) -> None:
                 if c.relayed:
                     signature = signatures.get(c.participant)
                     why = problem or ("" if signature else "not in the commit transaction")
-                    proven.append(_replace(c, signature=signature, problem=why))
+                    proven.append(replace(c, signature=signature, problem=why))
                 else:
                     sender, why = _sender(gateway, c.tx_hash)
-                    proven.append(_replace(c, sender=sender, problem=why))
+                    proven.append(replace(c, sender=sender, problem=why))
             entry.commitments = proven
-
-
-def _replace(c: CommitmentEntry, **changes: Any) -> CommitmentEntry:
-    from dataclasses import replace
-
-    return replace(c, **changes)
 
 
 def _relayed_signatures(

@@ -106,7 +106,12 @@ def _connect(settings: RunSettings) -> ChainSession:
         bridge = RpcBridge(embedded.w3)
         return ChainSession(embedded, gateway, bridge.url, bridge)
     if settings.chain == "anvil":
-        anvil = AnvilChain().start()
+        # Its state is dumped into the run directory when the run ends, so the run can be
+        # audited (and claimed from) later: `open_run` restarts anvil from it.
+        state = settings.out_dir / "chain" / "anvil-state.json"
+        state.unlink(missing_ok=True)  # a new run starts a new chain
+        state.parent.mkdir(parents=True, exist_ok=True)
+        anvil = AnvilChain(state_file=state).start()
         return ChainSession(anvil, deploy(anvil.w3, coordinator), anvil.url)
     rpc = RpcChain(settings.rpc_url)
     chain_id = int(rpc.w3.eth.chain_id)

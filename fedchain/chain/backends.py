@@ -28,6 +28,7 @@ __all__ = [
     "AnvilChain",
     "ChainBackend",
     "EmbeddedChain",
+    "JournalMismatch",
     "RpcChain",
     "find_anvil",
     "free_port",
@@ -37,6 +38,24 @@ ANVIL_ENV = "FEDCHAIN_ANVIL"
 _EMBEDDED_ACCOUNTS = 10
 _HD_PATH = "m/44'/60'/0'/0"
 _RPC_TIMEOUT_S = 10.0
+
+
+class JournalMismatch(ChainError, ValueError):
+    """A saved embedded chain does not re-execute to the block hashes it recorded.
+
+    Attributes
+    ----------
+    journal : Path
+        The journal directory.
+    line : int
+        The first journal line that does not re-execute (1-based).
+    tx : str
+        That line's raw transaction, as saved (0x hex; possibly the altered part).
+    """
+
+    def __init__(self, message: str, journal: Path, line: int, tx: str) -> None:
+        super().__init__(message)
+        self.journal, self.line, self.tx = journal, line, tx
 
 
 class ChainBackend(Protocol):
@@ -110,19 +129,26 @@ class EmbeddedChain:
         chain = cls(accounts=accounts)
         w3 = chain.w3
         for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+            entry: dict[str, Any] = {}
             try:
                 entry = json.loads(line)
                 w3.eth.send_raw_transaction(entry["tx"])
             except Exception as exc:  # any failure to re-execute means the file was altered
-                raise ChainError(
-                    f"saved chain {journal} does not re-execute at line {line_no}: {exc}"
+                raise JournalMismatch(
+                    f"saved chain {journal} does not re-execute at line {line_no}: {exc}",
+                    journal,
+                    line_no,
+                    str(entry.get("tx", "")) if isinstance(entry, dict) else "",
                 ) from exc
             block = w3.eth.get_block("latest")
             if block["number"] != entry["number"] or _hex(block["hash"]) != entry["hash"]:
-                raise ChainError(
+                raise JournalMismatch(
                     f"saved chain {journal} does not re-execute: block {entry['number']} "
                     f"(line {line_no}) hashes to {_hex(block['hash'])}, saved "
-                    f"{entry['hash']}: the saved chain was altered"
+                    f"{entry['hash']}: the saved chain was altered",
+                    journal,
+                    line_no,
+                    str(entry["tx"]),
                 )
         if resume:
             chain.journal = journal
@@ -284,12 +310,14 @@ def free_port() -> int:
 class AnvilChain:
     """A local anvil on 127.0.0.1, started here and stopped by :meth:`close`.
 
-    With ``state_file`` the chain is loaded from and dumped to that file, so it survives a restart.
+    With ``state_file`` the chain is loaded from and dumped to that file, so it survives a restart;
+    with ``persist=False`` it is only loaded (a read-only audit leaves the file as it was).
     Its funded accounts are the DEVNET TEST accounts of the public test mnemonic.
     """
 
     port: int = 0
     state_file: Path | None = None
+    persist: bool = True
     block_time: float | None = None
     kind: str = "anvil"
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -303,7 +331,7 @@ class AnvilChain:
         cmd = [str(find_anvil()), "--host", "127.0.0.1", "--port", str(self.port)]
         cmd += ["--mnemonic", DEVNET_MNEMONIC, "--silent"]
         if self.state_file is not None:
-            cmd += ["--state", str(self.state_file)]
+            cmd += ["--state" if self.persist else "--load-state", str(self.state_file)]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]
         return cmd

@@ -98,7 +98,7 @@ def test_rewards_claim_and_scores_commands(runs: dict[str, RunRecord]) -> None:
     row = next(line for line in after.stdout.splitlines() if "0x70997970C5" in line)
     assert row.split()[-1].strip("│") in ("0.000000", "")  # nothing claimable any more
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "recomputes exactly" in verified.stdout
+    assert "every check passed" in verified.stdout
 
 
 def test_a_tampered_update_is_named_by_round_and_participant(

@@ -1,0 +1,372 @@
+"""A ledger's history rebuilt from its events alone: tasks, participants, rounds, commitments,
+global models, evaluations, rewards and claims.
+
+Nothing here trusts a run's own files: every fact comes from a decoded ledger event or, for the
+signatures of relayed commitments (recorded as ``CommitmentRecorded`` events without them), from
+the calldata of the round's ``commitRound`` transaction. :mod:`fedchain.audit` checks the lineage
+against the content store; ``fedchain verify-model`` looks a model up in it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from fedchain.chain.gateway import LedgerEvent, LedgerGateway
+from fedchain.chain.signing import LedgerDomain
+
+__all__ = [
+    "Claim",
+    "CommitmentEntry",
+    "LedgerLineage",
+    "Membership",
+    "ModelSighting",
+    "RewardEntry",
+    "RoundLineage",
+    "TaskLineage",
+    "attributed_by_participant",
+    "compact_to_signature",
+    "find_model",
+    "rebuild_lineage",
+]
+
+#: Where an event sits in the chain: (block number, log index). Compared as a tuple.
+Position = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class CommitmentEntry:
+    """One ``CommitmentRecorded`` event, with the proof of who made it.
+
+    A relayed commitment carries the participant's EIP-712 signature (65 bytes, r || s || v) read
+    from the commit transaction's calldata; a direct one was sent by the participant itself, so
+    its proof is the transaction's sender.
+    """
+
+    participant: str
+    update_hash: str
+    num_examples: int
+    relayed: bool
+    position: Position
+    tx_hash: str
+    signature: bytes | None = None
+    sender: str | None = None
+    problem: str = ""  # why the proof could not be read
+
+
+@dataclass(frozen=True)
+class RewardEntry:
+    """One ``RewardAttributed`` event: the fixed-point score and the token amount."""
+
+    participant: str
+    score: int
+    amount: int
+
+
+@dataclass
+class RoundLineage:
+    """One round of a task as the ledger recorded it."""
+
+    round: int
+    parent_hash: str
+    opened: Position
+    state: str = "open"  # open, committed or failed
+    global_hash: str | None = None
+    accuracy_ppm: int | None = None
+    loss_ppm: int | None = None
+    scoring_hash: str | None = None
+    commitment_count: int = 0
+    total_reward: int = 0
+    commit_tx: str | None = None
+    closed: Position | None = None
+    failed_reason: str = ""
+    commitments: list[CommitmentEntry] = field(default_factory=list)
+    rewards: list[RewardEntry] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> list[CommitmentEntry]:
+        """The commitments whose updates were aggregated, in the server's canonical order.
+
+        The coordinator attributes a reward (possibly zero) to every update it accepted, so the
+        accepted commitments are those of the rewarded participants, in the server's order.
+        """
+        from fedchain.strategy import aggregation_order
+
+        rewarded = {r.participant for r in self.rewards}
+        chosen = [c for c in self.commitments if c.participant in rewarded]
+        return sorted(chosen, key=lambda c: aggregation_order(c.update_hash, c.participant))
+
+
+@dataclass
+class TaskLineage:
+    """A task and its rounds, in order."""
+
+    task_id: int
+    spec_hash: str
+    initial_model_hash: str
+    token: str
+    reward_per_round: int
+    coordinator: str
+    created: Position
+    rounds: dict[int, RoundLineage] = field(default_factory=dict)
+
+    def ordered_rounds(self) -> list[RoundLineage]:
+        return [self.rounds[r] for r in sorted(self.rounds)]
+
+    def committed_rounds(self) -> list[RoundLineage]:
+        return [r for r in self.ordered_rounds() if r.state == "committed"]
+
+
+@dataclass
+class Membership:
+    """A participant's registration and, once it withdrew, its withdrawal."""
+
+    participant: str
+    org_hash: str
+    registered: Position
+    withdrawn: Position | None = None
+
+    def active_at(self, position: Position) -> bool:
+        """Whether the participant was registered and had not withdrawn at ``position``."""
+        return self.registered < position and (self.withdrawn is None or position < self.withdrawn)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One ``RewardClaimed`` event."""
+
+    participant: str
+    token: str
+    amount: int
+    position: Position
+
+
+@dataclass
+class LedgerLineage:
+    """Everything one ledger recorded, rebuilt from its events."""
+
+    domain: LedgerDomain
+    tasks: dict[int, TaskLineage] = field(default_factory=dict)
+    members: dict[str, Membership] = field(default_factory=dict)
+    claims: list[Claim] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)  # events naming an unknown task or round
+
+
+@dataclass(frozen=True)
+class ModelSighting:
+    """Where the ledger recorded a model hash."""
+
+    task_id: int
+    round: int  # 0 for a task's initial model
+    kind: str  # "global model", "initial model" or "update"
+    participant: str | None = None
+
+
+def compact_to_signature(r: bytes, vs: bytes) -> bytes:
+    """The 65-byte signature (r || s || v, v = 27 or 28) of an EIP-2098 compact one."""
+    packed = int.from_bytes(vs, "big")
+    s = packed & ((1 << 255) - 1)
+    v = 27 + (packed >> 255)
+    return bytes(r) + s.to_bytes(32, "big") + bytes([v])
+
+
+def rebuild_lineage(
+    gateway: LedgerGateway, events: Sequence[LedgerEvent] | None = None
+) -> LedgerLineage:
+    """Rebuild every task of the gateway's ledger from its events, in chain order.
+
+    Parameters
+    ----------
+    gateway : LedgerGateway
+        The ledger to read (any account: nothing is written).
+    events : sequence of LedgerEvent, optional
+        The ledger's events, if already read.
+
+    Returns
+    -------
+    LedgerLineage
+        Tasks with their rounds, commitments (with their signatures or senders), rewards;
+        participants' registrations and withdrawals; claims.
+    """
+    events = list(gateway.events() if events is None else events)
+    lineage = LedgerLineage(domain=gateway.domain)
+    for event in events:
+        _apply(lineage, event)
+    _attach_proofs(gateway, lineage)
+    return lineage
+
+
+def _apply(lineage: LedgerLineage, event: LedgerEvent) -> None:
+    a, here = event.args, (event.block_number, event.log_index)
+    name = event.name
+    if name == "TaskCreated":
+        task_id = int(a["taskId"])
+        lineage.tasks[task_id] = TaskLineage(
+            task_id=task_id,
+            spec_hash=str(a["specHash"]),
+            initial_model_hash=str(a["initialModelHash"]),
+            token=_checksum(a["token"]),
+            reward_per_round=int(a["rewardPerRound"]),
+            coordinator=_checksum(a["coordinator"]),
+            created=here,
+        )
+    elif name == "ParticipantRegistered":
+        who = _checksum(a["participant"])
+        lineage.members[who] = Membership(who, str(a["orgHash"]), here)
+    elif name == "ParticipantWithdrew":
+        member = lineage.members.get(_checksum(a["participant"]))
+        if member is not None:
+            member.withdrawn = here
+    elif name == "RewardClaimed":
+        claim = Claim(_checksum(a["participant"]), _checksum(a["token"]), int(a["amount"]), here)
+        lineage.claims.append(claim)
+    elif name in _ROUND_EVENTS:
+        _apply_round(lineage, event)
+
+
+def _apply_round(lineage: LedgerLineage, event: LedgerEvent) -> None:
+    a, here = event.args, (event.block_number, event.log_index)
+    task = lineage.tasks.get(int(a["taskId"]))
+    round_id = int(a["round"])
+    if task is None:
+        lineage.orphans.append(f"{event.name} of unknown task {a['taskId']} at block {here[0]}")
+        return
+    if event.name == "RoundOpened":
+        task.rounds[round_id] = RoundLineage(round_id, str(a["parentModelHash"]), here)
+        return
+    entry = task.rounds.get(round_id)
+    if entry is None:
+        lineage.orphans.append(
+            f"{event.name} of task {task.task_id} round {round_id} (never opened) "
+            f"at block {here[0]}"
+        )
+        return
+    if event.name == "CommitmentRecorded":
+        entry.commitments.append(
+            CommitmentEntry(
+                participant=_checksum(a["participant"]),
+                update_hash=str(a["updateHash"]).lower(),
+                num_examples=int(a["numExamples"]),
+                relayed=bool(a["relayed"]),
+                position=here,
+                tx_hash=event.tx_hash,
+            )
+        )
+    elif event.name == "RewardAttributed":
+        entry.rewards.append(
+            RewardEntry(_checksum(a["participant"]), int(a["score"]), int(a["amount"]))
+        )
+    elif event.name == "RoundCommitted":
+        entry.state, entry.closed, entry.commit_tx = "committed", here, event.tx_hash
+        entry.global_hash = str(a["globalModelHash"]).lower()
+        entry.accuracy_ppm, entry.loss_ppm = int(a["accuracyPpm"]), int(a["lossPpm"])
+        entry.scoring_hash = str(a["scoringHash"]).lower()
+        entry.commitment_count, entry.total_reward = (
+            int(a["commitmentCount"]),
+            int(a["totalReward"]),
+        )
+    elif event.name == "RoundFailed":
+        entry.state, entry.closed, entry.failed_reason = "failed", here, str(a["reason"])
+
+
+_ROUND_EVENTS = frozenset(
+    {"RoundOpened", "CommitmentRecorded", "RewardAttributed", "RoundCommitted", "RoundFailed"}
+)
+
+
+def _attach_proofs(gateway: LedgerGateway, lineage: LedgerLineage) -> None:
+    """Give each relayed commitment its signature (from the commit transaction's calldata) and
+    each direct one its transaction's sender."""
+    for task in lineage.tasks.values():
+        for entry in task.rounds.values():
+            signatures, problem = _relayed_signatures(gateway, entry)
+            proven = []
+            for c in entry.commitments:
+                if c.relayed:
+                    signature = signatures.get(c.participant)
+                    why = problem or ("" if signature else "not in the commit transaction")
+                    proven.append(replace(c, signature=signature, problem=why))
+                else:
+                    sender, why = _sender(gateway, c.tx_hash)
+                    proven.append(replace(c, sender=sender, problem=why))
+            entry.commitments = proven
+
+
+def _relayed_signatures(
+    gateway: LedgerGateway, entry: RoundLineage
+) -> tuple[dict[str, bytes], str]:
+    """participant -> 65-byte signature, decoded from the round's ``commitRound`` calldata."""
+    relayed_txs = {c.tx_hash for c in entry.commitments if c.relayed}
+    if not relayed_txs:
+        return {}, ""
+    signatures: dict[str, bytes] = {}
+    for tx_hash in relayed_txs:
+        try:
+            tx = gateway.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            function, args = gateway.ledger.decode_function_input(tx["input"])
+        except Exception as exc:
+            return {}, f"commit transaction {tx_hash} cannot be decoded: {exc}"
+        if function.fn_name != "commitRound":
+            return {}, f"transaction {tx_hash} calls {function.fn_name}, not commitRound"
+        for item in args["commitments"]:
+            participant, _, _, r, vs = _commitment_fields(item)
+            signatures[_checksum(participant)] = compact_to_signature(r, vs)
+    return signatures, ""
+
+
+def _commitment_fields(item: Any) -> tuple[str, bytes, int, bytes, bytes]:
+    """A decoded ``SignedCommitment`` (a dict or a tuple, depending on web3's decoder)."""
+    if isinstance(item, dict):
+        return (
+            str(item["participant"]),
+            bytes(item["updateHash"]),
+            int(item["numExamples"]),
+            bytes(item["r"]),
+            bytes(item["vs"]),
+        )
+    participant, update_hash, examples, r, vs = item
+    return str(participant), bytes(update_hash), int(examples), bytes(r), bytes(vs)
+
+
+def _sender(gateway: LedgerGateway, tx_hash: str) -> tuple[str | None, str]:
+    try:
+        tx = gateway.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+    except Exception as exc:
+        return None, f"transaction {tx_hash} cannot be read: {exc}"
+    return _checksum(tx["from"]), ""
+
+
+def find_model(lineage: LedgerLineage, digest: str) -> list[ModelSighting]:
+    """Every place the ledger recorded the model hash ``digest`` (0x hex)."""
+    wanted = digest.lower()
+    return list(_sightings(lineage, wanted))
+
+
+def _sightings(lineage: LedgerLineage, wanted: str) -> Iterator[ModelSighting]:
+    for task in lineage.tasks.values():
+        if task.initial_model_hash.lower() == wanted:
+            yield ModelSighting(task.task_id, 0, "initial model")
+        for entry in task.ordered_rounds():
+            if entry.state == "committed" and entry.global_hash == wanted:
+                yield ModelSighting(task.task_id, entry.round, "global model")
+            for c in entry.commitments:
+                if c.update_hash == wanted:
+                    yield ModelSighting(task.task_id, entry.round, "update", c.participant)
+
+
+def attributed_by_participant(lineage: LedgerLineage) -> dict[tuple[str, str], int]:
+    """(participant, token) -> tokens attributed over every task of the ledger."""
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for task in lineage.tasks.values():
+        for entry in task.rounds.values():
+            for reward in entry.rewards:
+                totals[reward.participant, task.token] += reward.amount
+    return dict(totals)
+
+
+def _checksum(value: Any) -> str:
+    return str(to_checksum_address(str(value)))

@@ -384,6 +384,20 @@ class LedgerGateway:
         self._send(token.functions.approve(self.ledger.address, amount))
         return self._send(self.ledger.functions.fundTask(task_id, amount))
 
+    def ensure_funded(self, task_id: TaskId, total: int) -> TxResult:
+        """Fund the task up to ``total`` in all; recognised as done when it holds that much."""
+        missing = total - self.task(task_id).funded
+        if missing <= 0:
+            return _already()
+        return self.fund_task(task_id, missing)
+
+    def ensure_balance(self, address: str, wei: int) -> TxResult:
+        """Send ``address`` what it lacks of ``wei`` for gas; done when it holds that much."""
+        balance = int(self._rpc(lambda: self.w3.eth.get_balance(_address(address))))
+        if balance >= wei:
+            return _already()
+        return self.transfer_eth(address, wei - balance)
+
     def mint(self, to: str, amount: int) -> TxResult:
         """Mint dev tokens (the account needs MINTER_ROLE on the dev token)."""
         return self._send(self.token.functions.mint(_address(to), amount))
@@ -429,9 +443,10 @@ class LedgerGateway:
         return self._send(self.ledger.functions.withdraw())
 
     def open_round(self, task_id: TaskId, round_id: RoundId, parent: bytes) -> TxResult:
-        """Open a round; recognised as done when it is already open on ``parent``."""
+        """Open a round; recognised as done when it was already opened on ``parent`` (and is
+        open, committed or failed since)."""
         record = self.round(task_id, round_id)
-        if record.state == RoundState.OPEN and record.parent_model_hash == parent:
+        if record.state != RoundState.NONE and record.parent_model_hash == parent:
             return _already()
         return self._send(self.ledger.functions.openRound(task_id, round_id, parent))
 

@@ -71,8 +71,14 @@ class ChainSession:
 
 
 @contextlib.contextmanager
-def _write_queue() -> Iterator[WriteQueue]:
-    queue = WriteQueue()
+def _write_queue(session: ChainSession | None) -> Iterator[WriteQueue]:
+    # A node can lose what it mined (a devnet killed between two saves of its state): the queue
+    # then checks, while idle, that the node still holds its last write. The embedded chain is
+    # in this process and cannot.
+    probe = None
+    if session is not None and session.backend.kind != "embedded":
+        probe = session.gateway.check_durable
+    queue = WriteQueue(probe=probe)
     try:
         yield queue
     finally:
@@ -193,6 +199,9 @@ def _prepare_task(
     """Create the task; queue its funding and the simulated participants' registration."""
     gateway = session.gateway
     task_id, _ = gateway.create_task(spec.spec_hash(), initial, settings.reward_per_round)
+    queue.remember(
+        partial(gateway.ensure_task, task_id, spec.spec_hash(), initial, settings.reward_per_round)
+    )
     _prepare_participants(session, settings, task_id, queue)
     return task_id
 
@@ -282,7 +291,7 @@ def run_federation(
     store = ModelStore(out / "store")
     journal = RunJournal(out)
 
-    with open_chain(settings, resume) as session, _write_queue() as queue:
+    with open_chain(settings, resume) as session, _write_queue(session) as queue:
         link, task_id, point = None, None, None
         if session is not None:
             task_id, point = _begin(session, settings, spec, initial, queue, resume=resume)

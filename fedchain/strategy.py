@@ -303,18 +303,16 @@ class LedgerStrategy(Strategy):
         ]
         link = self.link
 
-        def commit() -> None:
+        def commit() -> TxResult:  # idempotent: a chain reset may run it again
             result = link.ledger.commit_round(
                 link.task_id, RoundId(server_round), relayed, outcome, rewards
             )
-            report.committed, report.gas_used, report.tx_hash = (
-                True,
-                result.gas_used,
-                result.tx_hash,
-            )
-            self._announce(report)
+            report.committed = True
+            if not result.already_recorded or not report.tx_hash:
+                report.gas_used, report.tx_hash = result.gas_used, result.tx_hash
+            return result
 
-        link.queue.submit(commit)
+        link.queue.submit(commit, then=lambda _: self._announce(report))
 
     def _fail(self, report: RoundReport, reason: str) -> tuple[None, None]:
         log.warning("round %d failed: %s", report.round, reason)
@@ -326,12 +324,13 @@ class LedgerStrategy(Strategy):
             return None, None
         link = self.link
 
-        def fail() -> None:
+        def fail() -> TxResult:  # idempotent: a chain reset may run it again
             result = link.ledger.fail_round(link.task_id, RoundId(report.round), reason)
-            report.gas_used, report.tx_hash = result.gas_used, result.tx_hash
-            self._announce(report)
+            if not result.already_recorded or not report.tx_hash:
+                report.gas_used, report.tx_hash = result.gas_used, result.tx_hash
+            return result
 
-        link.queue.submit(fail)
+        link.queue.submit(fail, then=lambda _: self._announce(report))
         return None, None
 
     def _finish(self, report: RoundReport) -> None:

@@ -377,6 +377,11 @@ class AnvilChain:
         raise ChainError(f"anvil did not answer at {self.url} within {timeout_s:.0f} s")
 
     @property
+    def pid(self) -> int | None:
+        """The anvil process's id while it runs (to signal it, as a crash test does)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def w3(self) -> Web3:
         if self._rpc is None:
             self.start()

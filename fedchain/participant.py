@@ -142,7 +142,8 @@ def _connect(url: str, chain_id: int, ledger: str, account: LocalAccount) -> Any
         deployer="",
         rpc_url=url,
     )
-    return LedgerGateway(RpcChain(url).w3, deployment, account)
+    # No one-shot probe: the gateway's first read (the chain id) retries a flaky link.
+    return LedgerGateway(RpcChain(url, probe=False).w3, deployment, account)
 
 
 def _verify_on_chain(view: _LedgerView, received: bytes, context: Context) -> None:

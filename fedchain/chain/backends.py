@@ -231,6 +231,9 @@ class RpcChain:
 
     rpc_url: str
     kind: str = "rpc"
+    #: Prove at once that the node answers (one try); without, the first call finds out, with
+    #: whatever retries its caller has (a gateway's :class:`RetryPolicy`).
+    probe: bool = True
     _w3: Web3 | None = field(default=None, repr=False)
 
     @property
@@ -242,10 +245,11 @@ class RpcChain:
         if self._w3 is None:
             provider = Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": _RPC_TIMEOUT_S})
             w3 = Web3(provider)
-            try:
-                w3.eth.chain_id  # noqa: B018 - a cheap call that proves the node answers
-            except (requests.RequestException, OSError) as exc:
-                raise ChainUnreachable(self.rpc_url, exc) from exc
+            if self.probe:
+                try:
+                    w3.eth.chain_id  # noqa: B018 - a cheap call that proves the node answers
+                except (requests.RequestException, OSError) as exc:
+                    raise ChainUnreachable(self.rpc_url, exc) from exc
             self._w3 = w3
         return self._w3
 

@@ -277,10 +277,15 @@ class LedgerGateway:
         head_slot, round_slot, shift, width = _task_head_slots(task_id)
         address = self.ledger.address
         if isinstance(self.w3.provider, HTTPProvider):
-            with self.w3.batch_requests() as batch:  # one round trip
-                batch.add(self.w3.eth.get_storage_at(address, head_slot))
-                batch.add(self.w3.eth.get_storage_at(address, round_slot))
-                words: list[Any] = list(self._rpc(batch.execute))
+
+            def both() -> list[Any]:
+                with self.w3.batch_requests() as batch:  # one round trip
+                    batch.add(self.w3.eth.get_storage_at(address, head_slot))
+                    batch.add(self.w3.eth.get_storage_at(address, round_slot))
+                    return list(batch.execute())
+
+            # a batch bypasses the per-request retry of the provider: retried here as a whole
+            words: list[Any] = self._rpc(lambda: _with_retries(self.retry, self._url(), both))
         else:
             words = [
                 self._rpc(lambda: self.w3.eth.get_storage_at(address, head_slot)),
@@ -721,23 +726,29 @@ def _retry_each_request(w3: Web3, policy: RetryPolicy) -> None:
         return
     cast(Any, provider).exception_retry_configuration = None  # web3's own retry off
     send = provider._make_request
+    url = str(provider.endpoint_uri)
 
     def make_request(method: Any, params: Any) -> Any:
-        delay = policy.first_delay_s
-        for attempt in range(1, policy.attempts + 1):
-            try:
-                return send(method, params)
-            except Exception as exc:
-                if not _is_transient(exc):
-                    raise
-                if attempt == policy.attempts:
-                    raise ChainUnreachable(str(provider.endpoint_uri), exc) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, policy.max_delay_s)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _with_retries(policy, url, lambda: send(method, params))
 
     vars(provider)["_make_request"] = make_request  # the instance's hook shadows the method
     vars(provider)["_fedchain_retry"] = True
+
+
+def _with_retries(policy: RetryPolicy, url: str, fn: Callable[[], _T]) -> _T:
+    """``fn()``, tried again on transient failures as ``policy`` says; then ChainUnreachable."""
+    delay = policy.first_delay_s
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise
+            if attempt == policy.attempts:
+                raise ChainUnreachable(url, exc) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, policy.max_delay_s)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def deploy(

@@ -162,7 +162,7 @@ def _reconnect(settings: RunSettings, keep: bool = True) -> ChainSession:
         state = out / _CHAIN_DIR / _ANVIL_STATE
         if not state.is_file():
             raise ChainError(f"the run's anvil state file {state} is gone: the run cannot resume")
-        anvil = AnvilChain(state_file=state).start()
+        anvil = AnvilChain(state_file=state, save_state=keep).start()
         return ChainSession(anvil, LedgerGateway(anvil.w3, deployment, coordinator), anvil.url)
     rpc = RpcChain(settings.rpc_url)
     return ChainSession(rpc, LedgerGateway(rpc.w3, deployment, coordinator), settings.rpc_url)

@@ -334,6 +334,8 @@ class AnvilChain:
     state_file: Path | None = None
     block_time: float | None = None
     state_interval: int = 1
+    #: False: load the state file but never write it (to inspect a saved chain).
+    save_state: bool = True
     kind: str = "anvil"
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _rpc: RpcChain | None = field(default=None, repr=False)
@@ -345,7 +347,9 @@ class AnvilChain:
     def command(self) -> list[str]:
         cmd = [str(find_anvil()), "--host", "127.0.0.1", "--port", str(self.port)]
         cmd += ["--mnemonic", DEVNET_MNEMONIC, "--silent"]
-        if self.state_file is not None:
+        if self.state_file is not None and not self.save_state:
+            cmd += ["--load-state", str(self.state_file)]
+        elif self.state_file is not None:
             cmd += ["--state", str(self.state_file)]
             if self.state_interval > 0:
                 cmd += ["--state-interval", str(self.state_interval)]

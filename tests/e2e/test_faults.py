@@ -215,6 +215,28 @@ def test_resume_refuses_a_head_model_that_does_not_match_the_chain(
     assert _tree(out) == before
 
 
+@pytest.mark.parametrize(
+    ("present", "message"),
+    [
+        ((), "nothing to resume in"),
+        (("run.json",), "is not JSON"),
+    ],
+)
+def test_resume_of_a_directory_without_a_run_says_so(
+    present: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    # Prepare
+    for name in present:
+        (tmp_path / name).write_text("{")
+    # Execute
+    done = _fedchain("simulate", "--resume", str(tmp_path))
+    _, stderr = done.communicate(timeout=300)
+    # Assert
+    assert done.returncode == 1
+    assert message in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(present)
+
+
 def _head(out: Path) -> str:
     """The task's head model hash, read from the saved embedded chain."""
     from fedchain.chain.backends import EmbeddedChain

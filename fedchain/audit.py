@@ -247,7 +247,8 @@ def _open_run_chain(
                 "--rpc-url of a node that holds it"
             )
         # Read-only commands load the state without dumping it back; a claim keeps its change.
-        return AnvilChain(state_file=state, persist=resume).start(), f"anvil restarted from {state}"
+        node = AnvilChain(state_file=state, save_state=resume).start()
+        return node, f"anvil restarted from {state}"
     if summary["chain"].get("rpc_url"):
         url = str(summary["chain"]["rpc_url"])
         return RpcChain(url), f"the node at {url}"

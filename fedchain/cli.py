@@ -206,10 +206,31 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Directory for the run's artifacts.")] = Path(
         "runs/latest"
     ),
+    dropout: Annotated[
+        float, typer.Option(help="Probability that a sampled client fails or times out.")
+    ] = 0.0,
+    round_timeout: Annotated[
+        float, typer.Option(help="Seconds the server waits for a round's replies.")
+    ] = 3600.0,
+    min_train_nodes: Annotated[
+        int, typer.Option(help="Valid updates a round needs; fewer and it is recorded failed.")
+    ] = 2,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Go on with the killed run in this directory from the last round on chain "
+            "(its own settings; the other options are ignored)."
+        ),
+    ] = None,
 ) -> None:
     """Simulate a federation on this machine, every round recorded on chain."""
     from fedchain.settings import RunSettings
 
+    if resume is not None:
+        from fedchain.resume import load_run_settings
+
+        _run_simulation(load_run_settings(resume), resume=True)
+        return
     try:
         settings = RunSettings(
             num_rounds=rounds,
@@ -229,6 +250,9 @@ def simulate(
             contribution=contribution,
             attack=attack,
             out=str(out),
+            dropout=dropout,
+            round_timeout=round_timeout,
+            min_train_nodes=min_train_nodes,
         )
         _validate_workload(settings)
     except FedchainError as exc:  # a bad option: one line, exit code 2
@@ -258,7 +282,7 @@ def _settings_error(message: str) -> Exception:
     return SettingsError(message)
 
 
-def _run_simulation(settings: RunSettingsT) -> None:
+def _run_simulation(settings: RunSettingsT, resume: bool = False) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from fedchain.simulation import simulate as run
@@ -276,7 +300,7 @@ def _run_simulation(settings: RunSettingsT) -> None:
             acc = f"accuracy {report.accuracy:.3f}" if report.accuracy is not None else "failed"
             progress.update(bar, advance=1, description=f"round {report.round}: {acc}")
 
-        record = run(settings, on_round)
+        record = run(settings, on_round, resume)
     _print_rounds(record)
     from fedchain.report import write_report
 
@@ -293,17 +317,19 @@ def _print_rounds(record: RunRecordT) -> None:
         title=f"{record.spec.dataset} · {record.spec.model} · {record.spec.strategy} "
         f"· chain {record.chain['kind']}"
     )
-    for column in ("round", "accuracy", "loss", "accepted", "rejected", "gas", "global model"):
+    columns = ("round", "accuracy", "loss", "accepted", "rejected", "absent", "gas", "global model")
+    for column in columns:
         table.add_column(column, justify="right" if column != "global model" else "left")
     for r in record.reports:
         accepted = sum(p.accepted for p in r.participants)
-        rejected = sum(not p.accepted for p in r.participants)
+        rejected = sum(not p.accepted and not p.absent for p in r.participants)
         table.add_row(
             str(r.round),
             f"{r.accuracy:.4f}" if r.accuracy is not None else "—",
             f"{r.loss:.4f}" if r.loss is not None else "—",
             str(accepted),
             str(rejected),
+            str(sum(p.absent for p in r.participants)),
             f"{r.gas_used:,}",
             (r.global_model_hash[:14] + "…") if r.global_model_hash else r.failed_reason,
         )

@@ -28,8 +28,9 @@ from fedchain.chain.errors import ChainError
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway, deploy
 from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import TaskId
-from fedchain.hashing import ModelHash, save_canonical, to_hex
+from fedchain.hashing import ModelHash, model_hash, save_canonical, to_hex
 from fedchain.participant import FIRST_PARTICIPANT_KEY
+from fedchain.resume import ResumeError, ResumePoint, RunJournal, find_resume_point
 from fedchain.settings import RunSettings
 from fedchain.store import ModelStore
 from fedchain.strategies import build_strategy
@@ -43,7 +44,7 @@ from fedchain.strategy import (
 from fedchain.task import TaskSpec
 from fedchain.workload import Holdout, evaluate_weights, holdout, initial_weights, model_name
 
-__all__ = ["ChainSession", "run_federation"]
+__all__ = ["ChainSession", "check_resume", "run_federation"]
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,14 @@ class ChainSession:
 
 
 @contextlib.contextmanager
-def _write_queue() -> Iterator[WriteQueue]:
-    queue = WriteQueue()
+def _write_queue(session: ChainSession | None) -> Iterator[WriteQueue]:
+    # A node can lose what it mined (a devnet killed between two saves of its state): the queue
+    # then checks, while idle, that the node still holds its last write. The embedded chain is
+    # in this process and cannot.
+    probe = None
+    if session is not None and session.backend.kind != "embedded":
+        probe = session.gateway.check_durable
+    queue = WriteQueue(probe=probe)
     try:
         yield queue
     finally:
@@ -83,35 +90,42 @@ def _coordinator_key() -> LocalAccount:
 
 
 @contextlib.contextmanager
-def open_chain(settings: RunSettings) -> Iterator[ChainSession | None]:
-    """Reach the chain the settings name, deploy if needed; close it afterwards."""
+def open_chain(settings: RunSettings, resume: bool = False) -> Iterator[ChainSession | None]:
+    """Reach the chain the settings name, deploy if needed; close it afterwards.
+
+    With ``resume``, reach the run's own chain again (the saved embedded chain, the anvil state
+    file, or the node) and its deployment, instead of deploying.
+    """
     if not settings.ledger_enabled:
         yield None
         return
-    session = _connect(settings)
+    session = _reconnect(settings) if resume else _connect(settings)
     try:
         yield session
     finally:
         session.close()
 
 
+#: Where a run keeps its chain: the embedded chain's journal, anvil's state file.
+_CHAIN_DIR = "chain"
+_ANVIL_STATE = "anvil-state.json"
+_DEPLOYMENT_FILE = "deployment.json"
+
+
 def _connect(settings: RunSettings) -> ChainSession:
     coordinator = _coordinator_key()
+    chain_dir = settings.out_dir / _CHAIN_DIR
+    if settings.chain in ("embedded", "anvil") and chain_dir.exists():
+        shutil.rmtree(chain_dir)  # a new run starts a new chain
     if settings.chain == "embedded":
-        journal = settings.out_dir / "chain"
-        if journal.exists():
-            shutil.rmtree(journal)  # a new run starts a new chain
-        embedded = EmbeddedChain(journal=journal)
+        embedded = EmbeddedChain(journal=chain_dir)
         gateway = deploy(embedded.w3, coordinator)
         bridge = RpcBridge(embedded.w3)
         return ChainSession(embedded, gateway, bridge.url, bridge)
     if settings.chain == "anvil":
-        # Its state is dumped into the run directory when the run ends, so the run can be
-        # audited (and claimed from) later: `open_run` restarts anvil from it.
-        state = settings.out_dir / "chain" / "anvil-state.json"
-        state.unlink(missing_ok=True)  # a new run starts a new chain
-        state.parent.mkdir(parents=True, exist_ok=True)
-        anvil = AnvilChain(state_file=state).start()
+        # Its state file (dumped every second and on exit) lets `--resume` find the chain again.
+        chain_dir.mkdir(parents=True)
+        anvil = AnvilChain(state_file=chain_dir / _ANVIL_STATE).start()
         return ChainSession(anvil, deploy(anvil.w3, coordinator), anvil.url)
     rpc = RpcChain(settings.rpc_url)
     chain_id = int(rpc.w3.eth.chain_id)
@@ -127,6 +141,54 @@ def _connect(settings: RunSettings) -> ChainSession:
     return ChainSession(rpc, gateway, settings.rpc_url)
 
 
+def _reconnect(settings: RunSettings, keep: bool = True) -> ChainSession:
+    """The chain of the run in ``settings.out``, as it was left, with its deployment.
+
+    Without ``keep`` the chain is only read: a saved embedded chain records nothing new.
+    """
+    coordinator = _coordinator_key()
+    out = settings.out_dir
+    if not (out / _DEPLOYMENT_FILE).is_file():
+        raise ResumeError(f"nothing to resume in {out}: no {_DEPLOYMENT_FILE}")
+    deployment = Deployment.load(out / _DEPLOYMENT_FILE)
+    if settings.chain == "embedded":
+        embedded = EmbeddedChain.replay(out / _CHAIN_DIR, resume=keep)
+        gateway = LedgerGateway(embedded.w3, deployment, coordinator)
+        if not keep:
+            return ChainSession(embedded, gateway, "")
+        bridge = RpcBridge(embedded.w3)
+        return ChainSession(embedded, gateway, bridge.url, bridge)
+    if settings.chain == "anvil":
+        state = out / _CHAIN_DIR / _ANVIL_STATE
+        if not state.is_file():
+            raise ChainError(f"the run's anvil state file {state} is gone: the run cannot resume")
+        anvil = AnvilChain(state_file=state, save_state=keep).start()
+        return ChainSession(anvil, LedgerGateway(anvil.w3, deployment, coordinator), anvil.url)
+    rpc = RpcChain(settings.rpc_url)
+    return ChainSession(rpc, LedgerGateway(rpc.w3, deployment, coordinator), settings.rpc_url)
+
+
+def check_resume(settings: RunSettings) -> ResumePoint:
+    """Where the run in ``settings.out`` would go on, read from its chain and checked (its head
+    model against the store, its journal against the chain); nothing is written.
+
+    Raises
+    ------
+    ResumeError
+        When the run cannot be resumed, with the reason.
+    """
+    if not settings.ledger_enabled:
+        raise ResumeError("a run without a ledger (--chain none) keeps no record to resume from")
+    hold = holdout(settings)
+    initial = initial_weights(settings, hold.input_shape, hold.num_classes)
+    spec = _spec(settings, hold, model_hash(initial))
+    session = _reconnect(settings, keep=False)
+    try:
+        return find_resume_point(settings.out_dir, session.gateway, spec.spec_hash())
+    finally:
+        session.close()
+
+
 def _prepare_task(
     session: ChainSession,
     settings: RunSettings,
@@ -137,16 +199,28 @@ def _prepare_task(
     """Create the task; queue its funding and the simulated participants' registration."""
     gateway = session.gateway
     task_id, _ = gateway.create_task(spec.spec_hash(), initial, settings.reward_per_round)
+    queue.remember(
+        partial(gateway.ensure_task, task_id, spec.spec_hash(), initial, settings.reward_per_round)
+    )
+    _prepare_participants(session, settings, task_id, queue)
+    return task_id
+
+
+def _prepare_participants(
+    session: ChainSession, settings: RunSettings, task_id: TaskId, queue: WriteQueue
+) -> None:
+    """Queue the task's funding and the participants' registration; each is recognised as done
+    when the chain already holds it (a resumed run queues them again)."""
+    gateway = session.gateway
     if settings.reward_per_round:
         budget = settings.reward_per_round * settings.num_rounds
-        queue.submit(lambda: gateway.fund_task(task_id, budget))
+        queue.submit(lambda: gateway.ensure_funded(task_id, budget))
     ids = range(settings.num_clients)
     addresses = [devnet_account(FIRST_PARTICIPANT_KEY + p).address for p in ids]  # DEVNET TEST
     queue.submit(partial(gateway.register_participants, addresses, [_org_hash(p) for p in ids]))
     if settings.direct:
         for address in addresses:
-            queue.submit(partial(gateway.transfer_eth, address, _PARTICIPANT_GAS_WEI))
-    return task_id
+            queue.submit(partial(gateway.ensure_balance, address, _PARTICIPANT_GAS_WEI))
 
 
 def _roles(settings: RunSettings) -> dict[str, str]:
@@ -188,9 +262,16 @@ def _spec(settings: RunSettings, hold: Holdout, initial: ModelHash) -> TaskSpec:
 
 
 def run_federation(
-    grid: Grid, settings: RunSettings, on_round: Callable[[RoundReport], None] | None = None
+    grid: Grid,
+    settings: RunSettings,
+    on_round: Callable[[RoundReport], None] | None = None,
+    resume: bool = False,
 ) -> RunRecord:
-    """Run every round of the federation, recording each on chain; write the run's artifacts."""
+    """Run every round of the federation, recording each on chain; write the run's artifacts.
+
+    With ``resume``, go on with the run in ``settings.out`` from the last round its chain holds
+    (see :mod:`fedchain.resume`); the record written at the end covers every round.
+    """
     num_nodes = len(list(grid.get_node_ids()))
     if num_nodes and num_nodes != settings.num_clients:
         log.warning(
@@ -201,21 +282,34 @@ def run_federation(
         )
         settings = settings.with_changes(num_clients=max(num_nodes, 2))
     out = settings.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    store = ModelStore(out / "store")
     hold = holdout(settings)
     initial = initial_weights(settings, hold.input_shape, hold.num_classes)
-    initial_hash = store.put(initial)
-    spec = _spec(settings, hold, initial_hash)
-    spec.save(out / "task.json")
+    spec = _spec(settings, hold, model_hash(initial))
+    if resume and not settings.ledger_enabled:
+        raise ResumeError("a run without a ledger (--chain none) keeps no record to resume from")
+    out.mkdir(parents=True, exist_ok=True)
+    store = ModelStore(out / "store")
+    journal = RunJournal(out)
 
-    with open_chain(settings) as session, _write_queue() as queue:
-        link, task_id = None, None
+    with open_chain(settings, resume) as session, _write_queue(session) as queue:
+        link, task_id, point = None, None, None
         if session is not None:
-            task_id = _prepare_task(session, settings, spec, initial_hash, queue)
+            task_id, point = _begin(session, settings, spec, initial, queue, resume=resume)
             link = LedgerLink(
                 session.gateway, task_id, session.client_rpc_url, settings.direct, queue
             )
+        else:
+            store.put(initial)
+            spec.save(out / "task.json")
+
+        def recorded(report: RoundReport) -> None:
+            if session is not None:
+                journal.recorded(report)
+            if on_round is not None:
+                on_round(report)
+
+        first_round = point.next_round if point is not None else 1
+        start_weights = point.head if point is not None else initial
         strategy = LedgerStrategy(
             build_strategy(settings, settings.num_clients),
             link=link,
@@ -223,33 +317,30 @@ def run_federation(
             evaluate=lambda weights: evaluate_weights(settings, hold.data, weights),
             template=initial,
             reward_per_round=settings.reward_per_round,
-            on_round=on_round,
+            min_accepted=settings.min_train_nodes,
+            on_round=recorded,
             contribution=settings.contribution,
             task_seed=settings.seed,
             holdout_hash=to_hex(hold.data_hash),
+            first_round=first_round,
+            on_aggregated=journal.aggregated if session is not None else None,
         )
-        result = strategy.start(
-            grid,
-            numpy_to_arrays(initial),
-            num_rounds=settings.num_rounds,
-            train_config=ConfigRecord({"local-epochs": settings.local_epochs}),
-        )
-        strategy.flush()  # every round on chain before the record is read back
-        final = arrays_to_numpy(result.arrays) if len(result.arrays) else initial
-        final_hash = save_canonical(final, out / "final_model.safetensors")
-        chain: dict[str, Any] = {"kind": settings.chain}
-        events: list[LedgerEvent] = []
-        if session is not None:
-            gateway = session.gateway
-            chain.update(
-                chain_id=gateway.deployment.chain_id,
-                ledger=gateway.deployment.ledger,
-                token=gateway.deployment.token,
-                from_block=gateway.deployment.block,
-                rpc_url=session.backend.url,
+        if point is not None:
+            strategy.reports.extend(point.reports)
+        final = start_weights
+        if first_round <= settings.num_rounds:
+            result = strategy.start(
+                grid,
+                numpy_to_arrays(start_weights),
+                num_rounds=settings.num_rounds - first_round + 1,
+                timeout=settings.round_timeout,
+                train_config=ConfigRecord({"local-epochs": settings.local_epochs}),
             )
-            events = gateway.events()
-            gateway.deployment.save(out / "deployment.json")
+            if len(result.arrays):
+                final = arrays_to_numpy(result.arrays)
+        strategy.flush()  # every round on chain before the record is read back
+        final_hash = save_canonical(final, out / "final_model.safetensors")
+        chain, events = _read_back(session, settings)
     record = RunRecord(
         roles=_roles(settings),
         settings=settings,
@@ -262,3 +353,46 @@ def run_federation(
     )
     write_artifacts(record, out)
     return record
+
+
+def _begin(
+    session: ChainSession,
+    settings: RunSettings,
+    spec: TaskSpec,
+    initial: dict[str, Any],
+    queue: WriteQueue,
+    *,
+    resume: bool,
+) -> tuple[TaskId, ResumePoint | None]:
+    """The run's task on chain: created (a new run), or found with where to go on (resume)."""
+    out = settings.out_dir
+    if resume:
+        point = find_resume_point(out, session.gateway, spec.spec_hash())
+        _prepare_participants(session, settings, point.task_id, queue)
+        return point.task_id, point
+    session.gateway.deployment.save(out / _DEPLOYMENT_FILE)
+    initial_hash = ModelStore(out / "store").put(initial)
+    spec.save(out / "task.json")
+    task_id = _prepare_task(session, settings, spec, initial_hash, queue)
+    RunJournal(out).start(settings, task_id)
+    return task_id, None
+
+
+def _read_back(
+    session: ChainSession | None, settings: RunSettings
+) -> tuple[dict[str, Any], list[LedgerEvent]]:
+    """The run's chain and every ledger event on it, read back for the record."""
+    chain: dict[str, Any] = {"kind": settings.chain}
+    if session is None:
+        return chain, []
+    gateway = session.gateway
+    chain.update(
+        chain_id=gateway.deployment.chain_id,
+        ledger=gateway.deployment.ledger,
+        token=gateway.deployment.token,
+        from_block=gateway.deployment.block,
+        rpc_url=session.backend.url,
+    )
+    events = gateway.events()
+    gateway.deployment.save(settings.out_dir / _DEPLOYMENT_FILE)
+    return chain, events

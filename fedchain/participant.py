@@ -21,6 +21,7 @@ from fedchain.attacks import parse_attack
 from fedchain.chain.accounts import devnet_account, keystore_password, load_keystore
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
+from fedchain.dropouts import act_out, fate
 from fedchain.errors import FedchainError
 from fedchain.hashing import model_hash, to_hex
 from fedchain.settings import RunSettings
@@ -72,16 +73,19 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     """Handle one train message: the reply carries arrays, metrics and the signed commitment."""
     content = message.content
     config = content.config_records[keys.RECORD_CONFIG]
+    partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
+    server_round = int(config["server-round"])  # type: ignore[arg-type]
+    dropped = fate(settings.seed, server_round, partition_id, settings.dropout)
+    if dropped is not None:  # a simulated dropout: no update this round
+        act_out(dropped, server_round, partition_id, settings.round_timeout)
     weights = arrays_to_numpy(next(iter(content.array_records.values())))
     received = model_hash(weights)
     view = _ledger_view(config)
     if view is not None:
         _verify_on_chain(view, received, context)
 
-    partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
     partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
     data = client_data(settings, partition_id, partitions)
-    server_round = int(config["server-round"])  # type: ignore[arg-type]
     seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
     plan = parse_attack(settings.attack)
@@ -138,7 +142,8 @@ def _connect(url: str, chain_id: int, ledger: str, account: LocalAccount) -> Any
         deployer="",
         rpc_url=url,
     )
-    return LedgerGateway(RpcChain(url).w3, deployment, account)
+    # No one-shot probe: the gateway's first read (the chain id) retries a flaky link.
+    return LedgerGateway(RpcChain(url, probe=False).w3, deployment, account)
 
 
 def _verify_on_chain(view: _LedgerView, received: bytes, context: Context) -> None:

@@ -19,14 +19,16 @@ def make_server_app(
     settings: RunSettings | None = None,
     on_round: Callable[[RoundReport], None] | None = None,
     on_done: Callable[[RunRecord], None] | None = None,
+    resume: bool = False,
 ) -> ServerApp:
-    """A ServerApp with fixed ``settings``, or (None) reading them from the run config."""
+    """A ServerApp with fixed ``settings``, or (None) reading them from the run config; with
+    ``resume`` it goes on with the run in ``settings.out`` (see :mod:`fedchain.resume`)."""
     server = ServerApp()
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         record = run_federation(
-            grid, settings or RunSettings.from_run_config(context.run_config), on_round
+            grid, settings or RunSettings.from_run_config(context.run_config), on_round, resume
         )
         if on_done is not None:
             on_done(record)

@@ -67,6 +67,8 @@ class RunSettings:
     out: str = "runs/latest"
     holdout_fraction: float = 0.2
     label_column: str = "label"
+    dropout: float = 0.0
+    round_timeout: float = 3600.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -90,6 +92,8 @@ class RunSettings:
                 f"contribution must be one of {', '.join(CONTRIBUTION_METHODS)}",
             ),
             (0 < self.holdout_fraction < 1, "holdout-fraction must lie in (0, 1)"),
+            (0 <= self.dropout < 1, "dropout must lie in [0, 1)"),
+            (self.round_timeout > 0, "round-timeout must be > 0 seconds"),
         ]
         for ok, message in checks:
             if not ok:

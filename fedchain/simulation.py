@@ -20,9 +20,20 @@ class SimulationError(FedchainError, RuntimeError):
 
 
 def simulate(
-    settings: RunSettings, on_round: Callable[[RoundReport], None] | None = None
+    settings: RunSettings,
+    on_round: Callable[[RoundReport], None] | None = None,
+    resume: bool = False,
 ) -> RunRecord:
-    """Run the federation of ``settings.num_clients`` simulated clients; return its record."""
+    """Run the federation of ``settings.num_clients`` simulated clients; return its record.
+
+    With ``resume``, go on with the run in ``settings.out`` (whose settings these must be, see
+    :func:`fedchain.resume.load_run_settings`) from the last round its chain holds; whether it
+    can is checked first, before any engine starts or anything is written.
+    """
+    if resume:
+        from fedchain.coordinator import check_resume
+
+        check_resume(settings)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     # Flower's progress lines and its notice that run_simulation is deprecated (it is still
@@ -39,7 +50,7 @@ def simulate(
     def on_done(record: RunRecord) -> None:
         done.append(record)
 
-    server = make_server_app(settings, on_round, on_done)
+    server = make_server_app(settings, on_round, on_done, resume)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:

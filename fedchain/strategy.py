@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -153,8 +154,18 @@ class LedgerStrategy(Strategy):
         contribution: str = "data-size",
         task_seed: int = 0,
         holdout_hash: str = "",
+        first_round: int = 1,
+        on_aggregated: Callable[[RoundReport], None] | None = None,
     ) -> None:
+        """Wrap ``inner``.
+
+        ``first_round`` is the round Flower's first round records (a resumed run starts after
+        the rounds already on chain); ``on_aggregated`` sees each round's report before its chain
+        write is queued, ``on_round`` after it is mined.
+        """
         self.inner = inner
+        self.first_round = first_round
+        self.on_aggregated = on_aggregated
         self.link = link
         self.store = store
         self.evaluate = evaluate
@@ -174,9 +185,14 @@ class LedgerStrategy(Strategy):
 
     # ------------------------------------------------------------------ training
 
+    def _actual(self, flower_round: int) -> int:
+        """The ledger's round for Flower's ``flower_round`` (they differ in a resumed run)."""
+        return flower_round + self.first_round - 1
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        server_round = self._actual(server_round)
         self._started[server_round] = time.perf_counter()
         self._parent_weights[server_round] = arrays_to_numpy(arrays)
         parent = model_hash(self._parent_weights[server_round])
@@ -200,6 +216,7 @@ class LedgerStrategy(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round = self._actual(server_round)
         replies = list(replies)
         report = RoundReport(server_round, to_hex(self._parents[server_round]))
         if server_round in self._opened:
@@ -208,7 +225,7 @@ class LedgerStrategy(Strategy):
         self._check_statuses(checked)
         replied = {c.outcome.node_id for c in checked}
         absent = [
-            ParticipantOutcome(node_id=n, absent=True, reason="no reply")
+            ParticipantOutcome(node_id=n, absent=True, reason="no reply within the round timeout")
             for n in self._sampled.get(server_round, [])
             if n not in replied
         ]
@@ -227,7 +244,13 @@ class LedgerStrategy(Strategy):
         updates = [c.weights for c in accepted if c.weights is not None]
         for update in updates:  # every accepted update is kept, so anyone can recompute the round
             self.store.put(update)
-        arrays, metrics = self.inner.aggregate_train(server_round, [c.message for c in accepted])
+        try:
+            arrays, metrics = self.inner.aggregate_train(
+                server_round, [c.message for c in accepted]
+            )
+        except Exception as exc:  # a strategy refusing these replies fails the round, no more
+            log.exception("round %d: %s could not aggregate", server_round, type(self.inner))
+            return self._fail(report, f"{type(self.inner).__name__} could not aggregate: {exc}")
         if arrays is None:
             return self._fail(report, f"{type(self.inner).__name__} produced no model")
         weights = arrays_to_numpy(arrays)
@@ -238,6 +261,7 @@ class LedgerStrategy(Strategy):
         report.contribution_method, report.scoring_seconds = scoring.method, scoring.seconds
         report.evaluations, report.budget = scoring.evaluations, self.reward_per_round
         self._finish(report)
+        self._aggregated(report)
         if self.link is not None:
             self._commit(server_round, global_hash, accepted, report, scoring.scoring_hash)
         else:
@@ -290,39 +314,43 @@ class LedgerStrategy(Strategy):
         ]
         link = self.link
 
-        def commit() -> None:
+        def commit() -> TxResult:  # idempotent: a chain reset may run it again
             result = link.ledger.commit_round(
                 link.task_id, RoundId(server_round), relayed, outcome, rewards
             )
-            report.committed, report.gas_used, report.tx_hash = (
-                True,
-                result.gas_used,
-                result.tx_hash,
-            )
-            self._announce(report)
+            report.committed = True
+            if not result.already_recorded or not report.tx_hash:
+                report.gas_used, report.tx_hash = result.gas_used, result.tx_hash
+            return result
 
-        link.queue.submit(commit)
+        link.queue.submit(commit, then=lambda _: self._announce(report))
 
     def _fail(self, report: RoundReport, reason: str) -> tuple[None, None]:
         log.warning("round %d failed: %s", report.round, reason)
         report.failed_reason = reason
         self._finish(report)
+        self._aggregated(report)
         if self.link is None:
             self._announce(report)
             return None, None
         link = self.link
 
-        def fail() -> None:
+        def fail() -> TxResult:  # idempotent: a chain reset may run it again
             result = link.ledger.fail_round(link.task_id, RoundId(report.round), reason)
-            report.gas_used, report.tx_hash = result.gas_used, result.tx_hash
-            self._announce(report)
+            if not result.already_recorded or not report.tx_hash:
+                report.gas_used, report.tx_hash = result.gas_used, result.tx_hash
+            return result
 
-        link.queue.submit(fail)
+        link.queue.submit(fail, then=lambda _: self._announce(report))
         return None, None
 
     def _finish(self, report: RoundReport) -> None:
         report.seconds = time.perf_counter() - self._started.get(report.round, time.perf_counter())
         self.reports.append(report)
+
+    def _aggregated(self, report: RoundReport) -> None:
+        if self.on_aggregated is not None:
+            self.on_aggregated(report)
 
     def _announce(self, report: RoundReport) -> None:
         if self.on_round is not None:
@@ -354,8 +382,9 @@ class LedgerStrategy(Strategy):
 
     def _check_reply(self, server_round: int, checked: _Checked) -> None:
         reply, outcome = checked.message, checked.outcome
-        if reply.has_error():
-            raise _Rejected(f"client error: {reply.error.reason}")
+        if reply.has_error():  # the client sent no update: absent, not rejected
+            outcome.absent = True
+            raise _Rejected(f"client error: {_error_summary(reply.error.reason or '')}")
         content = reply.content
         if len(content.array_records) != 1 or len(content.metric_records) != 1:
             raise _Rejected("a reply needs exactly one ArrayRecord and one MetricRecord")
@@ -460,12 +489,12 @@ class LedgerStrategy(Strategy):
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        return self.inner.configure_evaluate(server_round, arrays, config, grid)
+        return self.inner.configure_evaluate(self._actual(server_round), arrays, config, grid)
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
-        return self.inner.aggregate_evaluate(server_round, replies)
+        return self.inner.aggregate_evaluate(self._actual(server_round), replies)
 
     def summary(self) -> None:
         log.info("LedgerStrategy around %s", type(self.inner).__name__)
@@ -520,6 +549,25 @@ def reply_message(content: RecordDict, node_id: int = 1) -> Message:
         TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 0
     instruction = Message(RecordDict(), dst_node_id=node_id, message_type="train")
     return Message(content, reply_to=instruction)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_MAX_REASON = 240
+
+
+def _error_summary(reason: str) -> str:
+    """A client's error in one line: the exception's own message, not the engine's traceback.
+
+    Flower's simulation wraps a ClientApp's exception in a Ray traceback that ends with
+    ``Message: <the exception's message>``; a deployed SuperNode reports the message itself.
+    """
+    text = _ANSI.sub("", reason)
+    marker = "Message: "
+    if marker in text:
+        text = text[text.rindex(marker) + len(marker) :]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    text = (lines[0] if lines else "no reason given").rstrip("'>")
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
 
 
 class _Rejected(Exception):

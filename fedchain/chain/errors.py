@@ -15,6 +15,7 @@ __all__ = [
     "REVERT_ERRORS",
     "AccessControlUnauthorizedAccount",
     "ChainError",
+    "ChainReset",
     "ChainUnreachable",
     "ContractRevert",
     "DeploymentError",
@@ -60,6 +61,22 @@ class ChainUnreachable(ChainError, ConnectionError):
         super().__init__(
             f"no chain at {url}{detail}: start one with `fedchain devnet` or drop --rpc-url "
             "to use the embedded chain"
+        )
+
+
+class ChainReset(ChainError, ConnectionError):
+    """The node lost transactions it had already mined (it restarted from an older state).
+
+    The writes queued since are sent again (each is recognised as done where the chain still
+    holds it); raised to a caller only when that does not settle it.
+    """
+
+    def __init__(self, url: str, detail: str) -> None:
+        self.url = url
+        super().__init__(
+            f"the node at {url} lost transactions it had mined ({detail}): it restarted from an "
+            "older state; the lost writes are sent again. If this repeats, give the node a "
+            "state file that is saved more often (anvil: --state-interval)"
         )
 
 

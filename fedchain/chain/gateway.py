@@ -39,6 +39,7 @@ from fedchain.chain.deployments import Deployment
 from fedchain.chain.errors import (
     REVERT_ERRORS,
     ChainError,
+    ChainReset,
     ChainUnreachable,
     ContractRevert,
     DeploymentError,
@@ -100,13 +101,19 @@ class LedgerEvent:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How transient RPC failures are retried: ``attempts`` tries, exponential back-off."""
+    """How transient RPC failures are retried: ``attempts`` tries, exponential back-off.
 
-    attempts: int = 6
+    The defaults ride out about 25 s without a node (a devnet restarting takes about one), and
+    a transaction still unmined after ``lost_check_s`` is checked: re-sent if the node forgot it,
+    :class:`ChainReset` if the node lost the ones before it.
+    """
+
+    attempts: int = 10
     first_delay_s: float = 0.2
     max_delay_s: float = 5.0
     receipt_timeout_s: float = 120.0
     receipt_poll_s: float = 0.01
+    lost_check_s: float = 1.0
 
 
 class LedgerPort(Protocol):
@@ -229,6 +236,7 @@ class LedgerGateway:
         self.ledger: Contract = w3.eth.contract(address=_address(deployment.ledger), abi=ledger_abi)
         self.token: Contract = w3.eth.contract(address=_address(deployment.token), abi=token_abi)
         self._decoder = _RevertDecoder([ledger_abi, token_abi])
+        self._last_tx: HexBytes | None = None  # the latest transaction this gateway got mined
         chain_id = self._rpc(lambda: w3.eth.chain_id)
         if chain_id != deployment.chain_id:
             raise DeploymentError(
@@ -269,10 +277,15 @@ class LedgerGateway:
         head_slot, round_slot, shift, width = _task_head_slots(task_id)
         address = self.ledger.address
         if isinstance(self.w3.provider, HTTPProvider):
-            with self.w3.batch_requests() as batch:  # one round trip
-                batch.add(self.w3.eth.get_storage_at(address, head_slot))
-                batch.add(self.w3.eth.get_storage_at(address, round_slot))
-                words: list[Any] = list(self._rpc(batch.execute))
+
+            def both() -> list[Any]:
+                with self.w3.batch_requests() as batch:  # one round trip
+                    batch.add(self.w3.eth.get_storage_at(address, head_slot))
+                    batch.add(self.w3.eth.get_storage_at(address, round_slot))
+                    return list(batch.execute())
+
+            # a batch bypasses the per-request retry of the provider: retried here as a whole
+            words: list[Any] = self._rpc(lambda: _with_retries(self.retry, self._url(), both))
         else:
             words = [
                 self._rpc(lambda: self.w3.eth.get_storage_at(address, head_slot)),
@@ -375,6 +388,27 @@ class LedgerGateway:
         (event,) = self.ledger.events.TaskCreated().process_receipt(receipt)
         return TaskId(int(event["args"]["taskId"])), result
 
+    def ensure_task(
+        self,
+        task_id: TaskId,
+        spec_hash: bytes,
+        initial_model_hash: bytes,
+        reward_per_round: int,
+        token: str | None = None,
+    ) -> TxResult:
+        """Create task ``task_id`` as :meth:`create_task` did, unless the chain holds it (a
+        creation lost with a node's unsaved state is sent again)."""
+        if self.task(task_id).spec_hash == spec_hash:
+            return _already()
+        count = self.task_count()
+        if count + 1 != task_id:
+            raise ChainError(
+                f"task {task_id} is not on chain and cannot be created again with that id (the "
+                f"chain has {count} tasks): start a new run"
+            )
+        _, result = self.create_task(spec_hash, initial_model_hash, reward_per_round, token)
+        return result
+
     def fund_task(self, task_id: TaskId, amount: int) -> TxResult:
         """Approve the ledger for ``amount`` of the task's token, then move it into the pool."""
         task = self.task(task_id)
@@ -383,6 +417,20 @@ class LedgerGateway:
         token = self.w3.eth.contract(address=_address(task.token), abi=self.token.abi)
         self._send(token.functions.approve(self.ledger.address, amount))
         return self._send(self.ledger.functions.fundTask(task_id, amount))
+
+    def ensure_funded(self, task_id: TaskId, total: int) -> TxResult:
+        """Fund the task up to ``total`` in all; recognised as done when it holds that much."""
+        missing = total - self.task(task_id).funded
+        if missing <= 0:
+            return _already()
+        return self.fund_task(task_id, missing)
+
+    def ensure_balance(self, address: str, wei: int) -> TxResult:
+        """Send ``address`` what it lacks of ``wei`` for gas; done when it holds that much."""
+        balance = int(self._rpc(lambda: self.w3.eth.get_balance(_address(address))))
+        if balance >= wei:
+            return _already()
+        return self.transfer_eth(address, wei - balance)
 
     def mint(self, to: str, amount: int) -> TxResult:
         """Mint dev tokens (the account needs MINTER_ROLE on the dev token)."""
@@ -429,9 +477,10 @@ class LedgerGateway:
         return self._send(self.ledger.functions.withdraw())
 
     def open_round(self, task_id: TaskId, round_id: RoundId, parent: bytes) -> TxResult:
-        """Open a round; recognised as done when it is already open on ``parent``."""
+        """Open a round; recognised as done when it was already opened on ``parent`` (and is
+        open, committed or failed since)."""
         record = self.round(task_id, round_id)
-        if record.state == RoundState.OPEN and record.parent_model_hash == parent:
+        if record.state != RoundState.NONE and record.parent_model_hash == parent:
             return _already()
         return self._send(self.ledger.functions.openRound(task_id, round_id, parent))
 
@@ -521,8 +570,25 @@ class LedgerGateway:
         provider = self.w3.provider
         return str(getattr(provider, "endpoint_uri", None) or "the embedded chain")
 
+    def check_durable(self) -> None:
+        """Check that the node still holds the last transaction this gateway got mined.
+
+        Raises
+        ------
+        ChainReset
+            When it does not: the node restarted from an older state and lost it (and
+            possibly more); the caller sends its writes again.
+        """
+        last = self._last_tx
+        if last is None or self._in_process:  # an in-process chain cannot lose what it mined
+            return
+        if self._receipt(last) is None:
+            self._last_tx = None  # what is sent again becomes the new reference
+            raise ChainReset(self._url(), f"transaction 0x{bytes(last).hex()} is gone")
+
     def _send(self, call: ContractFunction) -> TxResult:
         sender = self.account.address
+        self.check_durable()  # a nonce read from a node that lost our last write would be stale
         nonce = self._nonce()
         if self._in_process:
             # The embedded chain executes in this process: estimating would run every
@@ -551,7 +617,9 @@ class LedgerGateway:
 
     def _send_tx(self, tx: dict[str, Any]) -> TxResult:
         tx.setdefault("from", self.account.address)
-        tx.setdefault("nonce", self._nonce())
+        if "nonce" not in tx:
+            self.check_durable()
+            tx["nonce"] = self._nonce()
         tx.setdefault("chainId", self.deployment.chain_id)
         if "gas" not in tx:
             tx["gas"] = self._rpc(lambda: self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
@@ -560,13 +628,8 @@ class LedgerGateway:
         signed = self.account.sign_transaction(tx)
         tx_hash = HexBytes(signed.hash)
         self._rpc(lambda: self._send_raw(signed.raw_transaction, tx_hash))
-        receipt = self._rpc(
-            lambda: self.w3.eth.wait_for_transaction_receipt(
-                tx_hash,
-                timeout=self.retry.receipt_timeout_s,
-                poll_latency=self.retry.receipt_poll_s,
-            )
-        )
+        receipt = self._await_receipt(tx_hash, int(tx["nonce"]), signed.raw_transaction)
+        self._last_tx = tx_hash
         result = TxResult(
             "0x" + bytes(tx_hash).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"])
         )
@@ -591,6 +654,61 @@ class LedgerGateway:
                     "transaction (is another process signing with this key?): send again"
                 ) from exc
 
+    def _await_receipt(self, tx_hash: HexBytes, nonce: int, raw: bytes) -> Any:
+        """The transaction's receipt, once mined; a node that forgot it gets it again."""
+        if self._in_process:  # mined as it was sent
+            return self._rpc(lambda: self.w3.eth.get_transaction_receipt(tx_hash))
+        policy = self.retry
+        deadline = time.monotonic() + policy.receipt_timeout_s
+        check_at = time.monotonic() + policy.lost_check_s
+        while True:
+            receipt = self._receipt(tx_hash)
+            if receipt is not None:
+                return receipt
+            now = time.monotonic()
+            if now >= deadline:
+                raise ChainUnreachable(
+                    self._url(),
+                    f"transaction 0x{bytes(tx_hash).hex()} not mined within "
+                    f"{policy.receipt_timeout_s:.0f} s",
+                )
+            if now >= check_at:
+                self._check_pending(tx_hash, nonce, raw)
+                check_at = time.monotonic() + policy.lost_check_s
+            time.sleep(policy.receipt_poll_s)
+
+    def _check_pending(self, tx_hash: HexBytes, nonce: int, raw: bytes) -> None:
+        """Why a sent transaction is not mined yet: waiting, forgotten, or stranded.
+
+        This gateway sends one transaction at a time and waits for it, so all of its account's
+        earlier transactions are mined: fewer on chain means the node lost some (a restart from
+        an older state) and this one waits behind a gap that only sending those again fills.
+        """
+        address = self.account.address
+        mined = int(self._rpc(lambda: self.w3.eth.get_transaction_count(address, "latest")))
+        if mined < nonce:
+            self._last_tx = None  # what is sent again becomes the new reference
+            raise ChainReset(
+                self._url(),
+                f"{mined} transactions of {address} are on chain, {nonce} were mined before",
+            )
+        if mined > nonce:
+            if self._receipt(tx_hash) is None:
+                raise TransactionFailed(
+                    f"nonce {nonce} of {address} was used by another transaction (is another "
+                    "process signing with this key?): send again"
+                )
+            return
+        if self._lookup(tx_hash) is None:  # the node restarted and forgot it: send it again
+            self._rpc(lambda: self._send_raw(raw, tx_hash))
+
+    def _receipt(self, tx_hash: HexBytes) -> Any:
+        """The receipt, or None while the node knows of no such mined transaction."""
+        try:
+            return self._rpc(lambda: self.w3.eth.get_transaction_receipt(tx_hash))
+        except TransactionNotFound:
+            return None
+
     def _lookup(self, tx_hash: HexBytes) -> Any:
         try:
             return self.w3.eth.get_transaction(tx_hash)
@@ -608,23 +726,29 @@ def _retry_each_request(w3: Web3, policy: RetryPolicy) -> None:
         return
     cast(Any, provider).exception_retry_configuration = None  # web3's own retry off
     send = provider._make_request
+    url = str(provider.endpoint_uri)
 
     def make_request(method: Any, params: Any) -> Any:
-        delay = policy.first_delay_s
-        for attempt in range(1, policy.attempts + 1):
-            try:
-                return send(method, params)
-            except Exception as exc:
-                if not _is_transient(exc):
-                    raise
-                if attempt == policy.attempts:
-                    raise ChainUnreachable(str(provider.endpoint_uri), exc) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, policy.max_delay_s)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _with_retries(policy, url, lambda: send(method, params))
 
     vars(provider)["_make_request"] = make_request  # the instance's hook shadows the method
     vars(provider)["_fedchain_retry"] = True
+
+
+def _with_retries(policy: RetryPolicy, url: str, fn: Callable[[], _T]) -> _T:
+    """``fn()``, tried again on transient failures as ``policy`` says; then ChainUnreachable."""
+    delay = policy.first_delay_s
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise
+            if attempt == policy.attempts:
+                raise ChainUnreachable(url, exc) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, policy.max_delay_s)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def deploy(

@@ -59,7 +59,7 @@ def test_the_ledger_is_audited_without_the_run_directory(anvil_run: Path, tmp_pa
     shutil.copyfile(anvil_run / ANVIL_STATE_FILE, state)
     ledger = json.loads((anvil_run / "deployment.json").read_text())["ledger"]
     report = tmp_path / "verdict.json"
-    node = AnvilChain(state_file=state, persist=False).start()
+    node = AnvilChain(state_file=state, save_state=False).start()
     try:
         # Execute
         done = runner.invoke(

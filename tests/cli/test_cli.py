@@ -39,6 +39,7 @@ def fedchain(
         (["simulate", "--dataset", "csv:/nonexistent.csv"], "/nonexistent.csv"),
         (["simulate", "--model", "resnet"], "unknown model 'resnet'"),
         (["simulate", "--no-such-option"], "No such option"),
+        (["simulate", "--dropout", "1"], "dropout must lie in [0, 1)"),
     ],
 )
 def test_bad_options_give_one_line_and_exit_code_2(args: list[str], message: str) -> None:

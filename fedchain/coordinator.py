@@ -209,8 +209,9 @@ def run_federation(
         if session is not None:
             task_id = _prepare_task(session, settings, spec, initial_hash, queue)
             link = LedgerLink(
-                session.gateway, task_id, session.client_rpc_url, settings.direct, queue
-            )
+                session.gateway, task_id, session.client_rpc_url, settings.direct, queue,
+                commit_mode=settings.commit_mode, records=out,
+            )  # fmt: skip
         strategy = LedgerStrategy(
             build_strategy(settings, settings.num_clients),
             link=link,

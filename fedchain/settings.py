@@ -16,6 +16,7 @@ from fedchain.errors import FedchainError
 
 __all__ = [
     "CHAIN_KINDS",
+    "COMMIT_MODES",
     "CONTRIBUTION_METHODS",
     "STRATEGY_NAMES",
     "RunSettings",
@@ -23,6 +24,8 @@ __all__ = [
 ]
 
 CHAIN_KINDS = ("embedded", "anvil", "rpc", "none")
+#: How a round is committed: relayed signatures checked on chain, or one Merkle root per round.
+COMMIT_MODES = ("relayed", "merkle")
 CONTRIBUTION_METHODS = ("data-size", "loo", "shapley", "gtg", "cosine")
 STRATEGY_NAMES = (
     "fedavg",
@@ -67,6 +70,7 @@ class RunSettings:
     out: str = "runs/latest"
     holdout_fraction: float = 0.2
     label_column: str = "label"
+    commit_mode: str = "relayed"
 
     def __post_init__(self) -> None:
         checks = [
@@ -90,6 +94,10 @@ class RunSettings:
                 f"contribution must be one of {', '.join(CONTRIBUTION_METHODS)}",
             ),
             (0 < self.holdout_fraction < 1, "holdout-fraction must lie in (0, 1)"),
+            (
+                self.commit_mode in COMMIT_MODES,
+                f"commit-mode must be one of {', '.join(COMMIT_MODES)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -430,9 +430,13 @@ contract Ledger is AccessControl, EIP712, RewardPool {
         uint256 amount
     );
 
+    /// @notice Round `round` of task `taskId` has no reward root: it is not committed in merkle mode.
     error LedgerRewardRootUnknown(uint256 taskId, uint256 round);
+    /// @notice The reward leaf of `participant` for this round was claimed already.
     error LedgerLeafAlreadyClaimed(uint256 taskId, uint256 round, address participant);
+    /// @notice The proof does not lead from `participant`'s leaf to the round's reward root.
     error LedgerLeafProofInvalid(uint256 taskId, uint256 round, address participant);
+    /// @notice Claims of the round would credit `claimed`, more than the `total` committed with its root.
     error LedgerRewardRootOverdrawn(uint256 taskId, uint256 round, uint256 total, uint256 claimed);
 
     /// @notice Closes an open round in merkle mode: the global model, its evaluation and the root

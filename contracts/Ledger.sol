@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {RewardPool} from "./RewardPool.sol";
 
 /// @title Ledger
@@ -364,6 +365,179 @@ contract Ledger is AccessControl, EIP712, RewardPool {
         returns (bytes32)
     {
         return _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, taskId, round, updateHash, numExamples)));
+    }
+
+    // ------------------------------------------------------------------ merkle commit mode
+    //
+    // A round of a large federation is committed by one Merkle root over its reward leaves
+    // (participant, updateHash, numExamples, score, amount), so its gas does not depend on the
+    // number of participants: no per-participant event or storage at commit. The leaves, their
+    // proofs and the participants' signed commitments are published off chain (the record whose
+    // SHA-256 is `recordHash`); each participant later proves its leaf to be credited its reward.
+    // The tree is OpenZeppelin's StandardMerkleTree (double-hashed ABI-encoded leaves, sorted pairs).
+
+    /// @notice One leaf of a round's reward tree: a participant's commitment, score and reward.
+    struct RewardLeaf {
+        address participant;
+        bytes32 updateHash;
+        uint256 numExamples;
+        int256 score; // fixed point, 1e6 = 1.0
+        uint256 amount;
+    }
+
+    /// @notice A reward leaf and its proof, for claiming several rounds in one transaction.
+    struct LeafClaim {
+        uint256 round;
+        RewardLeaf leaf;
+        bytes32[] proof;
+    }
+
+    /// @notice What the coordinator commits for a round in merkle mode besides its outcome.
+    struct RoundRoot {
+        bytes32 root; // StandardMerkleTree root over the round's reward leaves
+        bytes32 recordHash; // SHA-256 of the published round record (leaves, proofs, signatures)
+        uint32 leafCount;
+        uint256 totalReward; // sum of the leaves' amounts
+    }
+
+    /// @notice A committed reward root and how much of its total has been claimed.
+    struct RewardRoot {
+        bytes32 root;
+        uint256 total;
+        uint256 claimed;
+    }
+
+    mapping(uint256 taskId => mapping(uint256 round => RewardRoot)) private _rewardRoots;
+    mapping(uint256 taskId => mapping(uint256 round => mapping(bytes32 leaf => bool))) private _leafClaimed;
+
+    /// @notice Round `round` of task `taskId` was committed by the root of its reward tree; its
+    /// published record (leaves, proofs, signed commitments) hashes to `recordHash`.
+    event RoundRootCommitted(
+        uint256 indexed taskId,
+        uint256 indexed round,
+        bytes32 root,
+        bytes32 recordHash,
+        uint256 leafCount,
+        uint256 totalReward
+    );
+    /// @notice The reward leaf `leaf` of `participant` was proven for a round and `amount` credited.
+    event RewardLeafClaimed(
+        uint256 indexed taskId,
+        uint256 indexed round,
+        address indexed participant,
+        bytes32 leaf,
+        int256 score,
+        uint256 amount
+    );
+
+    /// @notice Round `round` of task `taskId` has no reward root: it is not committed in merkle mode.
+    error LedgerRewardRootUnknown(uint256 taskId, uint256 round);
+    /// @notice The reward leaf of `participant` for this round was claimed already.
+    error LedgerLeafAlreadyClaimed(uint256 taskId, uint256 round, address participant);
+    /// @notice The proof does not lead from `participant`'s leaf to the round's reward root.
+    error LedgerLeafProofInvalid(uint256 taskId, uint256 round, address participant);
+    /// @notice Claims of the round would credit `claimed`, more than the `total` committed with its root.
+    error LedgerRewardRootOverdrawn(uint256 taskId, uint256 round, uint256 total, uint256 claimed);
+
+    /// @notice Closes an open round in merkle mode: the global model, its evaluation and the root
+    /// of the round's reward leaves, in one transaction of constant gas.
+    /// @dev The leaves are not on chain, so their sum cannot be checked here: `tree.totalReward`
+    /// is checked against the round budget and the pool and reserved from it, and claims of the
+    /// round can never credit more than it (`LedgerRewardRootOverdrawn`). An auditor rebuilds the
+    /// root and the total from the published record.
+    /// @param tree The root, the published record's hash, the number of leaves and their total.
+    /// @param outcome The aggregated global model's hash and evaluation.
+    function commitRoundRoot(uint256 taskId, uint256 round, RoundRoot calldata tree, RoundOutcome calldata outcome)
+        external
+    {
+        Task storage task = _coordinatedTask(taskId);
+        Round storage r = _rounds[taskId][round];
+        if (r.state == RoundState.Committed) revert LedgerRoundAlreadyCommitted(taskId, round);
+        if (r.state != RoundState.Open) revert LedgerRoundNotOpen(taskId, round);
+        if (outcome.globalModelHash == 0 || tree.root == 0) revert LedgerZeroHash();
+        uint256 total = tree.totalReward;
+        if (total > task.rewardPerRound) revert LedgerRoundBudgetExceeded(taskId, round, total, task.rewardPerRound);
+        uint256 available = task.funded - task.attributed;
+        if (total > available) revert LedgerPoolInsufficient(taskId, total, available);
+
+        task.attributed += total;
+        _rewardRoots[taskId][round] = RewardRoot({root: tree.root, total: total, claimed: 0});
+        r.state = RoundState.Committed;
+        r.globalModelHash = outcome.globalModelHash;
+        r.commitmentCount = tree.leafCount;
+        task.headModelHash = outcome.globalModelHash;
+        emit RoundRootCommitted(taskId, round, tree.root, tree.recordHash, tree.leafCount, total);
+        emit RoundCommitted(
+            taskId,
+            round,
+            outcome.globalModelHash,
+            outcome.accuracyPpm,
+            outcome.lossPpm,
+            outcome.scoringHash,
+            tree.leafCount,
+            total
+        );
+    }
+
+    /// @notice Proves `leaf` against round `round`'s reward root and credits its amount to the
+    /// leaf's participant, who pulls it with `claim(token)`.
+    /// @dev Anyone may submit a proof (a relayer, say); the tokens only ever go to the leaf's
+    /// participant. Each leaf is credited once.
+    /// @param proof The leaf's StandardMerkleTree proof (sibling hashes, leaf to root).
+    function claimLeaf(uint256 taskId, uint256 round, RewardLeaf calldata leaf, bytes32[] calldata proof) external {
+        _claimLeaf(_existingTask(taskId).token, taskId, round, leaf, proof);
+    }
+
+    /// @notice `claimLeaf` for several rounds in one transaction.
+    /// @dev Bounded by the caller's own calldata.
+    function claimLeaves(uint256 taskId, LeafClaim[] calldata claims) external {
+        address token = _existingTask(taskId).token;
+        for (uint256 i = 0; i < claims.length; ++i) {
+            _claimLeaf(token, taskId, claims[i].round, claims[i].leaf, claims[i].proof);
+        }
+    }
+
+    /// @notice The reward root committed for round `round` of task `taskId` (zero if none).
+    function getRewardRoot(uint256 taskId, uint256 round) external view returns (RewardRoot memory) {
+        return _rewardRoots[taskId][round];
+    }
+
+    /// @notice Whether the reward leaf with hash `leaf` of a round has been claimed.
+    function leafClaimed(uint256 taskId, uint256 round, bytes32 leaf) external view returns (bool) {
+        return _leafClaimed[taskId][round][leaf];
+    }
+
+    /// @notice The StandardMerkleTree hash of a reward leaf:
+    /// keccak256(bytes.concat(keccak256(abi.encode(participant, updateHash, numExamples, score, amount)))).
+    function rewardLeafHash(RewardLeaf calldata leaf) public pure returns (bytes32) {
+        return keccak256(
+            bytes.concat(
+                keccak256(abi.encode(leaf.participant, leaf.updateHash, leaf.numExamples, leaf.score, leaf.amount))
+            )
+        );
+    }
+
+    function _claimLeaf(
+        address token,
+        uint256 taskId,
+        uint256 round,
+        RewardLeaf calldata leaf,
+        bytes32[] calldata proof
+    ) private {
+        RewardRoot storage tree = _rewardRoots[taskId][round];
+        bytes32 root = tree.root;
+        if (root == 0) revert LedgerRewardRootUnknown(taskId, round);
+        bytes32 hash = rewardLeafHash(leaf);
+        if (_leafClaimed[taskId][round][hash]) revert LedgerLeafAlreadyClaimed(taskId, round, leaf.participant);
+        if (!MerkleProof.verifyCalldata(proof, root, hash)) {
+            revert LedgerLeafProofInvalid(taskId, round, leaf.participant);
+        }
+        uint256 claimed = tree.claimed + leaf.amount;
+        if (claimed > tree.total) revert LedgerRewardRootOverdrawn(taskId, round, tree.total, claimed);
+        _leafClaimed[taskId][round][hash] = true;
+        tree.claimed = claimed;
+        if (leaf.amount != 0) _credit(token, leaf.participant, leaf.amount);
+        emit RewardLeafClaimed(taskId, round, leaf.participant, hash, leaf.score, leaf.amount);
     }
 
     // ------------------------------------------------------------------ internals

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from fedchain.artifacts import RunRecord as RunRecordT
     from fedchain.audit import ModelProvenance as ProvenanceT
+    from fedchain.audit import OpenedRun as OpenedRunT
     from fedchain.audit import Verdict as VerdictT
     from fedchain.settings import RunSettings as RunSettingsT
     from fedchain.strategy import RoundReport as RoundReportT
@@ -222,6 +223,9 @@ def simulate(
             "(its own settings; the other options are ignored)."
         ),
     ] = None,
+    commit_mode: Annotated[
+        str, typer.Option(help="relayed (signatures checked on chain) or merkle (one root).")
+    ] = "relayed",
 ) -> None:
     """Simulate a federation on this machine, every round recorded on chain."""
     from fedchain.settings import RunSettings
@@ -253,6 +257,7 @@ def simulate(
             dropout=dropout,
             round_timeout=round_timeout,
             min_train_nodes=min_train_nodes,
+            commit_mode=commit_mode,
         )
         _validate_workload(settings)
     except FedchainError as exc:  # a bad option: one line, exit code 2
@@ -352,6 +357,9 @@ def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> 
 
     opened = open_run(run, rpc_url)
     try:
+        if opened.settings.commit_mode == "merkle":
+            _merkle_rewards(opened)
+            return
         gateway = opened.gateway
         attributed: dict[str, int] = {}
         for event in gateway.events():
@@ -368,6 +376,26 @@ def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> 
         console.print(table)
     finally:
         opened.close()
+
+
+def _merkle_rewards(opened: OpenedRunT) -> None:
+    """``fedchain rewards`` of a merkle-mode run: the leaves published with the run, checked
+    against the roots on chain; claimable = proven but not pulled + not yet proven."""
+    from fedchain.merkle_rounds import reward_balances, verified_records
+
+    gateway = opened.gateway
+    records = verified_records(opened.out, gateway, opened.task_id)
+    balances = reward_balances(records, gateway.events(), opened.task_id)
+    token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
+    table = Table(title=f"rewards of task {opened.task_id} (token {token}, merkle mode)")
+    for column in ("participant", "attributed", "claimed", "claimable"):
+        table.add_column(column, justify="left" if column == "participant" else "right")
+    for b in sorted(balances, key=lambda b: -b.attributed):
+        claimed, owed = gateway.claimed(b.participant, token), gateway.owed(b.participant, token)
+        table.add_row(
+            b.participant, _tokens(b.attributed), _tokens(claimed), _tokens(owed + b.unproven)
+        )
+    console.print(table)
 
 
 @app.command()
@@ -391,6 +419,8 @@ def claim(
         devnet_ids = DEVNET_CHAIN_IDS | ({chain_id} if opened.backend.kind == "embedded" else set())
         signer = _signer(keystore, devnet_account, chain_id, devnet_ids)
         token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
+        if opened.settings.commit_mode == "merkle":
+            _prove_leaves(opened, signer)
         paid, result = gateway.as_account(signer).claim(token)
         if paid == 0:
             console.print(f"{signer.address} has nothing to claim")
@@ -398,6 +428,20 @@ def claim(
             console.print(f"{signer.address} claimed {_tokens(paid)} (tx {result.tx_hash})")
     finally:
         opened.close()
+
+
+def _prove_leaves(opened: OpenedRunT, signer: LocalAccount) -> None:
+    """Merkle mode: prove the signer's unclaimed leaves (every round, one transaction)."""
+    from fedchain.chain.records import TaskId
+    from fedchain.merkle_rounds import unclaimed_leaves, verified_records
+
+    gateway = opened.gateway
+    records = verified_records(opened.out, gateway, opened.task_id)
+    claims = unclaimed_leaves(records, gateway.events(), opened.task_id, signer.address)
+    if claims:
+        result = gateway.as_account(signer).claim_leaves(TaskId(opened.task_id), claims)
+        rounds = ", ".join(str(c.round) for c in claims)
+        console.print(f"proved {len(claims)} reward leaves (rounds {rounds}; tx {result.tx_hash})")
 
 
 @app.command()

@@ -296,8 +296,9 @@ def run_federation(
         if session is not None:
             task_id, point = _begin(session, settings, spec, initial, queue, resume=resume)
             link = LedgerLink(
-                session.gateway, task_id, session.client_rpc_url, settings.direct, queue
-            )
+                session.gateway, task_id, session.client_rpc_url, settings.direct, queue,
+                commit_mode=settings.commit_mode, records=out,
+            )  # fmt: skip
         else:
             store.put(initial)
             spec.save(out / "task.json")

@@ -16,6 +16,7 @@ from fedchain.errors import FedchainError
 
 __all__ = [
     "CHAIN_KINDS",
+    "COMMIT_MODES",
     "CONTRIBUTION_METHODS",
     "STRATEGY_NAMES",
     "RunSettings",
@@ -23,6 +24,8 @@ __all__ = [
 ]
 
 CHAIN_KINDS = ("embedded", "anvil", "rpc", "none")
+#: How a round is committed: relayed signatures checked on chain, or one Merkle root per round.
+COMMIT_MODES = ("relayed", "merkle")
 CONTRIBUTION_METHODS = ("data-size", "loo", "shapley", "gtg", "cosine")
 STRATEGY_NAMES = (
     "fedavg",
@@ -69,6 +72,7 @@ class RunSettings:
     label_column: str = "label"
     dropout: float = 0.0
     round_timeout: float = 3600.0
+    commit_mode: str = "relayed"
 
     def __post_init__(self) -> None:
         checks = [
@@ -94,6 +98,10 @@ class RunSettings:
             (0 < self.holdout_fraction < 1, "holdout-fraction must lie in (0, 1)"),
             (0 <= self.dropout < 1, "dropout must lie in [0, 1)"),
             (self.round_timeout > 0, "round-timeout must be > 0 seconds"),
+            (
+                self.commit_mode in COMMIT_MODES,
+                f"commit-mode must be one of {', '.join(COMMIT_MODES)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

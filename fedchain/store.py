@@ -244,6 +244,54 @@ class ModelStore:
             tmp.unlink(missing_ok=True)
         return target
 
+    def put_document(self, data: bytes, suffix: str = ".json") -> ModelHash:
+        """Store a document (a published round record, say) under its SHA-256; idempotent.
+
+        Parameters
+        ----------
+        data : bytes
+            The document's exact bytes.
+        suffix : str
+            File suffix; ``<root>/<sha256 hex><suffix>`` is written.
+
+        Returns
+        -------
+        ModelHash
+            SHA-256 of `data`, which names the file.
+        """
+        h = ModelHash(hashlib.sha256(data).digest())
+        target = self.root / f"{to_hex(h)[2:]}{suffix}"
+        if target.is_file() and hashlib.sha256(target.read_bytes()).digest() == h:
+            return h
+        self.root.mkdir(parents=True, exist_ok=True)
+        incoming = self.root / f".incoming-{uuid.uuid4().hex}{suffix}"
+        try:
+            incoming.write_bytes(data)
+            os.replace(incoming, target)
+        finally:
+            incoming.unlink(missing_ok=True)
+        return h
+
+    def get_document(self, h: bytes | str, suffix: str = ".json") -> bytes:
+        """A stored document's bytes, after checking that they hash to `h`.
+
+        Raises
+        ------
+        ModelNotInStore
+            If no document for `h` is stored.
+        ModelCorrupted
+            If the file's SHA-256 is not `h`.
+        """
+        source = self.root / f"{to_hex(as_model_hash(h))[2:]}{suffix}"
+        if not source.is_file():
+            raise ModelNotInStore(
+                f"document {to_hex(as_model_hash(h))} is not in the store at {self.root}: "
+                "copy the run's store, or publish it with ModelStore.put_document"
+            )
+        data = source.read_bytes()
+        self._check(h, ModelHash(hashlib.sha256(data).digest()), source)
+        return data
+
     def _existing(self, h: bytes | str) -> Path:
         source = self.path(h)
         if not source.is_file():

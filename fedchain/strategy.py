@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from flwr.serverapp.strategy import Strategy
 
 from fedchain import keys
 from fedchain.chain.gateway import LedgerPort, TxResult
+from fedchain.chain.merkle import RewardLeaf
 from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import (
     Commitment,
@@ -38,6 +40,7 @@ from fedchain.chain.records import (
 from fedchain.chain.signing import recover_signer
 from fedchain.contribution.rewards import to_fixed_point
 from fedchain.hashing import ModelHash, model_hash, to_hex
+from fedchain.merkle_rounds import MerkleRound, publish
 from fedchain.scoring import RoundScoring, score_round, scoring_seed, weighted_mean
 from fedchain.store import ModelStore
 
@@ -81,6 +84,8 @@ class LedgerLink:
     client_rpc_url: str
     direct: bool = False
     queue: WriteQueue = field(default_factory=WriteQueue)
+    commit_mode: str = "relayed"  # or "merkle": one reward root per round
+    records: Path | None = None  # merkle mode: the run directory its round records go to
 
 
 def aggregation_order(update_hash: str, address: str) -> tuple[str, str]:
@@ -313,6 +318,9 @@ class LedgerStrategy(Strategy):
             for c in accepted
         ]
         link = self.link
+        if link.commit_mode == "merkle":
+            self._commit_root(server_round, outcome, accepted, report)
+            return
 
         def commit() -> TxResult:  # idempotent: a chain reset may run it again
             result = link.ledger.commit_round(
@@ -324,6 +332,46 @@ class LedgerStrategy(Strategy):
             return result
 
         link.queue.submit(commit, then=lambda _: self._announce(report))
+
+    def _commit_root(
+        self,
+        server_round: int,
+        outcome: RoundOutcome,
+        accepted: list[_Checked],
+        report: RoundReport,
+    ) -> None:
+        """Merkle mode: publish the round's leaves, proofs and signed commitments with the run,
+        then commit their root (one transaction whose gas does not grow with the round)."""
+        assert self.link is not None
+        link = self.link
+        signed = [c.signed for c in accepted if c.signed is not None]
+        leaves = [
+            RewardLeaf(
+                s.participant,
+                s.commitment.update_hash,
+                s.commitment.num_examples,
+                to_fixed_point(c.outcome.score),
+                c.outcome.reward,
+            )
+            for c, s in ((c, c.signed) for c in accepted)
+            if s is not None
+        ]
+        record = MerkleRound.build(link.ledger.domain, link.task_id, server_round, leaves, signed)
+        publish(record, link.records or self.store.root.parent, self.store)
+        tree = record.round_root()
+
+        def commit() -> None:
+            result = link.ledger.commit_round_root(
+                link.task_id, RoundId(server_round), tree, outcome
+            )
+            report.committed, report.gas_used, report.tx_hash = (
+                True,
+                result.gas_used,
+                result.tx_hash,
+            )
+            self._announce(report)
+
+        link.queue.submit(commit)
 
     def _fail(self, report: RoundReport, reason: str) -> tuple[None, None]:
         log.warning("round %d failed: %s", report.round, reason)

@@ -24,6 +24,8 @@ __all__ = [
     "KeystoreError",
     "LedgerCommitmentsUnsorted",
     "LedgerDuplicateCommitment",
+    "LedgerLeafAlreadyClaimed",
+    "LedgerLeafProofInvalid",
     "LedgerLengthMismatch",
     "LedgerNotTaskCoordinator",
     "LedgerParentMismatch",
@@ -31,6 +33,8 @@ __all__ = [
     "LedgerParticipantNotRegistered",
     "LedgerParticipantWithdrawn",
     "LedgerPoolInsufficient",
+    "LedgerRewardRootOverdrawn",
+    "LedgerRewardRootUnknown",
     "LedgerRewardWithoutCommitment",
     "LedgerRewardsUnsorted",
     "LedgerRoundAlreadyCommitted",
@@ -221,6 +225,35 @@ class LedgerLengthMismatch(ContractRevert):
     hint = "{accounts} accounts but {orgHashes} organisation hashes: give one hash per account"
 
 
+class LedgerRewardRootUnknown(ContractRevert):
+    fields = ("taskId", "round")
+    hint = (
+        "round {round} of task {taskId} has no reward root (not committed in merkle mode): "
+        "check the round number of the proof"
+    )
+
+
+class LedgerLeafAlreadyClaimed(ContractRevert):
+    fields = ("taskId", "round", "participant")
+    hint = "the reward of {participant} for round {round} of task {taskId} was claimed already"
+
+
+class LedgerLeafProofInvalid(ContractRevert):
+    fields = ("taskId", "round", "participant")
+    hint = (
+        "the proof of {participant}'s reward leaf does not match the root of round {round} of "
+        "task {taskId}: use the leaf and proof published with the run (rounds/<round>.json)"
+    )
+
+
+class LedgerRewardRootOverdrawn(ContractRevert):
+    fields = ("taskId", "round", "total", "claimed")
+    hint = (
+        "claims of round {round} of task {taskId} would reach {claimed}, above the {total} "
+        "committed: the coordinator's tree and total disagree; run `fedchain audit`"
+    )
+
+
 class RewardPoolZeroAmount(ContractRevert):
     hint = "fund with a positive amount"
 
@@ -269,6 +302,10 @@ REVERT_ERRORS: dict[str, type[ContractRevert]] = {
         LedgerRoundBudgetExceeded,
         LedgerPoolInsufficient,
         LedgerLengthMismatch,
+        LedgerRewardRootUnknown,
+        LedgerLeafAlreadyClaimed,
+        LedgerLeafProofInvalid,
+        LedgerRewardRootOverdrawn,
         RewardPoolZeroAmount,
         RewardPoolTransferShort,
         AccessControlUnauthorizedAccount,

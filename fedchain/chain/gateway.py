@@ -45,6 +45,7 @@ from fedchain.chain.errors import (
     DeploymentError,
     TransactionFailed,
 )
+from fedchain.chain.merkle import LeafClaim, RewardLeaf, RewardRootRecord, RoundRoot
 from fedchain.chain.records import (
     Commitment,
     ParticipantRecord,
@@ -146,6 +147,10 @@ class LedgerPort(Protocol):
     ) -> TxResult: ...
 
     def fail_round(self, task_id: TaskId, round_id: RoundId, reason: str) -> TxResult: ...
+
+    def commit_round_root(
+        self, task_id: TaskId, round_id: RoundId, tree: RoundRoot, outcome: RoundOutcome
+    ) -> TxResult: ...
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -533,6 +538,53 @@ class LedgerGateway:
         )
         return self._send(call)
 
+    # ------------------------------------------------------------------ merkle commit mode
+
+    def commit_round_root(
+        self, task_id: TaskId, round_id: RoundId, tree: RoundRoot, outcome: RoundOutcome
+    ) -> TxResult:
+        """Close a round by the root of its reward tree (merkle mode), in one transaction of
+        constant gas; recognised as done when committed with this model and root."""
+        record = self.round(task_id, round_id)
+        if (
+            record.state == RoundState.COMMITTED
+            and record.global_model_hash == outcome.global_model_hash
+            and self.reward_root(task_id, round_id).root == tree.root
+        ):
+            return _already()
+        o = outcome
+        call = self.ledger.functions.commitRoundRoot(
+            task_id,
+            round_id,
+            (tree.root, tree.record_hash, tree.leaf_count, tree.total_reward),
+            (o.global_model_hash, o.accuracy_ppm, o.loss_ppm, o.scoring_hash),
+        )
+        return self._send(call)
+
+    def reward_root(self, task_id: TaskId, round_id: RoundId) -> RewardRootRecord:
+        """The reward root committed for a round (all zero when it has none)."""
+        call = self.ledger.functions.getRewardRoot(task_id, round_id)
+        root, total, claimed = self._rpc(call.call)
+        return RewardRootRecord(bytes(root), int(total), int(claimed))
+
+    def leaf_claimed(self, task_id: TaskId, round_id: RoundId, leaf_hash: bytes) -> bool:
+        """Whether the reward leaf with this hash has been claimed."""
+        call = self.ledger.functions.leafClaimed(task_id, round_id, leaf_hash)
+        return bool(self._rpc(call.call))
+
+    def reward_leaf_hash(self, leaf: RewardLeaf) -> bytes:
+        """The leaf hash as the contract computes it."""
+        call = self.ledger.functions.rewardLeafHash(_leaf_tuple(leaf))
+        return bytes(self._rpc(call.call))
+
+    def claim_leaves(self, task_id: TaskId, claims: Sequence[LeafClaim]) -> TxResult:
+        """Prove reward leaves (any rounds of one task) in one transaction; each is credited to
+        its participant, who pulls the tokens with :meth:`claim`."""
+        call = self.ledger.functions.claimLeaves(
+            task_id, [(c.round, _leaf_tuple(c.leaf), list(c.proof)) for c in claims]
+        )
+        return self._send(call)
+
     def fail_round(self, task_id: TaskId, round_id: RoundId, reason: str) -> TxResult:
         """Close an open round without a model; recognised as done when already failed."""
         if self.round(task_id, round_id).state == RoundState.FAILED:
@@ -810,6 +862,11 @@ def _participant_record(fields: Sequence[Any]) -> ParticipantRecord:
     return ParticipantRecord(
         ParticipantStatus(fields[0]), int(fields[1]), int(fields[2]), bytes(fields[3])
     )
+
+
+def _leaf_tuple(leaf: RewardLeaf) -> tuple[Any, ...]:
+    """A reward leaf as the ABI tuple ``Ledger.RewardLeaf``."""
+    return (_address(leaf.participant), *leaf.values()[1:])
 
 
 def _address(value: str) -> Any:

@@ -38,6 +38,7 @@ def fedchain(
         (["simulate", "--dataset", "mnist"], "unknown dataset 'mnist'"),
         (["simulate", "--dataset", "csv:/nonexistent.csv"], "/nonexistent.csv"),
         (["simulate", "--model", "resnet"], "unknown model 'resnet'"),
+        (["simulate", "--commit-mode", "rollup"], "commit-mode must be one of relayed, merkle"),
         (["simulate", "--no-such-option"], "No such option"),
         (["simulate", "--dropout", "1"], "dropout must lie in [0, 1)"),
     ],

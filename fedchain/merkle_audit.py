@@ -1,0 +1,280 @@
+"""Auditing merkle-mode rounds off chain: signatures, leaves and roots against the chain.
+
+In merkle mode the chain holds each round's reward root, not its commitments, so the auditor
+checks off chain what the contract checks in relayed mode, from the round records published with
+the run (:mod:`fedchain.merkle_rounds`):
+
+- the record is the one the chain names (its SHA-256 is the round's ``recordHash``; the copy in
+  ``rounds/`` or, failing that, the content store's);
+- the root rebuilt from the published leaves is the chain's root, with its leaf count and total;
+  every published proof verifies;
+- every leaf has its participant's signed commitment and every signature recovers (EIP-712, this
+  chain and ledger) to that participant, with the same update hash and example count;
+- each participant appears once and was registered and active when the round was committed.
+
+:func:`audit_merkle_rounds` works on plain data (run directory, chain roots, participants);
+:func:`audit_merkle_run` reads those from a ledger gateway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedchain.chain.gateway import LedgerEvent, LedgerGateway
+from fedchain.chain.merkle import RewardTree, verify_proof
+from fedchain.chain.signing import LedgerDomain, recover_signer
+from fedchain.merkle_rounds import (
+    ROUNDS_DIR,
+    ChainRoot,
+    MerkleRecordError,
+    MerkleRound,
+    chain_roots,
+    record_path,
+)
+from fedchain.store import ModelCorrupted, ModelNotInStore, ModelStore
+
+__all__ = [
+    "ChainRoot",
+    "MerkleProblem",
+    "ParticipantWindow",
+    "audit_merkle_rounds",
+    "audit_merkle_run",
+    "chain_roots",
+    "participant_windows",
+    "round_entries",
+]
+
+
+@dataclass(frozen=True)
+class ParticipantWindow:
+    """When a participant was active: registered at a block, withdrawn at a later one or never."""
+
+    registered_at: int
+    withdrawn_at: int | None = None
+
+    def active_at(self, block: int) -> bool:
+        return self.registered_at <= block and (
+            self.withdrawn_at is None or block < self.withdrawn_at
+        )
+
+
+@dataclass(frozen=True)
+class MerkleProblem:
+    """One thing wrong with a merkle round; ``participant`` is empty when it is the round's."""
+
+    round: int
+    participant: str
+    problem: str
+
+    def __str__(self) -> str:
+        who = f" {self.participant}" if self.participant else ""
+        return f"round {self.round}{who}: {self.problem}"
+
+
+def participant_windows(events: Iterable[LedgerEvent]) -> dict[str, ParticipantWindow]:
+    """Each participant's registration and withdrawal, from the ledger's events (keys are
+    lower-case addresses)."""
+    windows: dict[str, ParticipantWindow] = {}
+    for e in events:
+        who = str(e.args.get("participant", "")).lower()
+        if e.name == "ParticipantRegistered":
+            windows[who] = ParticipantWindow(e.block_number)
+        elif e.name == "ParticipantWithdrew" and who in windows:
+            windows[who] = ParticipantWindow(windows[who].registered_at, e.block_number)
+    return windows
+
+
+def audit_merkle_run(out: Path, gateway: LedgerGateway, task_id: int) -> list[MerkleProblem]:
+    """:func:`audit_merkle_rounds` with the roots and participants read from the chain."""
+    events = gateway.events()
+    return audit_merkle_rounds(
+        out,
+        chain_roots(events, task_id),
+        gateway.domain,
+        task_id,
+        participant_windows(events),
+    )
+
+
+def audit_merkle_rounds(
+    out: Path,
+    roots: Mapping[int, ChainRoot],
+    domain: LedgerDomain,
+    task_id: int,
+    participants: Mapping[str, ParticipantWindow],
+) -> list[MerkleProblem]:
+    """Check every merkle round of a run against the chain; an empty list means all is well.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The run directory (``rounds/`` and ``store/`` are read).
+    roots : Mapping[int, ChainRoot]
+        The chain's roots by round (:func:`chain_roots`).
+    domain : LedgerDomain
+        The chain id and ledger address the signatures must be for.
+    task_id : int
+        The task the rounds belong to.
+    participants : Mapping[str, ParticipantWindow]
+        Registered participants by lower-case address (:func:`participant_windows`).
+
+    Returns
+    -------
+    list[MerkleProblem]
+        Every problem found, each with its round and, where it is one participant's, its address.
+    """
+    problems: list[MerkleProblem] = []
+    store = ModelStore(out / "store")
+    for round_id, chain in sorted(roots.items()):
+        record, found = _record(out, store, round_id, chain)
+        problems += found
+        if record is not None:
+            problems += _check_record(record, round_id, chain, domain, task_id, participants)
+    folder = out / ROUNDS_DIR
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if not path.stem.isdigit() or int(path.stem) not in roots:
+            problems.append(
+                MerkleProblem(
+                    int(path.stem) if path.stem.isdigit() else 0,
+                    "",
+                    f"{path} is published but the chain holds no root for it",
+                )
+            )
+    return problems
+
+
+def _record(
+    out: Path, store: ModelStore, round_id: int, chain: ChainRoot
+) -> tuple[MerkleRound | None, list[MerkleProblem]]:
+    """The round's record as the chain names it: rounds/<r>.json if it hashes right, else the
+    content store's copy."""
+    problems = []
+    path = record_path(out, round_id)
+    candidates: list[tuple[bytes, str]] = []
+    if path.is_file():
+        data = path.read_bytes()
+        if "0x" + hashlib.sha256(data).hexdigest() == chain.record_hash:
+            candidates.append((data, str(path)))
+        else:
+            problems.append(
+                MerkleProblem(
+                    round_id,
+                    "",
+                    f"{path} is not the record committed on chain (SHA-256 "
+                    f"0x{hashlib.sha256(data).hexdigest()}, chain {chain.record_hash})",
+                )
+            )
+    else:
+        problems.append(MerkleProblem(round_id, "", f"{path} is missing"))
+    if not candidates:
+        try:
+            candidates.append((store.get_document(chain.record_hash), "the store's copy"))
+        except (ModelNotInStore, ModelCorrupted) as exc:
+            problems.append(MerkleProblem(round_id, "", f"no intact copy in the store: {exc}"))
+            return None, problems
+    data, source = candidates[0]
+    try:
+        return MerkleRound.decode(data, source), problems
+    except MerkleRecordError as exc:
+        problems.append(MerkleProblem(round_id, "", str(exc)))
+        return None, problems
+
+
+def _check_record(  # noqa: PLR0917 - private, one call site
+    record: MerkleRound,
+    round_id: int,
+    chain: ChainRoot,
+    domain: LedgerDomain,
+    task_id: int,
+    participants: Mapping[str, ParticipantWindow],
+) -> list[MerkleProblem]:
+    problems: list[MerkleProblem] = []
+
+    def problem(participant: str, text: str) -> None:
+        problems.append(MerkleProblem(round_id, participant, text))
+
+    if (record.domain, record.task_id, record.round) != (domain, task_id, round_id):
+        problem(
+            "",
+            f"the record is for task {record.task_id} round {record.round} on chain "
+            f"{record.domain.chain_id} ledger {record.domain.verifying_contract}, not task "
+            f"{task_id} round {round_id} on chain {domain.chain_id} ledger "
+            f"{domain.verifying_contract}",
+        )
+    leaves = record.tree.leaves
+    rebuilt = RewardTree.of(leaves)
+    if "0x" + rebuilt.root.hex() != chain.root:
+        problem("", f"the leaves rebuild root 0x{rebuilt.root.hex()}, the chain holds {chain.root}")
+    if len(leaves) != chain.leaf_count:
+        problem("", f"{len(leaves)} leaves published, {chain.leaf_count} committed")
+    if rebuilt.total() != chain.total_reward:
+        problem("", f"the leaves total {rebuilt.total()}, {chain.total_reward} committed")
+    proofs = record.to_json()["proofs"]
+    signed = {s.participant.lower(): s for s in record.commitments}
+    if len(signed) != len(record.commitments):
+        problem("", "a participant has two signed commitments")
+    seen: set[str] = set()
+    for i, leaf in enumerate(leaves):
+        who = leaf.participant
+        if who.lower() in seen:
+            problem(who, "appears in two leaves")
+        seen.add(who.lower())
+        proof = [bytes.fromhex(p[2:]) for p in proofs[i]]
+        if not verify_proof(bytes.fromhex(chain.root[2:]), leaf, proof):
+            problem(who, "the published proof does not lead to the chain's root")
+        window = participants.get(who.lower())
+        if window is None:
+            problem(who, "is not a registered participant")
+        elif not window.active_at(chain.block_number):
+            problem(who, f"was not active at block {chain.block_number}, when the round committed")
+        s = signed.get(who.lower())
+        if s is None:
+            problem(who, "has a reward leaf but no signed commitment")
+            continue
+        if (s.commitment.update_hash, s.commitment.num_examples) != (
+            leaf.update_hash,
+            leaf.num_examples,
+        ):
+            problem(who, "the leaf's update hash or example count differs from what it signed")
+        try:
+            signer = recover_signer(domain, s)
+        except Exception as exc:  # any malformed signature is a finding, not a crash
+            problem(who, f"the signature does not recover: {exc}")
+            continue
+        if signer.lower() != who.lower():
+            problem(who, f"the commitment is signed by {signer}, not by the participant")
+    for who in sorted(set(signed) - seen):
+        problem(signed[who].participant, "has a signed commitment but no reward leaf")
+    return problems
+
+
+def round_entries(record: MerkleRound) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A merkle round's commitments and rewards in the form of the ``CommitmentRecorded`` and
+    ``RewardAttributed`` event arguments, so relayed-mode tooling (score recomputation) can take
+    a merkle round once :func:`audit_merkle_rounds` has found it sound."""
+    commitments = [
+        {
+            "taskId": record.task_id,
+            "round": record.round,
+            "participant": leaf.participant,
+            "updateHash": "0x" + leaf.update_hash.hex(),
+            "numExamples": leaf.num_examples,
+            "relayed": True,
+        }
+        for leaf in record.tree.leaves
+    ]
+    rewards = [
+        {
+            "taskId": record.task_id,
+            "round": record.round,
+            "participant": leaf.participant,
+            "score": leaf.score,
+            "amount": leaf.amount,
+        }
+        for leaf in record.tree.leaves
+    ]
+    return commitments, rewards

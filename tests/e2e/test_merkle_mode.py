@@ -1,0 +1,128 @@
+"""Merkle commit mode end to end: simulate, records, audit, rewards, claim, claim again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedchain.audit import open_run
+from fedchain.chain.accounts import devnet_account
+from fedchain.chain.errors import LedgerLeafAlreadyClaimed
+from fedchain.chain.records import TaskId
+from fedchain.merkle_audit import audit_merkle_run
+from fedchain.merkle_rounds import load_records, record_path
+
+pytestmark = pytest.mark.slow
+CLIENTS, ROUNDS = 4, 2
+CLAIMER = 1  # DEVNET TEST key 1: the first simulated participant
+
+
+def _fedchain(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedchain", *args],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One seeded merkle-mode federation run by the command line: 4 clients, 2 rounds, IID."""
+    out = tmp_path_factory.mktemp("merkle")
+    done = _fedchain(
+        "simulate", "--clients", str(CLIENTS), "--rounds", str(ROUNDS), "--partition", "iid",
+        "--commit-mode", "merkle", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_each_round_commits_a_root_and_publishes_its_record(out: Path) -> None:
+    # Prepare
+    events = json.loads((out / "ledger.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    # Execute
+    roots = {e["args"]["round"]: e["args"] for e in events if e["event"] == "RoundRootCommitted"}
+    records = load_records(out)
+    # Assert: one root per round, no per-participant record on chain
+    assert sorted(roots) == list(range(1, ROUNDS + 1))
+    assert not [e for e in events if e["event"] in ("CommitmentRecorded", "RewardAttributed")]
+    assert summary["settings"]["commit-mode"] == "merkle"
+    for r in summary["rounds"]:
+        args = roots[r["round"]]
+        data = record_path(out, r["round"]).read_bytes()
+        assert r["committed"]
+        assert "0x" + hashlib.sha256(data).hexdigest() == args["recordHash"]  # sha256sum works
+        assert (out / "store" / f"{args['recordHash'][2:]}.json").read_bytes() == data
+        record = records[r["round"]]
+        assert "0x" + record.tree.root.hex() == args["root"]
+        assert len(record.commitments) == args["leafCount"] == CLIENTS
+        assert record.tree.total() == int(r["budget"]) == int(args["totalReward"])
+        by_address = {p["address"]: p for p in r["participants"]}
+        for leaf in record.tree.leaves:
+            assert int(by_address[leaf.participant]["reward"]) == leaf.amount
+            assert by_address[leaf.participant]["update_hash"] == "0x" + leaf.update_hash.hex()
+
+
+def test_the_audit_verifies_every_signature_and_root(out: Path) -> None:
+    # Prepare
+    opened = open_run(out)
+    # Execute
+    try:
+        problems = audit_merkle_run(opened.out, opened.gateway, opened.task_id)
+    finally:
+        opened.close()
+    # Assert
+    assert problems == []
+
+
+def test_rewards_claim_and_claim_again(out: Path) -> None:
+    # Prepare
+    claimer = devnet_account(CLAIMER).address
+    owed = sum(
+        leaf.amount
+        for record in load_records(out).values()
+        for leaf in record.tree.leaves
+        if leaf.participant == claimer
+    )
+    # Execute
+    before = _fedchain("rewards", "--run", str(out))
+    claimed = _fedchain("claim", "--run", str(out), "--devnet-account", str(CLAIMER))
+    again = _fedchain("claim", "--run", str(out), "--devnet-account", str(CLAIMER))
+    after = _fedchain("rewards", "--run", str(out))
+    # Assert
+    assert before.returncode == 0, before.stderr
+    assert "merkle mode" in before.stdout
+    assert claimer in before.stdout
+    assert claimed.returncode == 0, claimed.stderr
+    assert f"proved {ROUNDS} reward leaves" in claimed.stdout
+    assert f"claimed {owed / 10**18:,.6f}" in claimed.stdout
+    assert again.returncode == 0, again.stderr
+    assert "proved" not in again.stdout
+    assert "nothing to claim" in again.stdout
+    row = next(line for line in after.stdout.splitlines() if claimer[:12] in line)
+    cells = [cell.strip() for cell in row.split("│") if cell.strip()]
+    assert cells[-1] == "0.000000"  # nothing claimable any more
+    # Assert: the balances on the saved chain, and a proof replayed by hand is refused
+    opened = open_run(out, resume=False)
+    try:
+        gateway = opened.gateway
+        token = gateway.task(TaskId(opened.task_id)).token
+        assert gateway.claimed(claimer, token) == owed
+        assert gateway.token_balance(claimer) == owed
+        assert gateway.owed(claimer, token) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        others = {p["address"] for r in summary["rounds"] for p in r["participants"]} - {claimer}
+        assert len(others) == CLIENTS - 1
+        assert all(gateway.token_balance(who) == 0 for who in others)
+        claims = [c for record in load_records(out).values() for c in record.claims_of(claimer)]
+        with pytest.raises(LedgerLeafAlreadyClaimed):
+            gateway.as_account(devnet_account(CLAIMER)).claim_leaves(TaskId(opened.task_id), claims)
+    finally:
+        opened.close()

@@ -86,6 +86,7 @@ UPDATES = "stored updates match their commitments"
 FINAL = "final model is the last committed global model"
 BUDGET = "round rewards within the budget"
 CLAIMS = "claims within attributions"
+MERKLE = "merkle round records match the chain's roots"
 AGGREGATION = "aggregation reproduces the global model"
 EVALUATION = "evaluation reproduces the recorded accuracy and loss"
 SCORES = "scores and rewards recompute"
@@ -95,6 +96,7 @@ CHECKS = (
     CHAIN,
     SPEC,
     LEDGER,
+    MERKLE,
     PARENTS,
     SIGNATURES,
     GLOBALS,
@@ -335,6 +337,29 @@ def open_ledger(
 # ---------------------------------------------------------------------- the audit
 
 
+def _merkle_records(
+    lineage: LedgerLineage, store: ModelStore | None, run_dir: Path | None, tasks: Sequence[int]
+) -> list[Check]:
+    """Merkle rounds: their published records checked against the roots, and taken as the
+    rounds' commitments and rewards for every other check."""
+    from fedchain.merkle_audit import attach_merkle_records
+
+    merkle = [
+        (t, r.round) for t in tasks if t in lineage.tasks
+        for r in lineage.tasks[t].rounds.values() if r.root is not None
+    ]  # fmt: skip
+    if not merkle:
+        return []
+    if store is None:
+        detail = "no store given: the rounds' published records cannot be read (--store DIR)"
+        return [Check(MERKLE, False, t, r, None, detail) for t, r in merkle]
+    problems = [(t, p) for t, p in attach_merkle_records(lineage, store, run_dir) if t in tasks]
+    if not problems:
+        detail = f"{len(merkle)} rounds: roots, proofs and signed commitments match"
+        return [Check(MERKLE, True, None, None, None, detail)]
+    return [Check(MERKLE, False, t, p.round, p.participant or None, p.problem) for t, p in problems]
+
+
 def audit_run(
     out: Path,
     *,
@@ -388,6 +413,7 @@ def audit_run(
             base_settings=settings,
             recompute=recompute,
             final_model=out / "final_model.safetensors",
+            run_dir=out,
         )
     finally:
         source.close()
@@ -450,6 +476,7 @@ def _audit(
     base_settings: RunSettings | None,
     recompute: bool,
     final_model: Path | None = None,
+    run_dir: Path | None = None,
 ) -> list[Check]:
     wanted = list(lineage.tasks) if tasks is None else list(tasks)
     checks = [Check(LEDGER, False, None, None, None, orphan) for orphan in lineage.orphans]
@@ -457,6 +484,7 @@ def _audit(
         return [
             Check(LEDGER, False, None, None, None, "the ledger holds no task: nothing to audit")
         ]
+    checks += _merkle_records(lineage, store, run_dir, wanted)
     for task_id in wanted:
         task = lineage.tasks.get(task_id)
         if task is None:
@@ -1088,12 +1116,16 @@ def _load(store: ModelStore, digest: str) -> tuple[Weights | None, str]:
 
 def recompute_scores(run: OpenedRun) -> list[ScoreCheck]:
     """Recompute every committed round's scores and rewards and compare them with the chain."""
+    from fedchain.merkle_audit import attach_merkle_records
+
     lineage = rebuild_lineage(run.gateway)
     task = lineage.tasks.get(run.task_id)
     if task is None:
         raise AuditError(f"task {run.task_id} is not on the ledger: is this the run's chain?")
+    store = ModelStore(run.out / "store")
+    attach_merkle_records(lineage, store, run.out)  # merkle rounds publish their entries
     settings = _settings_for(run.spec, run.settings, lineage, task)
-    results = replay_task(task, ModelStore(run.out / "store"), run.spec, settings)
+    results = replay_task(task, store, run.spec, settings)
     return [s for r in results for s in r.scores]
 
 

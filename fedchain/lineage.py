@@ -18,6 +18,7 @@ from eth_utils.address import to_checksum_address
 
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.signing import LedgerDomain
+from fedchain.merkle_rounds import ChainRoot
 
 __all__ = [
     "Claim",
@@ -86,6 +87,9 @@ class RoundLineage:
     failed_reason: str = ""
     commitments: list[CommitmentEntry] = field(default_factory=list)
     rewards: list[RewardEntry] = field(default_factory=list)
+    #: Merkle mode: the ``RoundRootCommitted`` event (commitments and rewards are published off
+    #: chain, see :func:`fedchain.merkle_audit.attach_merkle_records`).
+    root: ChainRoot | None = None
 
     @property
     def accepted(self) -> list[CommitmentEntry]:
@@ -269,12 +273,27 @@ def _apply_round(lineage: LedgerLineage, event: LedgerEvent) -> None:
             int(a["commitmentCount"]),
             int(a["totalReward"]),
         )
+    elif event.name == "RoundRootCommitted":
+        entry.root = ChainRoot(
+            root=str(a["root"]).lower(),
+            record_hash=str(a["recordHash"]).lower(),
+            leaf_count=int(a["leafCount"]),
+            total_reward=int(a["totalReward"]),
+            block_number=here[0],
+        )
     elif event.name == "RoundFailed":
         entry.state, entry.closed, entry.failed_reason = "failed", here, str(a["reason"])
 
 
 _ROUND_EVENTS = frozenset(
-    {"RoundOpened", "CommitmentRecorded", "RewardAttributed", "RoundCommitted", "RoundFailed"}
+    {
+        "RoundOpened",
+        "CommitmentRecorded",
+        "RewardAttributed",
+        "RoundRootCommitted",
+        "RoundCommitted",
+        "RoundFailed",
+    }
 )
 
 

@@ -24,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_utils.address import to_checksum_address
+
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.merkle import RewardTree, verify_proof
 from fedchain.chain.signing import LedgerDomain, recover_signer
+from fedchain.lineage import CommitmentEntry, LedgerLineage, RewardEntry, RoundLineage
 from fedchain.merkle_rounds import (
     ROUNDS_DIR,
     ChainRoot,
@@ -148,14 +151,16 @@ def audit_merkle_rounds(
 
 
 def _record(
-    out: Path, store: ModelStore, round_id: int, chain: ChainRoot
+    out: Path | None, store: ModelStore, round_id: int, chain: ChainRoot
 ) -> tuple[MerkleRound | None, list[MerkleProblem]]:
     """The round's record as the chain names it: rounds/<r>.json if it hashes right, else the
-    content store's copy."""
+    content store's copy (the only place looked at without a run directory)."""
     problems = []
-    path = record_path(out, round_id)
+    path = record_path(out, round_id) if out is not None else None
     candidates: list[tuple[bytes, str]] = []
-    if path.is_file():
+    if path is None:
+        pass
+    elif path.is_file():
         data = path.read_bytes()
         if "0x" + hashlib.sha256(data).hexdigest() == chain.record_hash:
             candidates.append((data, str(path)))
@@ -250,6 +255,61 @@ def _check_record(  # noqa: PLR0917 - private, one call site
     for who in sorted(set(signed) - seen):
         problem(signed[who].participant, "has a signed commitment but no reward leaf")
     return problems
+
+
+def attach_merkle_records(
+    lineage: LedgerLineage, store: ModelStore, out: Path | None = None
+) -> list[tuple[int, MerkleProblem]]:
+    """Give each merkle round of ``lineage`` the commitments and rewards of its published record.
+
+    The chain holds only a merkle round's root and record hash; its record (``out/rounds/`` or
+    the store) is checked against them (:func:`audit_merkle_rounds`' checks), and its signed
+    commitments and reward leaves then take the place of the events a relayed round has, so
+    every other audit check (signatures, stored updates, recomputation, budgets, claims) covers
+    merkle rounds too. Returns the problems found, each with its task.
+    """
+    windows = {
+        m.participant.lower(): ParticipantWindow(
+            m.registered[0], m.withdrawn[0] if m.withdrawn else None
+        )
+        for m in lineage.members.values()
+    }
+    found: list[tuple[int, MerkleProblem]] = []
+    for task in lineage.tasks.values():
+        for entry in task.ordered_rounds():
+            if entry.root is None:
+                continue
+            record, problems = _record(out, store, entry.round, entry.root)
+            if record is not None:
+                problems += _check_record(
+                    record, entry.round, entry.root, lineage.domain, task.task_id, windows
+                )
+                entry.commitments, entry.rewards = _lineage_entries(record, entry)
+            found += [(task.task_id, p) for p in problems]
+    return found
+
+
+def _lineage_entries(
+    record: MerkleRound, entry: RoundLineage
+) -> tuple[list[CommitmentEntry], list[RewardEntry]]:
+    position = entry.closed or entry.opened  # signed for the round, proven at its commit
+    commitments = [
+        CommitmentEntry(
+            participant=to_checksum_address(s.participant),
+            update_hash="0x" + s.commitment.update_hash.hex(),
+            num_examples=s.commitment.num_examples,
+            relayed=True,
+            position=position,
+            tx_hash=entry.commit_tx or "",
+            signature=s.signature,
+        )
+        for s in record.commitments
+    ]
+    rewards = [
+        RewardEntry(to_checksum_address(leaf.participant), leaf.score, leaf.amount)
+        for leaf in record.tree.leaves
+    ]
+    return commitments, rewards
 
 
 def round_entries(record: MerkleRound) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -126,3 +126,49 @@ def test_rewards_claim_and_claim_again(out: Path) -> None:
             gateway.as_account(devnet_account(CLAIMER)).claim_leaves(TaskId(opened.task_id), claims)
     finally:
         opened.close()
+
+
+def _audit_json(run: Path) -> tuple[int, dict[str, object]]:
+    done = _fedchain("audit", "--run", str(run), "--recompute", "--json", "-")
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_fedchain_audit_recomputes_a_merkle_run_from_its_published_records(out: Path) -> None:
+    # Execute
+    code, verdict = _audit_json(out)
+    # Assert
+    checks = verdict["checks"]
+    assert isinstance(checks, list)
+    assert code == 0, [c for c in checks if not c["ok"]]
+    by_name = {c["check"]: c for c in checks}
+    assert by_name["merkle round records match the chain's roots"]["ok"]
+    assert f"{CLIENTS * ROUNDS} scores" in by_name["scores and rewards recompute"]["detail"]
+    assert (
+        f"{CLIENTS * ROUNDS} commitments"
+        in by_name["commitments signed by registered participants"]["detail"]
+    )
+
+
+def test_a_tampered_or_lost_round_record_is_named(out: Path, tmp_path: Path) -> None:
+    # Prepare: round 1's record lost everywhere, round 2's published copy altered
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    lost = record_path(run, 1)
+    digest = hashlib.sha256(lost.read_bytes()).hexdigest()
+    lost.unlink()
+    (run / "store" / f"{digest}.json").unlink()
+    altered = record_path(run, 2)
+    altered.write_bytes(altered.read_bytes().replace(b'"round":2', b'"round":2 '))
+    # Execute
+    code, verdict = _audit_json(run)
+    # Assert
+    checks = verdict["checks"]
+    assert isinstance(checks, list)
+    failed = [c for c in checks if not c["ok"]]
+    assert code == 1
+    merkle = [c for c in failed if c["check"] == "merkle round records match the chain's roots"]
+    assert {c["round"] for c in merkle} == {1, 2}
+    assert any("no intact copy in the store" in c["detail"] for c in merkle if c["round"] == 1)
+    assert any("not the record committed on chain" in c["detail"] for c in merkle)

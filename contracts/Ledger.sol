@@ -417,6 +417,9 @@ contract Ledger is AccessControl, EIP712, RewardPool {
             previous = c.participant;
             if (c.updateHash == 0) revert LedgerZeroHash();
             bytes32 digest = commitmentDigest(taskId, round, c.updateHash, c.numExamples);
+            // False positive: the error code is checked on the next line; the third value only
+            // details why a malformed signature failed, and any failure is LedgerSignatureInvalid.
+            // slither-disable-next-line unused-return
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, c.r, c.vs);
             if (err != ECDSA.RecoverError.NoError || signer != c.participant) {
                 revert LedgerSignatureInvalid(taskId, round, c.participant);

@@ -25,7 +25,7 @@ from fedchain.errors import FedchainError
 from fedchain.hashing import model_hash, to_hex
 from fedchain.settings import RunSettings
 from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
-from fedchain.workload import client_data, train_locally
+from fedchain.workload import client_data, site_data, train_locally
 
 __all__ = ["ModelNotOnChainError", "participant_account", "train_reply"]
 
@@ -78,9 +78,13 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     if view is not None:
         _verify_on_chain(view, received, context)
 
-    partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
+    partition_id = int(context.node_config.get(keys.NODE_PARTITION_ID, 0))
     partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
-    data = client_data(settings, partition_id, partitions)
+    site_file = context.node_config.get(keys.NODE_DATA)
+    if site_file:  # a real site trains on its own file
+        data = site_data(settings, str(site_file), weights)
+    else:
+        data = client_data(settings, partition_id, partitions)
     server_round = int(config["server-round"])  # type: ignore[arg-type]
     seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]

@@ -129,7 +129,10 @@ def _bad_reply(ledger: Ledger, case: str) -> Message:
         },
         "far larger": {"weights": _with(extra=np.zeros(1_000_000, np.float32))},
         "unreadable arrays": {"weights": weights, "arrays": _unreadable()},
-        "malformed signature": {"weights": weights, "signature": b"\x01" * 65},
+        "garbage signature": {"weights": weights, "signature": b"\x01" * 65},
+        "zero signature": {"weights": weights, "signature": b"\x00" * 65},
+        "signature out of range": {"weights": weights, "signature": b"\xff" * 65},
+        "signature with v 5": {"weights": weights, "signature": b"\x01" * 64 + b"\x05"},
         "short signature": {"weights": weights, "signature": b"\x01" * 20},
         "other chain": {"weights": weights, "domain": LedgerDomain(1, domain.verifying_contract)},
         "other contract": {
@@ -154,7 +157,10 @@ CASES = {
     "renamed tensor": "missing ['layer.bias'], extra ['layer.b']",
     "far larger": "far larger than the model",
     "unreadable arrays": "arrays cannot be read",
-    "malformed signature": "signature",
+    "garbage signature": "signature is by",  # a valid form: some key's, not the participant's
+    "zero signature": "bad signature: the signature of",
+    "signature out of range": "bad signature: the signature of",
+    "signature with v 5": "bad signature: the signature of",
     "short signature": "bad signature: signature must be 65 bytes",
     "other chain": "signature is by",
     "other contract": "signature is by",

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from eth_account.signers.local import LocalAccount
 from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp.client_app import ClientAppException
 from flwr.serverapp.strategy import FedAvg
 
 from fedchain import keys
@@ -24,6 +25,8 @@ from fedchain.chain.errors import LedgerRoundAlreadyCommitted, LedgerRoundBudget
 from fedchain.chain.records import Commitment, RoundId, RoundState, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
 from fedchain.hashing import model_hash
+from fedchain.ml.data import load_csv
+from fedchain.ml.errors import DatasetError
 from fedchain.store import ModelStore
 from fedchain.strategy import LedgerLink, LedgerStrategy, numpy_to_arrays
 
@@ -253,15 +256,19 @@ def test_a_reply_differing_from_its_own_direct_commitment_is_dropped(
 
 
 def test_malformed_csv_at_a_client_is_dropped_with_the_sites_message(
-    ledger: Ledger, store_dir: Path
+    ledger: Ledger, store_dir: Path, tmp_path: Path
 ) -> None:
-    # Prepare: the error reply Flower makes of a ClientApp's exception (its reason is the
-    # exception's type and message), here a site's CSV with a bad value.
+    # Prepare: a site's CSV with a bad value, and the error reply Flower's simulation engine
+    # makes of the ClientApp's exception (test_site_input.py shows the client raising it).
+    site_file = tmp_path / "site.csv"
+    site_file.write_text("age,weight,label\n61,70,0\nold,82,1\n")
+    with pytest.raises(DatasetError) as raised:
+        load_csv(site_file)
+    wrapped = ClientAppException(str(raised.value))
+    reason = str(type(wrapped)) + ":<'" + str(wrapped) + "'>"
+    error = Message(Error(code=2, reason=reason), reply_to=instruction(BAD_NODE))
     strategy = _strategy(ledger, store_dir)
     _open(strategy, ledger)
-    message = "site.csv, row 2 (line 3), column 'age': 'old' is not a number"
-    reason = f"<class 'fedchain.ml.errors.DatasetError'>:<'{message}'>"
-    error = Message(Error(code=2, reason=reason), reply_to=instruction(BAD_NODE))
     # Execute
     arrays, _ = strategy.aggregate_train(1, [*_good(ledger), error])
     strategy.flush()
@@ -270,7 +277,7 @@ def test_malformed_csv_at_a_client_is_dropped_with_the_sites_message(
     outcome = {o.node_id: o for o in strategy.reports[0].participants}[BAD_NODE]
     assert not outcome.accepted
     assert outcome.reason.startswith("client error: ")
-    assert message in outcome.reason
+    assert "row 2 (line 3), column 'age': 'old' is not a number" in outcome.reason
     record = ledger.gateway.round(ledger.task_id, RoundId(1))
     assert (record.state, record.commitment_count) == (RoundState.COMMITTED, GOOD)
 

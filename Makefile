@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The CPU build of PyTorch; any other torch requirement pulls GBs of CUDA packages.
 TORCH  := torch==2.13.0
 
-.PHONY: setup demo test test-python test-contracts lint bench contracts clean chromium
+.PHONY: setup demo test test-python test-contracts lint slither bench contracts clean chromium
 
 setup: $(VENV)/.installed node_modules/.installed chromium
 
@@ -22,6 +22,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
+# Slither in its own venv: every slither-analyzer release requires web3 < 8 (pins: pyproject.toml's
+# dependency group `slither`).
+SLITHER_VENV := .venv-slither
+$(SLITHER_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/pip install --quiet --upgrade pip
+	$(SLITHER_VENV)/bin/pip install --quiet --group slither
+	touch $@
+
 # `npm install` from the lock file, not `npm ci`: @foundry-rs/anvil lists binaries for other
 # platforms as optional dependencies that npm cannot record in a lock file made on Linux.
 node_modules/.installed: package.json package-lock.json
@@ -32,12 +41,21 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(BIN)/fedchain simulate --out runs/demo
 
-test: setup lint test-contracts test-python
+test: setup lint slither test-contracts test-python
 
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Static analysis of contracts/ (settings: slither.config.json). It reads Hardhat's solc-js build;
+# an incremental compile leaves older build-info files holding the previous text of an edited
+# contract, so it recompiles from scratch when there is more than one. Fails on any finding of
+# medium or high impact; a false positive is suppressed in the source, with the reason.
+slither: setup $(SLITHER_VENV)/.installed
+	npx hardhat compile --quiet
+	if [ "$$(ls .hardhat/artifacts/build-info | wc -l)" -gt 1 ]; then npx hardhat compile --force --quiet; fi
+	$(SLITHER_VENV)/bin/slither . --fail-medium
 
 test-python:
 	$(BIN)/pytest
@@ -53,4 +71,4 @@ contracts: setup
 	$(BIN)/python scripts/build_contracts
 
 clean:
-	rm -rf $(VENV) node_modules .hardhat .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(SLITHER_VENV) node_modules .hardhat .mypy_cache .ruff_cache .pytest_cache

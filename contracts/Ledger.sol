@@ -532,10 +532,10 @@ contract Ledger is AccessControl, EIP712, RewardPool {
         if (!MerkleProof.verifyCalldata(proof, root, hash)) {
             revert LedgerLeafProofInvalid(taskId, round, leaf.participant);
         }
-        uint256 claimed = tree.claimed + leaf.amount;
-        if (claimed > tree.total) revert LedgerRewardRootOverdrawn(taskId, round, tree.total, claimed);
+        uint256 paidOut = tree.claimed + leaf.amount;
+        if (paidOut > tree.total) revert LedgerRewardRootOverdrawn(taskId, round, tree.total, paidOut);
         _leafClaimed[taskId][round][hash] = true;
-        tree.claimed = claimed;
+        tree.claimed = paidOut;
         if (leaf.amount != 0) _credit(token, leaf.participant, leaf.amount);
         emit RewardLeafClaimed(taskId, round, leaf.participant, hash, leaf.score, leaf.amount);
     }
@@ -591,6 +591,9 @@ contract Ledger is AccessControl, EIP712, RewardPool {
             previous = c.participant;
             if (c.updateHash == 0) revert LedgerZeroHash();
             bytes32 digest = commitmentDigest(taskId, round, c.updateHash, c.numExamples);
+            // False positive: the error code is checked on the next line; the third value only
+            // details why a malformed signature failed, and any failure is LedgerSignatureInvalid.
+            // slither-disable-next-line unused-return
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, c.r, c.vs);
             if (err != ECDSA.RecoverError.NoError || signer != c.participant) {
                 revert LedgerSignatureInvalid(taskId, round, c.participant);

@@ -15,6 +15,7 @@ __all__ = [
     "CONFIG_TASK_ID",
     "METRIC_NUM_EXAMPLES",
     "METRIC_TRAIN_LOSS",
+    "NODE_DATA",
     "NODE_KEYSTORE",
     "NODE_NUM_PARTITIONS",
     "NODE_PARTITION_ID",
@@ -55,4 +56,5 @@ METRIC_TRAIN_LOSS = "train-loss"
 NODE_PARTITION_ID = "partition-id"
 NODE_NUM_PARTITIONS = "num-partitions"
 NODE_KEYSTORE = "keystore"
+NODE_DATA = "data"  # a real site's own CSV file of training data
 NODE_RPC_URL = "rpc-url"

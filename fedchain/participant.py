@@ -26,7 +26,7 @@ from fedchain.errors import FedchainError
 from fedchain.hashing import model_hash, to_hex
 from fedchain.settings import RunSettings
 from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
-from fedchain.workload import client_data, train_locally
+from fedchain.workload import client_data, site_data, train_locally
 
 __all__ = ["ModelNotOnChainError", "participant_account", "train_reply"]
 
@@ -73,7 +73,7 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     """Handle one train message: the reply carries arrays, metrics and the signed commitment."""
     content = message.content
     config = content.config_records[keys.RECORD_CONFIG]
-    partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
+    partition_id = int(context.node_config.get(keys.NODE_PARTITION_ID, 0))
     server_round = int(config["server-round"])  # type: ignore[arg-type]
     dropped = fate(settings.seed, server_round, partition_id, settings.dropout)
     if dropped is not None:  # a simulated dropout: no update this round
@@ -85,7 +85,11 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
         _verify_on_chain(view, received, context)
 
     partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
-    data = client_data(settings, partition_id, partitions)
+    site_file = context.node_config.get(keys.NODE_DATA)
+    if site_file:  # a real site trains on its own file
+        data = site_data(settings, str(site_file), weights)
+    else:
+        data = client_data(settings, partition_id, partitions)
     seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
     plan = parse_attack(settings.attack)

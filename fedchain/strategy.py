@@ -59,6 +59,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Weights = dict[str, np.ndarray[Any, Any]]
+#: Allowance per tensor for the .npy header Flower serialises each array with. A reply larger
+#: than twice the model plus this is refused before it is deserialised (twice: so an update in
+#: float64 still reaches the dtype check and is refused with that reason).
+_NPY_HEADER_BYTES = 4096
 Evaluator = Callable[[Mapping[str, np.ndarray[Any, Any]]], tuple[float, float]]
 
 
@@ -175,6 +179,8 @@ class LedgerStrategy(Strategy):
         self.store = store
         self.evaluate = evaluate
         self.template = {name: (w.shape, w.dtype) for name, w in template.items()}
+        model_bytes = sum(int(np.asarray(w).nbytes) for w in template.values())
+        self.max_reply_bytes = 2 * model_bytes + _NPY_HEADER_BYTES * len(template)
         self.reward_per_round = reward_per_round
         self.min_accepted = min_accepted
         self.on_round = on_round
@@ -436,7 +442,7 @@ class LedgerStrategy(Strategy):
         content = reply.content
         if len(content.array_records) != 1 or len(content.metric_records) != 1:
             raise _Rejected("a reply needs exactly one ArrayRecord and one MetricRecord")
-        weights = checked.weights = arrays_to_numpy(next(iter(content.array_records.values())))
+        weights = checked.weights = self._read_arrays(next(iter(content.array_records.values())))
         self._check_tensors(weights)
         metrics = next(iter(content.metric_records.values()))
         examples = metrics.get(keys.METRIC_NUM_EXAMPLES)
@@ -448,6 +454,19 @@ class LedgerStrategy(Strategy):
             outcome.address = f"node-{outcome.node_id}"
             return
         self._check_commitment(server_round, checked, update_hash, examples)
+
+    def _read_arrays(self, record: ArrayRecord) -> Weights:
+        """The reply's tensors; an update far larger than the model is refused unread."""
+        size = sum(len(array.data) for array in record.values())
+        if size > self.max_reply_bytes:
+            raise _Rejected(
+                f"update of {size} bytes, far larger than the model (at most "
+                f"{self.max_reply_bytes} bytes accepted)"
+            )
+        try:
+            return arrays_to_numpy(record)
+        except (TypeError, ValueError, OSError, EOFError) as exc:
+            raise _Rejected(f"arrays cannot be read as numpy tensors: {exc}") from exc
 
     def _check_tensors(self, weights: Mapping[str, np.ndarray[Any, Any]]) -> None:
         if set(weights) != set(self.template):

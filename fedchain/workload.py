@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedchain.ml.data import Dataset, dataset_hash, load_dataset, split_holdout
+from fedchain.ml.data import Dataset, dataset_hash, load_csv, load_dataset, split_holdout
 from fedchain.ml.models import CNN, MLP, build_model
 from fedchain.ml.partition import partition
 from fedchain.ml.preprocess import preprocess_local
@@ -29,6 +29,7 @@ __all__ = [
     "holdout",
     "initial_weights",
     "model_name",
+    "site_data",
     "train_locally",
 ]
 
@@ -87,6 +88,29 @@ def client_data(
     if not 0 <= partition_id < total:
         raise ValueError(f"partition id {partition_id} outside 0..{total - 1}")
     return _client_data(settings, partition_id, total)
+
+
+@cache
+def _site_data(path: str, label_column: str, num_classes: int) -> Dataset:
+    return preprocess_local(load_csv(path, label_column, num_classes=num_classes))
+
+
+def site_data(
+    settings: RunSettings, path: str, weights: Mapping[str, np.ndarray[Any, Any]]
+) -> Dataset:
+    """A real site's own training data: its CSV file, preprocessed with its own statistics.
+
+    The label column is the run's; the task's class count is read off the global model
+    (its output layer's bias is its last tensor), so a site lacking some classes still trains
+    the task's model.
+
+    Raises
+    ------
+    DatasetError
+        If the file is missing or malformed; the message names the row, line and column.
+    """
+    output_bias = list(weights.values())[-1]
+    return _site_data(path, settings.label_column, int(np.asarray(output_bias).shape[0]))
 
 
 def model_name(settings: RunSettings, input_shape: tuple[int, ...]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -202,13 +203,19 @@ def _deterministic_backend(accounts: int) -> Any:
 
 class _LockedTesterProvider(EthereumTesterProvider):
     """Serialises requests (eth-tester is not thread-safe and the RPC bridge serves it from other
-    threads) and journals every transaction the chain executed."""
+    threads) and journals every transaction the chain executed.
+
+    It also answers ``eth_accounts`` from memory: the accounts are fixed at genesis, and web3's
+    eth-tester middleware asks for them twice per ``eth_call`` without a sender, which made each
+    view call (checksumming every account twice) about twice as slow.
+    """
 
     def __init__(self, tester: Any, journal: Path | None) -> None:
         super().__init__(tester)
         self._tester = tester
         self._lock = threading.RLock()
         self._journal = journal / JOURNAL_FILE if journal is not None else None
+        self._accounts: Any = None
 
     def journal_to(self, journal: Path) -> None:
         """Append every further transaction to ``journal``."""
@@ -216,6 +223,10 @@ class _LockedTesterProvider(EthereumTesterProvider):
 
     def make_request(self, method: Any, params: Any) -> Any:
         with self._lock:
+            if method == "eth_accounts":
+                if self._accounts is None:
+                    self._accounts = super().make_request(method, params)
+                return copy.deepcopy(self._accounts)
             response = super().make_request(method, params)
             if method == "eth_sendRawTransaction" and self._journal is not None:
                 self._record(params[0])

@@ -48,6 +48,7 @@ __all__ = [
     "LedgerZeroHash",
     "RewardPoolTransferShort",
     "RewardPoolZeroAmount",
+    "SignatureError",
     "TransactionFailed",
 ]
 
@@ -90,6 +91,10 @@ class DeploymentError(ChainError, ValueError):
 
 class KeystoreError(ChainError, ValueError):
     """A keystore cannot be read or decrypted, or its password is missing."""
+
+
+class SignatureError(ChainError, ValueError):
+    """A signature is malformed: no signer can be recovered from it."""
 
 
 class TransactionFailed(ChainError, RuntimeError):

@@ -12,7 +12,9 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature
 
+from fedchain.chain.errors import SignatureError
 from fedchain.chain.records import Commitment, SignedCommitment
 
 __all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "LedgerDomain", "recover_signer", "sign_commitment"]
@@ -63,6 +65,17 @@ def sign_commitment(
 
 
 def recover_signer(domain: LedgerDomain, signed: SignedCommitment) -> str:
-    """The address whose key produced ``signed.signature`` for this commitment and domain."""
+    """The address whose key produced ``signed.signature`` for this commitment and domain.
+
+    Raises
+    ------
+    SignatureError
+        If no signer can be recovered (zero or out-of-range r or s, an invalid v).
+    """
     message = encode_typed_data(domain.as_dict(), _TYPES, _message(signed.commitment))
-    return str(Account.recover_message(message, signature=signed.signature))
+    try:
+        return str(Account.recover_message(message, signature=signed.signature))
+    except (BadSignature, ValueError) as exc:
+        raise SignatureError(
+            f"the signature of {signed.participant} is malformed ({exc}): refuse that commitment"
+        ) from exc

@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord
 from flwr.serverapp import Grid
 
+from fedchain import keys
 from fedchain.artifacts import RunRecord, write_artifacts
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain, ChainBackend, EmbeddedChain, RpcChain
@@ -28,7 +29,7 @@ from fedchain.chain.errors import ChainError
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway, deploy
 from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import TaskId
-from fedchain.hashing import ModelHash, save_canonical, to_hex
+from fedchain.hashing import ModelHash, model_hash, save_canonical, to_hex
 from fedchain.participant import FIRST_PARTICIPANT_KEY
 from fedchain.settings import RunSettings
 from fedchain.store import ModelStore
@@ -43,13 +44,17 @@ from fedchain.strategy import (
 from fedchain.task import TaskSpec
 from fedchain.workload import Holdout, evaluate_weights, holdout, initial_weights, model_name
 
-__all__ = ["ChainSession", "run_federation"]
+__all__ = ["ChainSession", "TaskMismatchError", "run_federation", "task_spec"]
 
 log = logging.getLogger(__name__)
 
 #: Chains whose keys are the public DEVNET TEST keys (anvil, Hardhat, ganache ids).
 _DEVNET_CHAIN_IDS = frozenset({31337, 1337})
 _PARTICIPANT_GAS_WEI = 10**18
+
+
+class TaskMismatchError(ChainError, ValueError):
+    """The run config does not describe the existing task it names (task-id)."""
 
 
 @dataclass
@@ -78,7 +83,13 @@ def _write_queue() -> Iterator[WriteQueue]:
         queue.close()
 
 
-def _coordinator_key() -> LocalAccount:
+def _coordinator_key(settings: RunSettings) -> LocalAccount:
+    """The coordinator's keystore (password from FEDCHAIN_KEYSTORE_PASSWORD on the coordinator's
+    machine), or DEVNET TEST key 0 for devnets and simulations."""
+    if settings.keystore:
+        from fedchain.chain.accounts import keystore_password, load_keystore
+
+        return load_keystore(Path(settings.keystore), keystore_password())
     return devnet_account(0)  # DEVNET TEST key 0: devnets and simulations only
 
 
@@ -96,7 +107,7 @@ def open_chain(settings: RunSettings) -> Iterator[ChainSession | None]:
 
 
 def _connect(settings: RunSettings) -> ChainSession:
-    coordinator = _coordinator_key()
+    coordinator = _coordinator_key(settings)
     if settings.chain == "embedded":
         journal = settings.out_dir / "chain"
         if journal.exists():
@@ -110,7 +121,7 @@ def _connect(settings: RunSettings) -> ChainSession:
         return ChainSession(anvil, deploy(anvil.w3, coordinator), anvil.url)
     rpc = RpcChain(settings.rpc_url)
     chain_id = int(rpc.w3.eth.chain_id)
-    if chain_id not in _DEVNET_CHAIN_IDS:
+    if chain_id not in _DEVNET_CHAIN_IDS and not settings.keystore:
         raise ChainError(
             f"chain {chain_id} at {settings.rpc_url} is not a devnet: simulations sign with public "
             "DEVNET TEST keys; run the coordinator with its keystore instead"
@@ -129,8 +140,15 @@ def _prepare_task(
     initial: ModelHash,
     queue: WriteQueue,
 ) -> TaskId:
-    """Create the task; queue its funding and the simulated participants' registration."""
+    """Create the task; queue its funding and the simulated participants' registration.
+
+    With ``task-id`` set (a consortium: ``fedchain task create`` made and funded the task,
+    ``fedchain participant add`` registered the hospitals), check that the chain holds that task
+    for this spec, untouched, and use it.
+    """
     gateway = session.gateway
+    if settings.task_id:
+        return _existing_task(gateway, settings, spec, initial)
     task_id, _ = gateway.create_task(spec.spec_hash(), initial, settings.reward_per_round)
     if settings.reward_per_round:
         budget = settings.reward_per_round * settings.num_rounds
@@ -141,6 +159,40 @@ def _prepare_task(
     if settings.direct:
         for address in addresses:
             queue.submit(partial(gateway.transfer_eth, address, _PARTICIPANT_GAS_WEI))
+    return task_id
+
+
+def _existing_task(
+    gateway: LedgerGateway, settings: RunSettings, spec: TaskSpec, initial: ModelHash
+) -> TaskId:
+    task_id = TaskId(settings.task_id)
+    task = gateway.task(task_id)
+    if task.spec_hash == b"\x00" * 32:
+        raise TaskMismatchError(
+            f"no task {task_id} on the ledger {gateway.deployment.ledger}: check task-id and "
+            "deployment, or create the task with `fedchain task create`"
+        )
+    if task.coordinator.lower() != gateway.account.address.lower():
+        raise TaskMismatchError(
+            f"task {task_id} is coordinated by {task.coordinator}, but this run signs as "
+            f"{gateway.account.address}: set keystore to that coordinator's keystore"
+        )
+    if task.reward_per_round != settings.reward_per_round:
+        raise TaskMismatchError(
+            f"task {task_id} pays {task.reward_per_round} per round, the run config "
+            f"reward-per-round is {settings.reward_per_round}: use the task's run config"
+        )
+    if task.spec_hash != spec.spec_hash():
+        raise TaskMismatchError(
+            f"task {task_id} on chain has spec hash {to_hex(task.spec_hash)}, but this run config "
+            f"describes {to_hex(spec.spec_hash())}: run with the run config `fedchain task create` "
+            "wrote for this task, or create a new task"
+        )
+    if task.last_round != 0 or task.head_model_hash != initial:
+        raise TaskMismatchError(
+            f"task {task_id} already has rounds up to {task.last_round}: create a new task with "
+            "`fedchain task create`"
+        )
     return task_id
 
 
@@ -227,7 +279,9 @@ def run_federation(
             grid,
             numpy_to_arrays(initial),
             num_rounds=settings.num_rounds,
-            train_config=ConfigRecord({"local-epochs": settings.local_epochs}),
+            train_config=ConfigRecord(
+                {"local-epochs": settings.local_epochs, keys.CONFIG_NUM_CLASSES: hold.num_classes}
+            ),
         )
         strategy.flush()  # every round on chain before the record is read back
         final = arrays_to_numpy(result.arrays) if len(result.arrays) else initial
@@ -257,3 +311,10 @@ def run_federation(
     )
     write_artifacts(record, out)
     return record
+
+
+def task_spec(settings: RunSettings) -> TaskSpec:
+    """The spec a run of ``settings`` records: what ``fedchain task create`` puts on chain."""
+    hold = holdout(settings)
+    initial = initial_weights(settings, hold.input_shape, hold.num_classes)
+    return _spec(settings, hold, model_hash(initial))

@@ -25,7 +25,7 @@ from fedchain.errors import FedchainError
 from fedchain.hashing import model_hash, to_hex
 from fedchain.settings import RunSettings
 from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
-from fedchain.workload import client_data, train_locally
+from fedchain.workload import client_data, site_data, train_locally
 
 __all__ = ["ModelNotOnChainError", "participant_account", "train_reply"]
 
@@ -78,17 +78,24 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     if view is not None:
         _verify_on_chain(view, received, context)
 
-    partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
-    partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
-    data = client_data(settings, partition_id, partitions)
     server_round = int(config["server-round"])  # type: ignore[arg-type]
-    seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
-    plan = parse_attack(settings.attack)
-    if plan is not None and partition_id in plan.attackers(partitions):
-        update, loss = plan.forge(weights, seed), 0.0  # a simulated attacker trains nothing
-    else:
+    site = context.node_config.get(keys.NODE_DATA_PATH)
+    if site:  # a hospital's SuperNode: its own CSV file, named in its node config only
+        num_classes = int(config.get(keys.CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
+        data = site_data(str(site), settings.label_column, num_classes)
+        seed = settings.seed * 1_000_003 + server_round * 1_009
         update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
+    else:  # a simulated client: its partition of the run's dataset
+        partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
+        partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
+        data = client_data(settings, partition_id, partitions)
+        seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
+        plan = parse_attack(settings.attack)
+        if plan is not None and partition_id in plan.attackers(partitions):
+            update, loss = plan.forge(weights, seed), 0.0  # a simulated attacker trains nothing
+        else:
+            update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
 
     records: dict[str, Any] = {
         keys.RECORD_ARRAYS: numpy_to_arrays(update),

@@ -67,6 +67,11 @@ class RunSettings:
     out: str = "runs/latest"
     holdout_fraction: float = 0.2
     label_column: str = "label"
+    # Deployment engine (docs/consortium.md): an existing task, the coordinator's keystore and
+    # holdout file, all on the coordinator's machine. 0 / "" keep the simulation's behaviour.
+    task_id: int = 0
+    keystore: str = ""
+    holdout: str = ""
 
     def __post_init__(self) -> None:
         checks = [
@@ -90,6 +95,11 @@ class RunSettings:
                 f"contribution must be one of {', '.join(CONTRIBUTION_METHODS)}",
             ),
             (0 < self.holdout_fraction < 1, "holdout-fraction must lie in (0, 1)"),
+            (self.task_id >= 0, "task-id must be >= 0 (0 creates a new task)"),
+            (
+                self.task_id == 0 or self.chain == "rpc",
+                "task-id names a task on a running chain: set chain = rpc and its rpc-url",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -29,6 +29,7 @@ __all__ = [
     "holdout",
     "initial_weights",
     "model_name",
+    "site_data",
     "train_locally",
 ]
 
@@ -59,10 +60,17 @@ def _split(spec: str, label_column: str, fraction: float, seed: int) -> tuple[Da
 
 
 def holdout(settings: RunSettings) -> Holdout:
-    """The holdout the server evaluates on; its hash goes into the task spec."""
-    _, raw = _split(
-        settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed
-    )
+    """The holdout the server evaluates on; its hash goes into the task spec.
+
+    A simulation splits it off ``settings.dataset``; a consortium's coordinator names a file of
+    its own in ``settings.holdout`` (``csv:PATH``), used whole.
+    """
+    if settings.holdout:
+        raw = _dataset(settings.holdout, settings.label_column)
+    else:
+        _, raw = _split(
+            settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed
+        )
     return Holdout(preprocess_local(raw), dataset_hash(raw), raw.num_classes, raw.input_shape)
 
 
@@ -87,6 +95,15 @@ def client_data(
     if not 0 <= partition_id < total:
         raise ValueError(f"partition id {partition_id} outside 0..{total - 1}")
     return _client_data(settings, partition_id, total)
+
+
+@cache
+def site_data(path: str, label_column: str, num_classes: int | None) -> Dataset:
+    """A hospital's own CSV file (its SuperNode's ``data-path``), preprocessed with its own
+    statistics; ``num_classes`` is the task's (a site may lack some classes)."""
+    return preprocess_local(
+        load_dataset(f"csv:{path}", label_column=label_column, num_classes=num_classes)
+    )
 
 
 def model_name(settings: RunSettings, input_shape: tuple[int, ...]) -> str:

@@ -67,6 +67,7 @@ __all__ = [
     "TxResult",
     "deploy",
     "revert_data",
+    "send_native",
 ]
 
 _T = TypeVar("_T")
@@ -312,6 +313,13 @@ class LedgerGateway:
             _address(token or self.token.address), _address(address)
         )
         return int(self._rpc(call.call))
+
+    def token_decimals(self, token: str | None = None) -> int:
+        """The ERC-20 ``decimals`` of ``token`` (default: the deployment's dev token)."""
+        contract = self.w3.eth.contract(
+            address=_address(token or self.token.address), abi=self.token.abi
+        )
+        return int(self._rpc(contract.functions.decimals().call))
 
     def token_balance(self, address: str) -> int:
         call = self.token.functions.balanceOf(_address(address))
@@ -639,6 +647,30 @@ def deploy(
     url = getattr(w3.provider, "endpoint_uri", None)
     deployment = Deployment(chain_id, ledger, token, block + 1, deployer.address, url and str(url))
     return LedgerGateway(w3, deployment, deployer, retry)
+
+
+def send_native(w3: Web3, sender: LocalAccount, to: str, wei: int) -> TxResult:
+    """Send ``wei`` of the chain's native currency (gas money) from ``sender`` to ``to``."""
+    _retry_each_request(w3, RetryPolicy())
+    base = int(w3.eth.get_block("latest")["baseFeePerGas"])
+    tx: Any = {
+        "to": _address(to),
+        "value": wei,
+        "gas": 21_000,
+        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+        "chainId": int(w3.eth.chain_id),
+        "maxPriorityFeePerGas": 1,
+        "maxFeePerGas": 2 * base + 1,
+    }
+    signed = sender.sign_transaction(tx)
+    w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(signed.hash)
+    result = TxResult(
+        "0x" + bytes(signed.hash).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"])
+    )
+    if receipt["status"] != 1:
+        raise TransactionFailed(f"transfer {result.tx_hash} failed in block {result.block_number}")
+    return result
 
 
 def _deploy_contract(w3: Web3, deployer: LocalAccount, name: str, chain_id: int, *args: Any) -> str:

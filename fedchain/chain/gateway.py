@@ -42,6 +42,7 @@ from fedchain.chain.errors import (
     ChainUnreachable,
     ContractRevert,
     DeploymentError,
+    InsufficientGas,
     TransactionFailed,
 )
 from fedchain.chain.records import (
@@ -589,6 +590,8 @@ class LedgerGateway:
             self.w3.eth.send_raw_transaction(raw)
         except (Web3RPCError, ValueError) as exc:
             text = str(exc).lower()
+            if "insufficient funds" in text:
+                raise InsufficientGas(self.account.address) from exc
             if not any(marker in text for marker in _ALREADY_SENT):
                 raise
             # "Already known" after a lost answer: the node has this very transaction. But a
@@ -663,7 +666,12 @@ def send_native(w3: Web3, sender: LocalAccount, to: str, wei: int) -> TxResult:
         "maxFeePerGas": 2 * base + 1,
     }
     signed = sender.sign_transaction(tx)
-    w3.eth.send_raw_transaction(signed.raw_transaction)
+    try:
+        w3.eth.send_raw_transaction(signed.raw_transaction)
+    except (Web3RPCError, ValueError) as exc:
+        if "insufficient funds" in str(exc).lower():
+            raise InsufficientGas(sender.address) from exc
+        raise
     receipt = w3.eth.wait_for_transaction_receipt(signed.hash)
     result = TxResult(
         "0x" + bytes(signed.hash).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"])

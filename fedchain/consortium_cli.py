@@ -359,20 +359,26 @@ def server_start(
 
 @server_app.command("register")
 def server_register(
-    public_key: Annotated[Path, typer.Argument(help="A SuperNode's public key (NAME.pub).")],
+    public_keys: Annotated[
+        list[Path], typer.Argument(help="SuperNodes' public keys (NAME.pub), one or more.")
+    ],
     superlink: SuperlinkOption = DEFAULT_SUPERLINK_ADDRESS,
     ca: CaOption = DEFAULT_CA,
-    name: Annotated[str | None, typer.Option(help="A name for the SuperNode.")] = None,
 ) -> None:
-    """Coordinator: allow a SuperNode (its public key) to connect to the SuperLink."""
+    """Coordinator: allow SuperNodes (their public keys) to connect to the SuperLink.
+
+    Each is registered under its file's name (hospital-a.pub: hospital-a).
+    """
     from fedchain.consortium import flower_env, flwr_command, write_connection
 
     write_connection(superlink, ca)
-    command = flwr_command("supernode", "register", str(public_key), CONNECTION)
-    if name:
-        command += ["--name", name]
-    code = subprocess.run(command, env=flower_env(), check=False).returncode
-    raise typer.Exit(code)
+    for public_key in public_keys:
+        command = flwr_command(
+            "supernode", "register", str(public_key), CONNECTION, "--name", public_key.stem
+        )
+        code = subprocess.run(command, env=flower_env(), check=False).returncode
+        if code != 0:
+            raise _cli()._fail(f"`flwr supernode register {public_key}` failed: see above", code)
 
 
 @server_app.command("run")

@@ -87,9 +87,10 @@ def _coordinator_key(settings: RunSettings) -> LocalAccount:
     """The coordinator's keystore (password from FEDCHAIN_KEYSTORE_PASSWORD on the coordinator's
     machine), or DEVNET TEST key 0 for devnets and simulations."""
     if settings.keystore:
-        from fedchain.chain.accounts import keystore_password, load_keystore
+        from fedchain.chain.accounts import environment_password, load_keystore
 
-        return load_keystore(Path(settings.keystore), keystore_password())
+        hint = "start the SuperLink with `fedchain server start --keystore FILE`, which asks"
+        return load_keystore(Path(settings.keystore), environment_password(hint))
     return devnet_account(0)  # DEVNET TEST key 0: devnets and simulations only
 
 

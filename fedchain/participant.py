@@ -18,7 +18,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from fedchain import keys
 from fedchain.attacks import parse_attack
-from fedchain.chain.accounts import devnet_account, keystore_password, load_keystore
+from fedchain.chain.accounts import devnet_account, environment_password, load_keystore
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
 from fedchain.errors import FedchainError
@@ -65,7 +65,8 @@ def participant_account(context: Context) -> LocalAccount:
 
 @cache
 def _keystore_account(path: str) -> LocalAccount:
-    return load_keystore(Path(path), keystore_password())
+    hint = "start the SuperNode with `fedchain client`, which asks for it"
+    return load_keystore(Path(path), environment_password(hint))
 
 
 def train_reply(message: Message, context: Context, settings: RunSettings) -> Message:

@@ -13,14 +13,15 @@ from fedchain import keys
 from fedchain.chain.accounts import PASSWORD_ENV, devnet_account, new_keystore
 from fedchain.chain.backends import EmbeddedChain
 from fedchain.chain.bridge import RpcBridge
+from fedchain.chain.errors import KeystoreError
 from fedchain.chain.gateway import LedgerGateway, deploy
 from fedchain.chain.records import Commitment, RoundId, SignedCommitment
 from fedchain.chain.signing import recover_signer
 from fedchain.consortium import CreatedTask, create_task
-from fedchain.coordinator import TaskMismatchError, _existing_task
+from fedchain.coordinator import TaskMismatchError, _coordinator_key, _existing_task
 from fedchain.hashing import model_hash
 from fedchain.ml.data import load_breast_cancer
-from fedchain.participant import train_reply
+from fedchain.participant import participant_account, train_reply
 from fedchain.settings import RunSettings
 from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
 from fedchain.workload import initial_weights
@@ -152,3 +153,16 @@ def test_another_coordinators_task_or_one_already_run_is_refused(chain: LedgerGa
         _existing_task(other, created.settings, created.spec, _initial(created))
     with pytest.raises(TaskMismatchError, match="already has rounds"):
         _existing_task(chain, started.settings, started.spec, _initial(started))
+
+
+def test_without_the_password_in_their_environment_the_apps_say_how_to_start(
+    site: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: a ServerApp or ClientApp under Flower has no terminal to ask on
+    monkeypatch.delenv(PASSWORD_ENV)
+    context = Context(run_id=1, node_id=7, node_config=site, state=RecordDict(), run_config={})
+    # Execute / Assert
+    with pytest.raises(KeystoreError, match="fedchain client"):
+        participant_account(context)
+    with pytest.raises(KeystoreError, match="fedchain server start --keystore"):
+        _coordinator_key(TASK.with_changes(keystore=site[keys.NODE_KEYSTORE]))

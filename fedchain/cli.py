@@ -12,6 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from fedchain.consortium_cli import register as register_consortium_commands
 from fedchain.errors import FedchainError
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 account_app = typer.Typer(help="Encrypted keystores for participants and coordinators.")
 app.add_typer(account_app, name="account")
+register_consortium_commands(app, account_app)  # certs, task, participant, server, client
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)

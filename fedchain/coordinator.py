@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord
 from flwr.serverapp import Grid
 
+from fedchain import keys
 from fedchain.artifacts import RunRecord, write_artifacts
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain, ChainBackend, EmbeddedChain, RpcChain
@@ -44,13 +45,17 @@ from fedchain.strategy import (
 from fedchain.task import TaskSpec
 from fedchain.workload import Holdout, evaluate_weights, holdout, initial_weights, model_name
 
-__all__ = ["ChainSession", "check_resume", "run_federation"]
+__all__ = ["ChainSession", "TaskMismatchError", "check_resume", "run_federation", "task_spec"]
 
 log = logging.getLogger(__name__)
 
 #: Chains whose keys are the public DEVNET TEST keys (anvil, Hardhat, ganache ids).
 _DEVNET_CHAIN_IDS = frozenset({31337, 1337})
 _PARTICIPANT_GAS_WEI = 10**18
+
+
+class TaskMismatchError(ChainError, ValueError):
+    """The run config does not describe the existing task it names (task-id)."""
 
 
 @dataclass
@@ -85,7 +90,14 @@ def _write_queue(session: ChainSession | None) -> Iterator[WriteQueue]:
         queue.close()
 
 
-def _coordinator_key() -> LocalAccount:
+def _coordinator_key(settings: RunSettings) -> LocalAccount:
+    """The coordinator's keystore (password from FEDCHAIN_KEYSTORE_PASSWORD on the coordinator's
+    machine), or DEVNET TEST key 0 for devnets and simulations."""
+    if settings.keystore:
+        from fedchain.chain.accounts import environment_password, load_keystore
+
+        hint = "start the SuperLink with `fedchain server start --keystore FILE`, which asks"
+        return load_keystore(Path(settings.keystore), environment_password(hint))
     return devnet_account(0)  # DEVNET TEST key 0: devnets and simulations only
 
 
@@ -113,7 +125,7 @@ _DEPLOYMENT_FILE = "deployment.json"
 
 
 def _connect(settings: RunSettings) -> ChainSession:
-    coordinator = _coordinator_key()
+    coordinator = _coordinator_key(settings)
     chain_dir = settings.out_dir / _CHAIN_DIR
     if settings.chain in ("embedded", "anvil") and chain_dir.exists():
         shutil.rmtree(chain_dir)  # a new run starts a new chain
@@ -129,7 +141,7 @@ def _connect(settings: RunSettings) -> ChainSession:
         return ChainSession(anvil, deploy(anvil.w3, coordinator), anvil.url)
     rpc = RpcChain(settings.rpc_url)
     chain_id = int(rpc.w3.eth.chain_id)
-    if chain_id not in _DEVNET_CHAIN_IDS:
+    if chain_id not in _DEVNET_CHAIN_IDS and not settings.keystore:
         raise ChainError(
             f"chain {chain_id} at {settings.rpc_url} is not a devnet: simulations sign with public "
             "DEVNET TEST keys; run the coordinator with its keystore instead"
@@ -146,7 +158,7 @@ def _reconnect(settings: RunSettings, keep: bool = True) -> ChainSession:
 
     Without ``keep`` the chain is only read: a saved embedded chain records nothing new.
     """
-    coordinator = _coordinator_key()
+    coordinator = _coordinator_key(settings)
     out = settings.out_dir
     if not (out / _DEPLOYMENT_FILE).is_file():
         raise ResumeError(f"nothing to resume in {out}: no {_DEPLOYMENT_FILE}")
@@ -196,8 +208,15 @@ def _prepare_task(
     initial: ModelHash,
     queue: WriteQueue,
 ) -> TaskId:
-    """Create the task; queue its funding and the simulated participants' registration."""
+    """Create the task; queue its funding and the simulated participants' registration.
+
+    With ``task-id`` set (a consortium: ``fedchain task create`` made and funded the task,
+    ``fedchain participant add`` registered the hospitals), check that the chain holds that task
+    for this spec, untouched, and use it.
+    """
     gateway = session.gateway
+    if settings.task_id:
+        return _existing_task(gateway, settings, spec, initial)
     task_id, _ = gateway.create_task(spec.spec_hash(), initial, settings.reward_per_round)
     queue.remember(
         partial(gateway.ensure_task, task_id, spec.spec_hash(), initial, settings.reward_per_round)
@@ -221,6 +240,40 @@ def _prepare_participants(
     if settings.direct:
         for address in addresses:
             queue.submit(partial(gateway.ensure_balance, address, _PARTICIPANT_GAS_WEI))
+
+
+def _existing_task(
+    gateway: LedgerGateway, settings: RunSettings, spec: TaskSpec, initial: ModelHash
+) -> TaskId:
+    task_id = TaskId(settings.task_id)
+    task = gateway.task(task_id)
+    if task.spec_hash == b"\x00" * 32:
+        raise TaskMismatchError(
+            f"no task {task_id} on the ledger {gateway.deployment.ledger}: check task-id and "
+            "deployment, or create the task with `fedchain task create`"
+        )
+    if task.coordinator.lower() != gateway.account.address.lower():
+        raise TaskMismatchError(
+            f"task {task_id} is coordinated by {task.coordinator}, but this run signs as "
+            f"{gateway.account.address}: set keystore to that coordinator's keystore"
+        )
+    if task.reward_per_round != settings.reward_per_round:
+        raise TaskMismatchError(
+            f"task {task_id} pays {task.reward_per_round} per round, the run config "
+            f"reward-per-round is {settings.reward_per_round}: use the task's run config"
+        )
+    if task.spec_hash != spec.spec_hash():
+        raise TaskMismatchError(
+            f"task {task_id} on chain has spec hash {to_hex(task.spec_hash)}, but this run config "
+            f"describes {to_hex(spec.spec_hash())}: run with the run config `fedchain task create` "
+            "wrote for this task, or create a new task"
+        )
+    if task.last_round != 0 or task.head_model_hash != initial:
+        raise TaskMismatchError(
+            f"task {task_id} already has rounds up to {task.last_round}: create a new task with "
+            "`fedchain task create`"
+        )
+    return task_id
 
 
 def _roles(settings: RunSettings) -> dict[str, str]:
@@ -335,7 +388,12 @@ def run_federation(
                 numpy_to_arrays(start_weights),
                 num_rounds=settings.num_rounds - first_round + 1,
                 timeout=settings.round_timeout,
-                train_config=ConfigRecord({"local-epochs": settings.local_epochs}),
+                train_config=ConfigRecord(
+                    {
+                        "local-epochs": settings.local_epochs,
+                        keys.CONFIG_NUM_CLASSES: hold.num_classes,
+                    }
+                ),
             )
             if len(result.arrays):
                 final = arrays_to_numpy(result.arrays)
@@ -369,7 +427,8 @@ def _begin(
     out = settings.out_dir
     if resume:
         point = find_resume_point(out, session.gateway, spec.spec_hash())
-        _prepare_participants(session, settings, point.task_id, queue)
+        if not settings.task_id:  # a consortium's participants are registered by the coordinator
+            _prepare_participants(session, settings, point.task_id, queue)
         return point.task_id, point
     session.gateway.deployment.save(out / _DEPLOYMENT_FILE)
     initial_hash = ModelStore(out / "store").put(initial)
@@ -397,3 +456,10 @@ def _read_back(
     events = gateway.events()
     gateway.deployment.save(settings.out_dir / _DEPLOYMENT_FILE)
     return chain, events
+
+
+def task_spec(settings: RunSettings) -> TaskSpec:
+    """The spec a run of ``settings`` records: what ``fedchain task create`` puts on chain."""
+    hold = holdout(settings)
+    initial = initial_weights(settings, hold.input_shape, hold.num_classes)
+    return _spec(settings, hold, model_hash(initial))

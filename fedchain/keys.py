@@ -9,13 +9,13 @@ __all__ = [
     "CONFIG_CHAIN_WAIT_S",
     "CONFIG_DIRECT",
     "CONFIG_LEDGER",
+    "CONFIG_NUM_CLASSES",
     "CONFIG_PARENT_HASH",
     "CONFIG_RPC_URL",
     "CONFIG_SEED",
     "CONFIG_TASK_ID",
     "METRIC_NUM_EXAMPLES",
     "METRIC_TRAIN_LOSS",
-    "NODE_DATA",
     "NODE_KEYSTORE",
     "NODE_NUM_PARTITIONS",
     "NODE_PARTITION_ID",
@@ -41,6 +41,7 @@ CONFIG_PARENT_HASH = "fedchain-parent-hash"
 CONFIG_DIRECT = "fedchain-direct"
 CONFIG_SEED = "fedchain-seed"
 CONFIG_CHAIN_WAIT_S = "fedchain-chain-wait-s"
+CONFIG_NUM_CLASSES = "fedchain-num-classes"
 
 # The commitment ConfigRecord of a reply.
 COMMIT_PARTICIPANT = "participant"
@@ -52,9 +53,10 @@ COMMIT_SIGNATURE = "signature"
 METRIC_NUM_EXAMPLES = "num-examples"
 METRIC_TRAIN_LOSS = "train-loss"
 
-# Node config of a SuperNode (simulation sets the partition keys itself).
+# Node config of a SuperNode (simulation sets the partition keys itself). A hospital's SuperNode
+# names its own CSV file and keystore here: both stay on its machine (docs/consortium.md).
 NODE_PARTITION_ID = "partition-id"
 NODE_NUM_PARTITIONS = "num-partitions"
+NODE_DATA_PATH = "data-path"
 NODE_KEYSTORE = "keystore"
-NODE_DATA = "data"  # a real site's own CSV file of training data
 NODE_RPC_URL = "rpc-url"

@@ -18,7 +18,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from fedchain import keys
 from fedchain.attacks import parse_attack
-from fedchain.chain.accounts import devnet_account, keystore_password, load_keystore
+from fedchain.chain.accounts import devnet_account, environment_password, load_keystore
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
 from fedchain.dropouts import act_out, fate
@@ -66,7 +66,8 @@ def participant_account(context: Context) -> LocalAccount:
 
 @cache
 def _keystore_account(path: str) -> LocalAccount:
-    return load_keystore(Path(path), keystore_password())
+    hint = "start the SuperNode with `fedchain client`, which asks for it"
+    return load_keystore(Path(path), environment_password(hint))
 
 
 def train_reply(message: Message, context: Context, settings: RunSettings) -> Message:
@@ -84,19 +85,23 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     if view is not None:
         _verify_on_chain(view, received, context)
 
-    partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
-    site_file = context.node_config.get(keys.NODE_DATA)
-    if site_file:  # a real site trains on its own file
-        data = site_data(settings, str(site_file), weights)
-    else:
-        data = client_data(settings, partition_id, partitions)
-    seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
-    plan = parse_attack(settings.attack)
-    if plan is not None and partition_id in plan.attackers(partitions):
-        update, loss = plan.forge(weights, seed), 0.0  # a simulated attacker trains nothing
-    else:
+    site = context.node_config.get(keys.NODE_DATA_PATH)
+    if site:  # a hospital's SuperNode: its own CSV file, named in its node config only
+        num_classes = int(config.get(keys.CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
+        data = site_data(str(site), settings.label_column, num_classes)
+        seed = settings.seed * 1_000_003 + server_round * 1_009
         update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
+    else:  # a simulated client: its partition of the run's dataset
+        partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
+        partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
+        data = client_data(settings, partition_id, partitions)
+        seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
+        plan = parse_attack(settings.attack)
+        if plan is not None and partition_id in plan.attackers(partitions):
+            update, loss = plan.forge(weights, seed), 0.0  # a simulated attacker trains nothing
+        else:
+            update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
 
     records: dict[str, Any] = {
         keys.RECORD_ARRAYS: numpy_to_arrays(update),

@@ -73,6 +73,11 @@ class RunSettings:
     dropout: float = 0.0
     round_timeout: float = 3600.0
     commit_mode: str = "relayed"
+    # Deployment engine (docs/consortium.md): an existing task, the coordinator's keystore and
+    # holdout file, all on the coordinator's machine. 0 / "" keep the simulation's behaviour.
+    task_id: int = 0
+    keystore: str = ""
+    holdout: str = ""
 
     def __post_init__(self) -> None:
         checks = [
@@ -101,6 +106,11 @@ class RunSettings:
             (
                 self.commit_mode in COMMIT_MODES,
                 f"commit-mode must be one of {', '.join(COMMIT_MODES)}",
+            ),
+            (self.task_id >= 0, "task-id must be >= 0 (0 creates a new task)"),
+            (
+                self.task_id == 0 or self.chain == "rpc",
+                "task-id names a task on a running chain: set chain = rpc and its rpc-url",
             ),
         ]
         for ok, message in checks:

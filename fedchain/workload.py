@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedchain.ml.data import Dataset, dataset_hash, load_csv, load_dataset, split_holdout
+from fedchain.ml.data import Dataset, dataset_hash, load_dataset, split_holdout
 from fedchain.ml.models import CNN, MLP, build_model
 from fedchain.ml.partition import partition
 from fedchain.ml.preprocess import preprocess_local
@@ -60,10 +60,17 @@ def _split(spec: str, label_column: str, fraction: float, seed: int) -> tuple[Da
 
 
 def holdout(settings: RunSettings) -> Holdout:
-    """The holdout the server evaluates on; its hash goes into the task spec."""
-    _, raw = _split(
-        settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed
-    )
+    """The holdout the server evaluates on; its hash goes into the task spec.
+
+    A simulation splits it off ``settings.dataset``; a consortium's coordinator names a file of
+    its own in ``settings.holdout`` (``csv:PATH``), used whole.
+    """
+    if settings.holdout:
+        raw = _dataset(settings.holdout, settings.label_column)
+    else:
+        _, raw = _split(
+            settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed
+        )
     return Holdout(preprocess_local(raw), dataset_hash(raw), raw.num_classes, raw.input_shape)
 
 
@@ -91,26 +98,12 @@ def client_data(
 
 
 @cache
-def _site_data(path: str, label_column: str, num_classes: int) -> Dataset:
-    return preprocess_local(load_csv(path, label_column, num_classes=num_classes))
-
-
-def site_data(
-    settings: RunSettings, path: str, weights: Mapping[str, np.ndarray[Any, Any]]
-) -> Dataset:
-    """A real site's own training data: its CSV file, preprocessed with its own statistics.
-
-    The label column is the run's; the task's class count is read off the global model
-    (its output layer's bias is its last tensor), so a site lacking some classes still trains
-    the task's model.
-
-    Raises
-    ------
-    DatasetError
-        If the file is missing or malformed; the message names the row, line and column.
-    """
-    output_bias = list(weights.values())[-1]
-    return _site_data(path, settings.label_column, int(np.asarray(output_bias).shape[0]))
+def site_data(path: str, label_column: str, num_classes: int | None) -> Dataset:
+    """A hospital's own CSV file (its SuperNode's ``data-path``), preprocessed with its own
+    statistics; ``num_classes`` is the task's (a site may lack some classes)."""
+    return preprocess_local(
+        load_dataset(f"csv:{path}", label_column=label_column, num_classes=num_classes)
+    )
 
 
 def model_name(settings: RunSettings, input_shape: tuple[int, ...]) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "PASSWORD_ENV",
     "devnet_account",
     "devnet_accounts",
+    "environment_password",
     "keystore_password",
     "load_keystore",
     "new_keystore",
@@ -69,6 +70,15 @@ def keystore_password(confirm: bool = False) -> str:
         ) from exc
     if not password:
         raise KeystoreError("an empty password protects nothing: choose one")
+    return password
+
+
+def environment_password(hint: str) -> str:
+    """The keystore password of a process that has no terminal to ask on (a ServerApp or
+    ClientApp under Flower): ``FEDCHAIN_KEYSTORE_PASSWORD`` only; ``hint`` says who sets it."""
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        raise KeystoreError(f"no keystore password in {PASSWORD_ENV}: {hint}")
     return password
 
 

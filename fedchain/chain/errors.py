@@ -21,6 +21,7 @@ __all__ = [
     "DeploymentError",
     "ERC20InsufficientAllowance",
     "ERC20InsufficientBalance",
+    "InsufficientGas",
     "KeystoreError",
     "LedgerCommitmentsUnsorted",
     "LedgerDuplicateCommitment",
@@ -99,6 +100,17 @@ class SignatureError(ChainError, ValueError):
 
 class TransactionFailed(ChainError, RuntimeError):
     """A transaction was mined but failed, or reverted without a known reason."""
+
+
+class InsufficientGas(TransactionFailed):
+    """The sending account cannot pay for the transaction's gas."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(
+            f"{address} has too little of the chain's currency to pay for gas: send it some "
+            f"(`fedchain account fund {address} --keystore FUNDER.json`), then try again"
+        )
 
 
 class ContractRevert(ChainError, RuntimeError):

@@ -43,6 +43,7 @@ from fedchain.chain.errors import (
     ChainUnreachable,
     ContractRevert,
     DeploymentError,
+    InsufficientGas,
     TransactionFailed,
 )
 from fedchain.chain.merkle import LeafClaim, RewardLeaf, RewardRootRecord, RoundRoot
@@ -69,6 +70,7 @@ __all__ = [
     "TxResult",
     "deploy",
     "revert_data",
+    "send_native",
 ]
 
 _T = TypeVar("_T")
@@ -330,6 +332,13 @@ class LedgerGateway:
             _address(token or self.token.address), _address(address)
         )
         return int(self._rpc(call.call))
+
+    def token_decimals(self, token: str | None = None) -> int:
+        """The ERC-20 ``decimals`` of ``token`` (default: the deployment's dev token)."""
+        contract = self.w3.eth.contract(
+            address=_address(token or self.token.address), abi=self.token.abi
+        )
+        return int(self._rpc(contract.functions.decimals().call))
 
     def token_balance(self, address: str) -> int:
         call = self.token.functions.balanceOf(_address(address))
@@ -696,6 +705,8 @@ class LedgerGateway:
             self.w3.eth.send_raw_transaction(raw)
         except (Web3RPCError, ValueError) as exc:
             text = str(exc).lower()
+            if "insufficient funds" in text:
+                raise InsufficientGas(self.account.address) from exc
             if not any(marker in text for marker in _ALREADY_SENT):
                 raise
             # "Already known" after a lost answer: the node has this very transaction. But a
@@ -815,6 +826,35 @@ def deploy(
     url = getattr(w3.provider, "endpoint_uri", None)
     deployment = Deployment(chain_id, ledger, token, block + 1, deployer.address, url and str(url))
     return LedgerGateway(w3, deployment, deployer, retry)
+
+
+def send_native(w3: Web3, sender: LocalAccount, to: str, wei: int) -> TxResult:
+    """Send ``wei`` of the chain's native currency (gas money) from ``sender`` to ``to``."""
+    _retry_each_request(w3, RetryPolicy())
+    base = int(w3.eth.get_block("latest")["baseFeePerGas"])
+    tx: Any = {
+        "to": _address(to),
+        "value": wei,
+        "gas": 21_000,
+        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+        "chainId": int(w3.eth.chain_id),
+        "maxPriorityFeePerGas": 1,
+        "maxFeePerGas": 2 * base + 1,
+    }
+    signed = sender.sign_transaction(tx)
+    try:
+        w3.eth.send_raw_transaction(signed.raw_transaction)
+    except (Web3RPCError, ValueError) as exc:
+        if "insufficient funds" in str(exc).lower():
+            raise InsufficientGas(sender.address) from exc
+        raise
+    receipt = w3.eth.wait_for_transaction_receipt(signed.hash)
+    result = TxResult(
+        "0x" + bytes(signed.hash).hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"])
+    )
+    if receipt["status"] != 1:
+        raise TransactionFailed(f"transfer {result.tx_hash} failed in block {result.block_number}")
+    return result
 
 
 def _deploy_contract(w3: Web3, deployer: LocalAccount, name: str, chain_id: int, *args: Any) -> str:

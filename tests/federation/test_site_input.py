@@ -62,7 +62,7 @@ def test_a_site_trains_on_its_own_csv_file(tmp_path: Path) -> None:
     # Prepare
     site_file = _site_csv(tmp_path / "site.csv", rows=40)
     # Execute
-    reply = train_reply(_train_message(), _site(data=str(site_file)), SETTINGS)
+    reply = train_reply(_train_message(), _site(**{"data-path": str(site_file)}), SETTINGS)
     # Assert
     metrics = reply.content.metric_records[keys.RECORD_METRICS]
     assert metrics[keys.METRIC_NUM_EXAMPLES] == 40
@@ -86,7 +86,7 @@ def test_malformed_csv_at_a_site_stops_it_with_row_and_column(
     site_file = _site_csv(tmp_path / "site.csv", rows=10, bad_cell=(2, bad))
     # Execute
     with pytest.raises(DatasetError) as caught:
-        train_reply(_train_message(), _site(data=str(site_file)), SETTINGS)
+        train_reply(_train_message(), _site(**{"data-path": str(site_file)}), SETTINGS)
     # Assert
     assert isinstance(caught.value, FedchainError)
     assert str(site_file) in str(caught.value)
@@ -101,14 +101,16 @@ def test_a_site_csv_with_a_short_row_or_no_label_column_says_what_to_fix(tmp_pat
     unlabelled.write_text("a,b,y\n1,2,0\n")
     # Execute / Assert
     with pytest.raises(DatasetError, match="has 2 fields but the header has 3"):
-        train_reply(_train_message(), _site(data=str(short)), SETTINGS)
+        train_reply(_train_message(), _site(**{"data-path": str(short)}), SETTINGS)
     with pytest.raises(DatasetError, match="no label column 'label'; available columns: 'a', 'b'"):
-        train_reply(_train_message(), _site(data=str(unlabelled)), SETTINGS)
+        train_reply(_train_message(), _site(**{"data-path": str(unlabelled)}), SETTINGS)
 
 
 def test_a_missing_site_file_says_where_it_was_looked_for(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no CSV file at"):
-        train_reply(_train_message(), _site(data=str(tmp_path / "absent.csv")), SETTINGS)
+        train_reply(
+            _train_message(), _site(**{"data-path": str(tmp_path / "absent.csv")}), SETTINGS
+        )
 
 
 @pytest.fixture

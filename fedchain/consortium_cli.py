@@ -1,0 +1,490 @@
+"""The consortium commands of ``fedchain``: certs, task, participant, server, client, account fund.
+
+A coordinator deploys the ledger, creates and funds a task, registers the hospitals and runs the
+Flower SuperLink; each hospital runs a SuperNode over TLS, authenticated by its node key, whose
+ClientApp trains on the hospital's own CSV file and signs with its own keystore. The
+step-by-step is docs/consortium.md. :func:`register` adds these commands to ``fedchain.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fedchain.consortium import CONNECTION, DEFAULT_SUPERLINK_ADDRESS, DEFAULT_SUPERLINK_PORT
+
+__all__ = ["register"]
+
+task_app = typer.Typer(help="Tasks on the ledger (coordinator).", no_args_is_help=True)
+participant_app = typer.Typer(
+    help="Participants registered on the ledger (coordinator).", no_args_is_help=True
+)
+certs_app = typer.Typer(
+    help="TLS certificates and SuperNode keys of a consortium.", no_args_is_help=True
+)
+server_app = typer.Typer(
+    help="The coordinator's Flower SuperLink, its SuperNodes and runs.", no_args_is_help=True
+)
+
+DEFAULT_DEPLOYMENT = Path("fedchain-deployment.json")
+DEFAULT_CA = Path("certs/ca.crt")
+
+DeploymentOption = Annotated[
+    Path, typer.Option(help="Deployment file written by `fedchain deploy`.")
+]
+RpcUrlOption = Annotated[
+    str | None, typer.Option(help="Chain node (default: the deployment file's).")
+]
+KeystoreOption = Annotated[
+    Path | None, typer.Option(help="Coordinator keystore (password: prompt or env).")
+]
+DevnetOption = Annotated[
+    int | None, typer.Option(help="Sign with DEVNET TEST key N instead (devnets only).")
+]
+SuperlinkOption = Annotated[str, typer.Option(help="The SuperLink's address, HOST:PORT.")]
+CaOption = Annotated[Path, typer.Option(help="The consortium's CA certificate.")]
+
+
+def register(app: typer.Typer, account_app: typer.Typer) -> None:
+    """Add the consortium commands to the ``fedchain`` app."""
+    app.add_typer(certs_app, name="certs")
+    app.add_typer(task_app, name="task")
+    app.add_typer(participant_app, name="participant")
+    app.add_typer(server_app, name="server")
+    app.command("client")(client)
+    account_app.command("fund")(account_fund)
+
+
+def _cli() -> Any:
+    from fedchain import cli
+
+    return cli
+
+
+# ---------------------------------------------------------------------- account fund
+
+
+def account_fund(
+    address: Annotated[str, typer.Argument(help="Account to send gas money to.")],
+    amount: Annotated[str, typer.Option(help="Amount of the chain's native currency.")] = "1",
+    rpc_url: Annotated[str, typer.Option(help="Chain node.")] = "http://127.0.0.1:8545",
+    keystore: Annotated[
+        Path | None, typer.Option(help="Sender's keystore (password: prompt or env).")
+    ] = None,
+    devnet_account: DevnetOption = None,
+) -> None:
+    """Send gas money (e.g. to a new coordinator keystore on a devnet)."""
+    from eth_utils.address import is_address
+
+    from fedchain.chain.backends import RpcChain
+    from fedchain.chain.gateway import send_native
+    from fedchain.consortium import token_amount
+
+    cli = _cli()
+    if not is_address(address):
+        raise cli._fail(f"{address!r} is not an account address (0x followed by 40 hex digits)", 2)
+    wei = token_amount(amount, 18)
+    chain = RpcChain(rpc_url)
+    sender = cli._signer(keystore, devnet_account, int(chain.w3.eth.chain_id))
+    result = send_native(chain.w3, sender, address, wei)
+    cli.console.print(f"sent {amount} to {address} (tx {result.tx_hash})")
+
+
+# ---------------------------------------------------------------------- certs
+
+
+@certs_app.command("ca")
+def certs_ca(
+    directory: Annotated[Path, typer.Argument(help="Directory for the CA and SuperLink files.")],
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Name or IP SuperNodes reach the SuperLink by (repeat).", show_default=False
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
+    name: Annotated[str, typer.Option(help="The consortium's name.")] = "",
+) -> None:
+    """Coordinator: create the consortium's CA and the SuperLink's TLS certificate."""
+    from fedchain.certs import create_ca
+
+    ca, server = create_ca(directory, host or [], days, name)
+    console = _cli().console
+    console.print(f"CA certificate      {ca}  (give it to every hospital)")
+    console.print(f"SuperLink TLS cert  {server}  (key {directory / 'superlink.key'}, mode 600)")
+    console.print(
+        f"CA key              {directory / 'ca.key'}  (mode 600: keep it off the SuperLink)"
+    )
+
+
+@certs_app.command("node-key")
+def certs_node_key(
+    path: Annotated[Path, typer.Argument(help="Private key file to create (mode 600).")],
+) -> None:
+    """Hospital: create the SuperNode's authentication key pair (PATH and PATH.pub)."""
+    from fedchain.certs import create_node_key
+
+    public = create_node_key(path)
+    console = _cli().console
+    console.print(f"private key {path} (mode 600: it stays on this machine)")
+    console.print(f"public key  {public} (send it to the coordinator to register)")
+
+
+@certs_app.command("consortium")
+def certs_consortium(
+    directory: Annotated[Path, typer.Argument(help="Directory for every file.")],
+    node: Annotated[list[str], typer.Option(help="A SuperNode name, e.g. hospital-a (repeat).")],
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Name or IP SuperNodes reach the SuperLink by (repeat).", show_default=False
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
+) -> None:
+    """A test consortium in one directory: CA, SuperLink certificate, one key pair per node."""
+    from fedchain.certs import create_consortium
+
+    made = create_consortium(directory, host or [], node, days)
+    console = _cli().console
+    console.print(f"CA certificate      {made.ca_cert}")
+    console.print(f"SuperLink TLS cert  {made.superlink_cert} (key {made.superlink_key})")
+    for name, key in made.node_keys.items():
+        console.print(f"SuperNode {name:<9} {key} and {key.with_suffix('.pub')}")
+
+
+# ---------------------------------------------------------------------- task, participant
+
+
+def _gateway(
+    deployment: Path, rpc_url: str | None, keystore: Path | None, devnet_account: int | None
+) -> Any:
+    from fedchain.chain.backends import RpcChain
+    from fedchain.chain.deployments import Deployment
+    from fedchain.chain.gateway import LedgerGateway
+
+    cli = _cli()
+    loaded = Deployment.load(deployment)
+    url = rpc_url or loaded.rpc_url or cli.DEFAULT_RPC_URL
+    chain = RpcChain(url)
+    signer = cli._signer(keystore, devnet_account, int(chain.w3.eth.chain_id))
+    return LedgerGateway(chain.w3, loaded, signer), url
+
+
+@task_app.command("create")
+def task_create(
+    holdout: Annotated[
+        str, typer.Option(help="The coordinator's holdout, csv:PATH (column --label-column).")
+    ],
+    deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
+    rpc_url: RpcUrlOption = None,
+    keystore: KeystoreOption = None,
+    devnet_account: DevnetOption = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(help="A task spec (task.json) to create instead of the options below."),
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Rounds of the run (funding: budget x rounds).")] = 10,
+    budget: Annotated[str, typer.Option(help="Reward tokens per round.")] = "1000",
+    fund: Annotated[
+        str | None, typer.Option(help="Tokens moved into the pool now (default budget x rounds).")
+    ] = None,
+    reward_token: Annotated[
+        str | None, typer.Option(help="ERC-20 rewards are paid in (default: the dev token).")
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="What the hospitals' CSV files hold, recorded in the spec.")
+    ] = "site-csv",
+    label_column: Annotated[str, typer.Option(help="The label column of every CSV.")] = "label",
+    model: Annotated[str, typer.Option(help="auto, logreg, mlp or cnn.")] = "auto",
+    strategy: Annotated[
+        str, typer.Option(help="fedavg, fedprox, fedadam, fedmedian, ...")
+    ] = "fedavg",
+    local_epochs: Annotated[int, typer.Option(help="Local epochs per round.")] = 1,
+    lr: Annotated[float, typer.Option(help="Local learning rate.")] = 0.05,
+    batch_size: Annotated[int, typer.Option(help="Local batch size.")] = 16,
+    contribution: Annotated[
+        str, typer.Option(help="data-size, loo, shapley, gtg or cosine.")
+    ] = "data-size",
+    seed: Annotated[int, typer.Option(help="Seed of the initial model and the scoring.")] = 0,
+    min_nodes: Annotated[int, typer.Option(help="SuperNodes needed to start a round.")] = 2,
+    run_out: Annotated[
+        Path, typer.Option(help="Where the ServerApp writes the run's artifacts.")
+    ] = Path("runs/consortium"),
+    out: Annotated[Path, typer.Option(help="The task's run config file to write.")] = Path(
+        "fedchain-task.toml"
+    ),
+) -> None:
+    """Coordinator: create and fund a task on the ledger; write its Flower run config."""
+    from fedchain.consortium import (
+        create_task,
+        settings_from_spec,
+        token_amount,
+        write_run_config,
+    )
+    from fedchain.settings import RunSettings
+    from fedchain.task import TaskSpec
+
+    cli = _cli()
+    if keystore is None and devnet_account not in (None, 0):
+        raise cli._fail(
+            "on a devnet the ServerApp signs with DEVNET TEST key 0: use --devnet-account 0 "
+            "or --keystore",
+            2,
+        )
+    if out.exists():
+        raise cli._fail(f"{out} exists: choose another --out, a run config is never lost", 2)
+    gateway, url = _gateway(deployment, rpc_url, keystore, devnet_account)
+    decimals = gateway.token_decimals(reward_token)
+    per_round = token_amount(budget, decimals)
+    pool = token_amount(fund, decimals) if fund is not None else per_round * rounds
+    settings = RunSettings(
+        num_rounds=rounds,
+        dataset=dataset,
+        partition="sites",
+        model=model,
+        strategy=strategy.lower(),
+        local_epochs=local_epochs,
+        learning_rate=lr,
+        batch_size=batch_size,
+        min_train_nodes=min_nodes,
+        seed=seed,
+        chain="rpc",
+        rpc_url=url,
+        deployment=str(deployment.resolve()),
+        reward_per_round=per_round,
+        contribution=contribution,
+        out=str(run_out.resolve()),
+        label_column=label_column,
+        keystore=str(keystore.resolve()) if keystore is not None else "",
+        holdout=_absolute_csv(holdout),
+    )
+    if spec is not None:
+        settings = settings_from_spec(TaskSpec.load(spec), settings)
+    created = create_task(gateway, settings, fund=pool, token=reward_token)
+    ledger = gateway.deployment
+    header = (
+        f"fedchain task {created.task_id} on chain {ledger.chain_id}, ledger {ledger.ledger}.\n"
+        f"Its Flower run config: submit it with `fedchain server run --task {out}`.\n"
+        "Every SuperNode receives it: it holds no secret, only public addresses and paths on\n"
+        "the coordinator's machine (the ServerApp's holdout, keystore and artifacts)."
+    )
+    write_run_config(out, created.settings, header)
+    created.spec.save(out.with_suffix(".json"))
+    console = cli.console
+    console.print(f"task {created.task_id} created by {gateway.account.address}")
+    console.print(f"spec hash   0x{created.spec.spec_hash().hex()} ({out.with_suffix('.json')})")
+    console.print(f"model       {created.spec.model}, initial {created.spec.initial_model_hash}")
+    console.print(f"holdout     {settings.holdout} ({created.spec.holdout_hash})")
+    console.print(f"rewards     {budget} per round, {pool / 10**decimals:,.6f} in the pool")
+    console.print(f"run config  {out}")
+
+
+def _absolute_csv(spec: str) -> str:
+    from fedchain.ml.data import CSV_PREFIX, parse_dataset_spec
+
+    parsed = parse_dataset_spec(spec)
+    if parsed.path is None:
+        return spec
+    return f"{CSV_PREFIX}{parsed.path.resolve()}"
+
+
+@participant_app.command("add")
+def participant_add(
+    address: Annotated[str, typer.Argument(help="The participant's address (its keystore's).")],
+    org: Annotated[str, typer.Option(help="The organisation's name (its hash is recorded).")],
+    deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
+    rpc_url: RpcUrlOption = None,
+    keystore: KeystoreOption = None,
+    devnet_account: DevnetOption = None,
+) -> None:
+    """Coordinator: register a hospital's address on the ledger, with its organisation."""
+    from eth_utils.address import is_address
+
+    from fedchain.consortium import org_hash
+
+    cli = _cli()
+    if not is_address(address):
+        raise cli._fail(f"{address!r} is not an account address (0x followed by 40 hex digits)", 2)
+    gateway, _ = _gateway(deployment, rpc_url, keystore, devnet_account)
+    result = gateway.register_participant(address, org_hash(org))
+    done = "already registered" if result.already_recorded else f"registered (tx {result.tx_hash})"
+    cli.console.print(f"{address} ({org}) {done}")
+
+
+# ---------------------------------------------------------------------- server
+
+
+@server_app.command("start")
+def server_start(
+    certs: Annotated[Path, typer.Option(help="Directory of `fedchain certs ca`.")] = Path("certs"),
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="Port of the SuperLink's APIs.")
+    ] = DEFAULT_SUPERLINK_PORT,
+    database: Annotated[
+        Path, typer.Option(help="SuperLink state: registered SuperNodes, runs.")
+    ] = Path(".fedchain/superlink.db"),
+    keystore: Annotated[
+        Path | None,
+        typer.Option(
+            help="The coordinator keystore the runs sign with: its password is asked now."
+        ),
+    ] = None,
+) -> None:
+    """Coordinator: run the Flower SuperLink (TLS, SuperNode authentication) until Ctrl-C."""
+    from fedchain.chain.accounts import keystore_password, load_keystore
+    from fedchain.consortium import flower_env, superlink_command
+
+    command = superlink_command(certs, host, port, database)
+    password = None
+    console = _cli().console
+    if keystore is not None:
+        password = keystore_password()
+        address = load_keystore(keystore, password).address
+        console.print(f"runs sign as the coordinator {address} ({keystore})")
+    console.print(
+        f"SuperLink on {host}:{port}: TLS ({certs / 'ca.crt'}), SuperNode authentication on"
+    )
+    console.print("register each hospital's SuperNode key: fedchain server register HOSPITAL.pub")
+    _exec(command, flower_env(password))
+
+
+@server_app.command("register")
+def server_register(
+    public_keys: Annotated[
+        list[Path], typer.Argument(help="SuperNodes' public keys (NAME.pub), one or more.")
+    ],
+    superlink: SuperlinkOption = DEFAULT_SUPERLINK_ADDRESS,
+    ca: CaOption = DEFAULT_CA,
+) -> None:
+    """Coordinator: allow SuperNodes (their public keys) to connect to the SuperLink.
+
+    Each is registered under its file's name (hospital-a.pub: hospital-a).
+    """
+    from fedchain.consortium import flower_env, flwr_command, write_connection
+
+    write_connection(superlink, ca)
+    for public_key in public_keys:
+        command = flwr_command(
+            "supernode", "register", str(public_key), CONNECTION, "--name", public_key.stem
+        )
+        code = subprocess.run(command, env=flower_env(), check=False).returncode
+        if code != 0:
+            raise _cli()._fail(f"`flwr supernode register {public_key}` failed: see above", code)
+
+
+@server_app.command("run")
+def server_run(
+    task: Annotated[
+        Path, typer.Option(help="The task's run config (`fedchain task create --out`).")
+    ] = Path("fedchain-task.toml"),
+    superlink: SuperlinkOption = DEFAULT_SUPERLINK_ADDRESS,
+    ca: CaOption = DEFAULT_CA,
+    app_path: Annotated[
+        Path | None, typer.Option("--app", help="The fedchain Flower App (default: this checkout).")
+    ] = None,
+) -> None:
+    """Coordinator: run the task on the SuperLink's SuperNodes (`flwr run`), then summarise."""
+    from fedchain.consortium import (
+        app_dir,
+        flower_env,
+        flwr_command,
+        read_run_config,
+        write_connection,
+    )
+
+    cli = _cli()
+    settings = read_run_config(task)
+    write_connection(superlink, ca)
+    app = app_path or app_dir()
+    started = time.time()
+    command = flwr_command(
+        "run", str(app), CONNECTION, "--run-config", str(task.resolve()), "--stream"
+    )
+    code = subprocess.run(command, env=flower_env(), check=False).returncode
+    summary = settings.out_dir / "summary.json"
+    if code != 0:
+        raise cli._fail(f"`flwr run` exited with code {code}: see its output above", code)
+    if not summary.exists() or summary.stat().st_mtime < started:
+        raise cli._fail(
+            f"the run wrote no {summary}: see the ServerApp's log above (`flwr log` shows it again)"
+        )
+    _print_summary(json.loads(summary.read_text()), summary.parent)
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    table = Table(title=f"task {summary['task_id']} on chain {summary['chain'].get('chain_id')}")
+    for column in ("round", "accepted", "rejected", "absent", "accuracy", "global model"):
+        table.add_column(column, justify="left" if column == "global model" else "right")
+    for r in summary["rounds"]:
+        accuracy = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "—"
+        model = (r["global_model_hash"] or "")[:14] + "…" if r["global_model_hash"] else "failed"
+        table.add_row(
+            str(r["round"]),
+            str(r["accepted"]),
+            str(r["rejected"]),
+            str(r["absent"]),
+            accuracy,
+            model,
+        )
+    console = _cli().console
+    console.print(table)
+    console.print(f"final model {summary['final_model_hash']}; artifacts in {out}")
+
+
+# ---------------------------------------------------------------------- client
+
+
+def client(
+    data: Annotated[Path, typer.Option(help="This hospital's CSV file (it never leaves here).")],
+    keystore: Annotated[
+        Path, typer.Option(help="This hospital's keystore (password: prompt or env).")
+    ],
+    node_key: Annotated[
+        Path, typer.Option(help="The SuperNode's private key (`fedchain certs node-key`).")
+    ],
+    superlink: SuperlinkOption = DEFAULT_SUPERLINK_ADDRESS,
+    ca: CaOption = DEFAULT_CA,
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(help="A chain node of this hospital's (default: the coordinator's)."),
+    ] = None,
+    runtime_port: Annotated[
+        int, typer.Option(help="Local port of the SuperNode's runtime API (one per SuperNode).")
+    ] = 9094,
+    label_column: Annotated[str, typer.Option(help="The CSV's label column.")] = "label",
+) -> None:
+    """Hospital: run a SuperNode whose ClientApp trains on DATA and signs with KEYSTORE."""
+    from fedchain.chain.accounts import keystore_password, load_keystore
+    from fedchain.consortium import flower_env, node_config, supernode_command
+    from fedchain.ml.data import load_csv
+
+    rows = load_csv(data, label_column)
+    password = keystore_password()
+    account = load_keystore(keystore, password)
+    command = supernode_command(
+        superlink, ca, node_key, node_config(data, keystore, rpc_url), runtime_port
+    )
+    console = _cli().console
+    console.print(f"data       {data}: {len(rows)} examples, {rows.input_shape[0]} features")
+    console.print(f"signs as   {account.address} ({keystore})")
+    console.print(f"SuperLink  {superlink} over TLS (CA {ca}), authenticated by {node_key}")
+    console.print("the data and the key stay here: only updates and signed commitments leave")
+    _exec(command, flower_env(password))
+
+
+def _exec(command: list[str], env: dict[str, str]) -> None:
+    """Become the Flower process (same PID: Ctrl-C and signals reach it directly)."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, env)

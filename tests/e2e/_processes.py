@@ -1,0 +1,145 @@
+"""Processes a test starts and always stops: each in its own session, its whole tree ended.
+
+Flower's SuperLink and SuperNodes start children of their own (``flower-superexec``, then a
+``flwr-serverapp`` or ``flwr-clientapp`` per run or message), some in new sessions; stopping
+walks the tree through /proc so nothing outlives the test, even when it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Started", "descendants", "stop_all"]
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(parent, []).append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, grandchildren, ...)."""
+    tree, found, todo = _children(), [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Started:
+    """A process started by a test, its output in ``log``."""
+
+    name: str
+    command: Sequence[str]
+    log: Path
+    env: dict[str, str]
+    cwd: Path
+    process: subprocess.Popen[bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                list(self.command),
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopped as a whole
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def tail(self, lines: int = 40) -> str:
+        return f"--- last lines of {self.name} ({self.log}) ---\n" + "\n".join(
+            self.text().splitlines()[-lines:]
+        )
+
+    def wait_for(self, pattern: str, timeout: float, count: int = 1) -> list[re.Match[str]]:
+        """Wait until ``pattern`` occurs ``count`` times in the log; fail if the process ends."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = list(re.finditer(pattern, self.text()))
+            if len(found) >= count:
+                return found
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited ({self.process.returncode}) before printing "
+                    f"{pattern!r}\n{self.tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{self.name} did not print {pattern!r} within {timeout:.0f} s\n{self.tail()}"
+                )
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL the whole tree at once, as a machine that dies."""
+        assert self.process.poll() is None, f"{self.name} had already ended\n{self.tail()}"
+        self._signal([self.pid, *descendants(self.pid)], signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        """SIGTERM the tree, wait, then SIGKILL whatever is left."""
+        stop_all([self], grace_s)
+
+    @staticmethod
+    def _signal(pids: Sequence[int], sig: signal.Signals) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+
+def stop_all(started: Sequence[Started], grace_s: float = 20.0) -> None:
+    """SIGTERM every tree at once, wait for them together, then SIGKILL whatever is left.
+
+    A process already reaped is left alone: its PID may belong to someone else by now.
+    """
+    started = [s for s in started if s.process.poll() is None]
+    trees = {s.pid: [s.pid, *descendants(s.pid)] for s in started}
+    for s in started:
+        Started._signal(trees[s.pid], signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    every = [p for tree in trees.values() for p in tree]
+    while time.monotonic() < deadline and any(_alive(p) for p in every):
+        for s in started:
+            s.process.poll()  # reap our direct children
+        time.sleep(0.2)
+    for s in started:
+        late = [p for p in descendants(s.pid) if p not in trees[s.pid]]
+        Started._signal([p for p in trees[s.pid] + late if _alive(p)], signal.SIGKILL)
+    for s in started:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            s.process.wait(timeout=10)

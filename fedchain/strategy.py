@@ -232,12 +232,15 @@ class LedgerStrategy(Strategy):
         report = RoundReport(server_round, to_hex(self._parents[server_round]))
         if server_round in self._opened:
             self._opened[server_round].result()  # the round (and what came before) is on chain
-        checked = self._dedupe([self._check(server_round, reply) for reply in replies])
+        sampled = self._sampled.get(server_round, [])
+        checked = self._dedupe(
+            [self._check(server_round, reply) for reply in self._from_sampled(replies, sampled)]
+        )
         self._check_statuses(checked)
         replied = {c.outcome.node_id for c in checked}
         absent = [
             ParticipantOutcome(node_id=n, absent=True, reason="no reply within the round timeout")
-            for n in self._sampled.get(server_round, [])
+            for n in sampled
             if n not in replied
         ]
         # Replies arrive in whatever order the network delivers them; aggregating in a canonical
@@ -416,6 +419,22 @@ class LedgerStrategy(Strategy):
             self.link.queue.flush()
 
     # ------------------------------------------------------------------ checks
+
+    @staticmethod
+    def _from_sampled(replies: list[Message], sampled: list[int]) -> list[Message]:
+        """The replies, less the SuperLink's error replies for a node it lost.
+
+        Such a reply comes from the SuperLink's own node id, not the lost node's; the lost node is
+        recorded absent once, as every sampled node that did not reply.
+        """
+        kept = []
+        for reply in replies:
+            if reply.has_error() and sampled and reply.metadata.src_node_id not in sampled:
+                log.warning("dropped an error reply of unsampled node %d: %s",
+                            reply.metadata.src_node_id, reply.error.reason)  # fmt: skip
+                continue
+            kept.append(reply)
+        return kept
 
     def _check(self, server_round: int, reply: Message) -> _Checked:
         outcome = ParticipantOutcome(node_id=reply.metadata.src_node_id)

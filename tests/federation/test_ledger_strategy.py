@@ -290,3 +290,26 @@ def test_replies_with_the_same_update_aggregate_the_same_in_any_arrival_order(
 
     # Assert: bit for bit
     assert model_hash(results[0]) == model_hash(results[1])
+
+
+def test_the_superlinks_error_reply_for_a_lost_node_leaves_it_absent_once(
+    ledger: Ledger, store_dir: Path
+) -> None:
+    # Prepare: nodes 2, 3 and 4 sampled; 4 died, and the SuperLink (node 1) says so
+    strategy = _strategy(None, store_dir)
+    strategy._started[1], strategy._parents[1] = 0.0, model_hash(template())
+    strategy._sampled[1], strategy._parent_weights[1] = [2, 3, 4], template()
+    replies = [
+        make_reply(ledger, 2, ledger.participants[0], update(1)),
+        make_reply(ledger, 3, ledger.participants[1], update(2)),
+        Message(Error(code=0, reason="node 4 went away"), reply_to=instruction(1)),
+    ]
+    # Execute
+    arrays, _ = _aggregate(strategy, replies)
+    # Assert
+    assert arrays is not None
+    outcomes = {p.node_id: p for p in strategy.reports[0].participants}
+    assert sorted(outcomes) == [2, 3, 4]
+    assert outcomes[4].absent
+    assert outcomes[2].accepted
+    assert outcomes[3].accepted

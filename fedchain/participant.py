@@ -17,12 +17,13 @@ from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from fedchain import keys
-from fedchain.attacks import parse_attack
+from fedchain.attacks import flipped_labels, parse_attack
 from fedchain.chain.accounts import devnet_account, keystore_password, load_keystore
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
 from fedchain.errors import FedchainError
 from fedchain.hashing import model_hash, to_hex
+from fedchain.ml.data import Dataset
 from fedchain.settings import RunSettings
 from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
 from fedchain.workload import client_data, train_locally
@@ -82,11 +83,26 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
     data = client_data(settings, partition_id, partitions)
     server_round = int(config["server-round"])  # type: ignore[arg-type]
-    seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
+    seed = _seed(settings, server_round, partition_id)
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
     plan = parse_attack(settings.attack)
     if plan is not None and partition_id in plan.attackers(partitions):
-        update, loss = plan.forge(weights, seed), 0.0  # a simulated attacker trains nothing
+
+        def train(p: int, flip_labels: bool) -> tuple[dict[str, Any], float]:
+            local = client_data(settings, p, partitions)
+            if flip_labels:
+                local = Dataset(
+                    local.features,
+                    flipped_labels(local.labels, local.num_classes),
+                    local.num_classes,
+                    f"{local.name}[label-flip]",
+                )
+            return train_locally(
+                settings, local, weights, seed=_seed(settings, server_round, p), proximal_mu=mu
+            )
+
+        # A simulated attacker forges its update; it still signs it below with its own key.
+        update, loss = plan.forge(weights, partition_id, partitions, train=train, seed=seed)
     else:
         update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
 
@@ -98,7 +114,16 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     }
     if view is not None:
         records[keys.RECORD_COMMITMENT] = _commit(view, model_hash(update), len(data), context)
+    else:  # no ledger: the address still names the participant in the run's record
+        records[keys.RECORD_PARTICIPANT] = ConfigRecord(
+            {keys.COMMIT_PARTICIPANT: participant_account(context).address}
+        )
     return Message(RecordDict(records), reply_to=message)
+
+
+def _seed(settings: RunSettings, server_round: int, partition_id: int) -> int:
+    """The seed of a partition's local training in a round."""
+    return settings.seed * 1_000_003 + server_round * 1_009 + partition_id
 
 
 def _ledger_view(config: ConfigRecord) -> _LedgerView | None:

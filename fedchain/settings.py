@@ -64,6 +64,7 @@ class RunSettings:
     reward_per_round: int = 1000 * 10**18
     contribution: str = "data-size"
     attack: str = ""
+    byzantine: int = -1
     out: str = "runs/latest"
     holdout_fraction: float = 0.2
     label_column: str = "label"
@@ -90,6 +91,7 @@ class RunSettings:
                 f"contribution must be one of {', '.join(CONTRIBUTION_METHODS)}",
             ),
             (0 < self.holdout_fraction < 1, "holdout-fraction must lie in (0, 1)"),
+            (self.byzantine >= -1, "byzantine must be >= 0, or -1 to derive it from the attack"),
         ]
         for ok, message in checks:
             if not ok:
@@ -97,6 +99,9 @@ class RunSettings:
         from fedchain.attacks import parse_attack
 
         parse_attack(self.attack)  # raises AttackError (a ValueError) on a bad spec
+        from fedchain.strategies import check_tolerance
+
+        check_tolerance(self)  # the robust strategy tolerates byzantine attackers
 
     @property
     def out_dir(self) -> Path:

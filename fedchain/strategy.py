@@ -356,8 +356,10 @@ class LedgerStrategy(Strategy):
             raise _Rejected(f"metric {keys.METRIC_NUM_EXAMPLES} must be a positive integer")
         update_hash = model_hash(weights)
         outcome.update_hash, outcome.num_examples = to_hex(update_hash), examples
-        if self.link is None:
-            outcome.address = f"node-{outcome.node_id}"
+        if self.link is None:  # no ledger: the declared address, or the node id
+            declared = content.config_records.get(keys.RECORD_PARTICIPANT)
+            address = declared.get(keys.COMMIT_PARTICIPANT) if declared is not None else None
+            outcome.address = str(address) if address else f"node-{outcome.node_id}"
             return
         self._check_commitment(server_round, checked, update_hash, examples)
 

@@ -39,6 +39,9 @@ def fedchain(
         (["simulate", "--dataset", "csv:/nonexistent.csv"], "/nonexistent.csv"),
         (["simulate", "--model", "resnet"], "unknown model 'resnet'"),
         (["simulate", "--no-such-option"], "No such option"),
+        (["simulate", "--attack", "poison:0.3"], "unknown attack 'poison'"),
+        (["simulate", "--attack", "sign-flip:1.5"], "attack fraction must lie in [0, 1)"),
+        (["simulate", "--strategy", "bulyan", "--attack", "sign-flip:0.3"], "n >= 4f + 3"),
     ],
 )
 def test_bad_options_give_one_line_and_exit_code_2(args: list[str], message: str) -> None:

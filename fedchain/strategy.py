@@ -9,10 +9,12 @@ valid ones, stores and evaluates the global model, and commits the round in one 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,7 @@ __all__ = [
     "RoundReport",
     "arrays_to_numpy",
     "coalition_aggregator",
+    "frozen_heap",
     "numpy_to_arrays",
     "reply_message",
 ]
@@ -216,7 +219,10 @@ class LedgerStrategy(Strategy):
         updates = [c.weights for c in accepted if c.weights is not None]
         for update in updates:  # every accepted update is kept, so anyone can recompute the round
             self.store.put(update)
-        arrays, metrics = self.inner.aggregate_train(server_round, [c.message for c in accepted])
+        with frozen_heap():
+            arrays, metrics = self.inner.aggregate_train(
+                server_round, [c.message for c in accepted]
+            )
         if arrays is None:
             return self._fail(report, f"{type(self.inner).__name__} produced no model")
         weights = arrays_to_numpy(arrays)
@@ -491,7 +497,8 @@ def coalition_aggregator(
             for i in indices
         ]
         try:
-            arrays, _ = copy.deepcopy(inner).aggregate_train(server_round, replies)
+            with frozen_heap():
+                arrays, _ = copy.deepcopy(inner).aggregate_train(server_round, replies)
         except Exception:  # a strategy refusing a small coalition is not an error here
             arrays = None
         if arrays is None:
@@ -499,6 +506,30 @@ def coalition_aggregator(
         return arrays_to_numpy(arrays)
 
     return aggregate
+
+
+_frozen_depth = 0
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Let the objects that exist now out of garbage collection for the block (``gc.freeze``).
+
+    Flower's Bulyan forces a full collection for every reply it reads
+    (``ArrayRecord.to_numpy_ndarrays(keep_input=False)``); with PyTorch loaded one takes about
+    half a second, and contribution scoring aggregates many coalitions per round. Objects made
+    inside the block are still collected. Reentrant: only the outermost block unfreezes.
+    """
+    global _frozen_depth  # noqa: PLW0603 - one process-wide heap, one counter
+    if _frozen_depth == 0:
+        gc.freeze()
+    _frozen_depth += 1
+    try:
+        yield
+    finally:
+        _frozen_depth -= 1
+        if _frozen_depth == 0:
+            gc.unfreeze()
 
 
 def reply_message(content: RecordDict, node_id: int = 1) -> Message:

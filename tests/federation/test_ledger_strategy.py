@@ -261,3 +261,18 @@ def test_every_selectable_strategy_aggregates_and_commits_through_the_wrapper(
     assert arrays is not None
     assert set(arrays_to_numpy(arrays)) == set(template())
     assert ledger.gateway.round(ledger.task_id, RoundId(1)).state == RoundState.COMMITTED
+
+
+def test_frozen_heap_spares_old_objects_from_collection_and_nests() -> None:
+    import gc
+
+    from fedchain.strategy import frozen_heap
+
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        frozen = gc.get_freeze_count()
+        with frozen_heap():
+            assert gc.get_freeze_count() == frozen  # the inner block leaves the freeze alone
+        assert gc.get_freeze_count() == frozen
+    assert frozen > 0
+    assert gc.get_freeze_count() == 0

@@ -67,8 +67,9 @@ def _settings(cell: RobustnessCell, out: str) -> RunSettings:
 
 def _run(cell: RobustnessCell) -> RobustnessCell:
     """Run one cell in this process (also in a worker of the pool)."""
-    logging.getLogger("flwr").setLevel(logging.ERROR)
     from fedchain.inprocess import run_inprocess
+
+    logging.getLogger("flwr").setLevel(logging.ERROR)  # after Flower's import, which resets it
 
     with tempfile.TemporaryDirectory() as out:
         try:

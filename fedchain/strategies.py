@@ -18,7 +18,13 @@ from flwr.serverapp.strategy import (
 
 from fedchain.settings import RunSettings, SettingsError
 
-__all__ = ["ROBUST_STRATEGIES", "build_strategy", "byzantine_count", "check_tolerance"]
+__all__ = [
+    "ROBUST_STRATEGIES",
+    "build_strategy",
+    "byzantine_count",
+    "check_tolerance",
+    "trim_fraction",
+]
 
 #: What each robust rule needs: ``n >= a * f + b`` sampled updates to tolerate ``f`` attackers
 #: (median and trimmed mean: a majority of honest updates; Krum/MultiKrum: ``n > 2f + 2``,
@@ -34,6 +40,24 @@ ROBUST_STRATEGIES = tuple(_TOLERANCE)
 #: FedTrimmedAvg cuts ``int(beta * n)`` updates off each tail: a quarter of an update above
 #: ``f / n`` makes that exactly ``f`` whatever the float rounding of ``f / n``.
 _TRIM_MARGIN = 0.25
+
+
+def trim_fraction(f: int, n: int) -> float:
+    """FedTrimmedAvg's ``beta`` that cuts exactly ``f`` updates off each tail of ``n``.
+
+    Flower cuts ``int(beta * m)`` of ``m`` replies, so a fixed ``beta`` cuts fewer when fewer
+    reply. Where ``beta < 0.5`` allows, it is the middle of ``[f / (n - 1), (f + 1) / n)``,
+    which cuts ``f`` of ``n`` and of ``n - 1`` replies alike: a client that drops out, or the
+    coalitions without one participant that leave-one-out scoring rebuilds, still have ``f``
+    updates cut off each tail (with ``f / n`` an attacker's noise would stay in those
+    coalitions, and leave-one-out would credit the attacker for removing it).
+    Otherwise ``(f + 1/4) / n``.
+    """
+    if n > 1 and f > 0:
+        beta = (f / (n - 1) + (f + 1) / n) / 2
+        if beta < 0.5 and int(beta * n) == f and int(beta * (n - 1)) == f:
+            return beta
+    return (f + _TRIM_MARGIN) / n
 
 
 def _sampled(settings: RunSettings, num_nodes: int) -> int:
@@ -94,7 +118,7 @@ def build_strategy(settings: RunSettings, num_nodes: int) -> Strategy:
     federated evaluation is switched off (``fraction_evaluate=0``). The robust rules get their
     attacker count ``f`` from :func:`byzantine_count`: Krum, MultiKrum and Bulyan as
     ``num_malicious_nodes`` (MultiKrum keeps ``n - f`` updates), FedTrimmedAvg as
-    ``beta`` (``f`` updates cut off each tail).
+    ``beta`` (``f`` updates cut off each tail: :func:`trim_fraction`).
 
     Raises
     ------
@@ -120,7 +144,7 @@ def build_strategy(settings: RunSettings, num_nodes: int) -> Strategy:
     if name == "fedmedian":
         return FedMedian(**common)
     if name == "fedtrimmedavg":
-        return FedTrimmedAvg(**common, beta=(malicious + _TRIM_MARGIN) / sampled)
+        return FedTrimmedAvg(**common, beta=trim_fraction(malicious, sampled))
     if name == "krum":
         return Krum(**common, num_malicious_nodes=malicious)
     if name == "multikrum":

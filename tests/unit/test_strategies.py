@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fedchain.settings import RunSettings, SettingsError
-from fedchain.strategies import build_strategy, byzantine_count
+from fedchain.strategies import build_strategy, byzantine_count, trim_fraction
 
 
 def _built(**changes: object) -> object:
@@ -46,6 +46,14 @@ def test_trimmed_mean_cuts_exactly_f_updates_off_each_tail(clients: int, f: int)
     beta = build_strategy(settings, clients).beta  # type: ignore[attr-defined]
     assert int(beta * clients) == f  # Flower cuts int(beta * n) off each tail
     assert 0 <= beta < 0.5
+
+
+@pytest.mark.parametrize(("clients", "f"), [(10, 3), (10, 1), (100, 29), (9, 3)])
+def test_trimmed_mean_still_cuts_f_when_one_update_is_missing(clients: int, f: int) -> None:
+    # A dropout, or a leave-one-out coalition: the attackers may all still be there.
+    beta = trim_fraction(f, clients)
+    assert int(beta * clients) == f
+    assert int(beta * (clients - 1)) == f
 
 
 @pytest.mark.parametrize(

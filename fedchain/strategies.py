@@ -107,7 +107,7 @@ def check_tolerance(settings: RunSettings, num_nodes: int | None = None) -> None
         f"{settings.strategy} tolerates f attackers among n sampled clients only if "
         f"n >= {a}f + {b}: {source} needs n >= {a * f + b}, this run samples {sampled}. "
         f"Sample more clients, set byzantine to at most {most}, or choose a rule that "
-        f"tolerates more (multikrum or fedmedian: n >= 2f + 3 or 2f + 1)"
+        "tolerates more: fedmedian (n >= 2f + 1) or multikrum (n >= 2f + 3)"
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
 
@@ -45,7 +46,9 @@ class InProcessGrid(Grid):
     Node ``k`` (``k = 0 .. num_nodes - 1``) has node id ``k + 2`` and the node config Flower's
     simulation gives it: ``partition-id = k``, ``num-partitions = num_nodes``. Messages are
     copied on the way in and out, as a transport would. A ClientApp that raises answers with an
-    error reply, as under the simulation engine.
+    error reply, as under the simulation engine. Clients run one after the other; a reply that
+    took a client longer than ``send_and_receive``'s ``timeout`` is dropped, as if it arrived
+    after the server stopped waiting.
     """
 
     def __init__(
@@ -93,7 +96,7 @@ class InProcessGrid(Grid):
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
-        """Deliver each message to its node's ClientApp and return the replies."""
+        """Deliver each message to its node's ClientApp; return the replies in time."""
         replies = []
         for message in messages:
             sent = copy.deepcopy(message)
@@ -101,12 +104,16 @@ class InProcessGrid(Grid):
             context = self._contexts.get(sent.metadata.dst_node_id)
             if context is None:
                 continue  # no such node: no reply, as on a real grid
+            started = time.monotonic()
             try:
                 reply = self._app(sent, context)
             except Exception as exc:  # a failing client answers with an error, as in Flower
                 log.warning("node %d raised: %s", sent.metadata.dst_node_id, exc)
                 reply = Message(Error(_CLIENT_APP_RAISED, f"{type(exc).__name__}: {exc}"),
                                 reply_to=sent)  # fmt: skip
+            if timeout is not None and time.monotonic() - started > timeout:
+                log.warning("node %d answered after the %.0f s timeout", context.node_id, timeout)
+                continue  # too late: the server never sees it
             replies.append(copy.deepcopy(reply))
         return replies
 

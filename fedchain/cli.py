@@ -204,8 +204,16 @@ def simulate(
         str, typer.Option(help="data-size, loo, shapley, gtg or cosine.")
     ] = "data-size",
     attack: Annotated[
-        str, typer.Option(help="KIND:FRACTION of simulated attackers, e.g. free-rider:0.2.")
+        str,
+        typer.Option(
+            help="KIND:FRACTION of simulated attackers, e.g. sign-flip:0.3; KIND is sign-flip, "
+            "gaussian, label-flip, free-rider, noisy-free-rider or alie."
+        ),
     ] = "",
+    byzantine: Annotated[
+        int,
+        typer.Option(help="Attackers the robust strategies tolerate; -1 derives it from --attack."),
+    ] = -1,
     out: Annotated[Path, typer.Option(help="Directory for the run's artifacts.")] = Path(
         "runs/latest"
     ),
@@ -255,6 +263,7 @@ def simulate(
             direct=direct,
             contribution=contribution,
             attack=attack,
+            byzantine=byzantine,
             out=str(out),
             dropout=dropout,
             round_timeout=round_timeout,

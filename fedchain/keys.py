@@ -24,6 +24,7 @@ __all__ = [
     "RECORD_COMMITMENT",
     "RECORD_CONFIG",
     "RECORD_METRICS",
+    "RECORD_PARTICIPANT",
 ]
 
 # Records of a train reply (Flower's strategies expect one ArrayRecord and one MetricRecord).
@@ -31,6 +32,8 @@ RECORD_ARRAYS = "arrays"
 RECORD_CONFIG = "config"
 RECORD_METRICS = "metrics"
 RECORD_COMMITMENT = "fedchain-commitment"
+# Without a ledger: the address a participant declares (unsigned; nothing is authenticated).
+RECORD_PARTICIPANT = "fedchain-participant"
 
 # Train config the ledger strategy adds for its clients.
 CONFIG_TASK_ID = "fedchain-task-id"

@@ -17,13 +17,14 @@ from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from fedchain import keys
-from fedchain.attacks import parse_attack
+from fedchain.attacks import flipped_labels, parse_attack
 from fedchain.chain.accounts import devnet_account, environment_password, load_keystore
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
 from fedchain.dropouts import act_out, fate
 from fedchain.errors import FedchainError
 from fedchain.hashing import model_hash, to_hex
+from fedchain.ml.data import Dataset
 from fedchain.settings import RunSettings
 from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
 from fedchain.workload import client_data, site_data, train_locally
@@ -90,16 +91,30 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     if site:  # a hospital's SuperNode: its own CSV file, named in its node config only
         num_classes = int(config.get(keys.CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
         data = site_data(str(site), settings.label_column, num_classes)
-        seed = settings.seed * 1_000_003 + server_round * 1_009
+        seed = _seed(settings, server_round, 0)
         update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
     else:  # a simulated client: its partition of the run's dataset
-        partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
         partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
         data = client_data(settings, partition_id, partitions)
-        seed = settings.seed * 1_000_003 + server_round * 1_009 + partition_id
+        seed = _seed(settings, server_round, partition_id)
         plan = parse_attack(settings.attack)
         if plan is not None and partition_id in plan.attackers(partitions):
-            update, loss = plan.forge(weights, seed), 0.0  # a simulated attacker trains nothing
+
+            def train(p: int, flip_labels: bool) -> tuple[dict[str, Any], float]:
+                local = client_data(settings, p, partitions)
+                if flip_labels:
+                    local = Dataset(
+                        local.features,
+                        flipped_labels(local.labels, local.num_classes),
+                        local.num_classes,
+                        f"{local.name}[label-flip]",
+                    )
+                return train_locally(
+                    settings, local, weights, seed=_seed(settings, server_round, p), proximal_mu=mu
+                )
+
+            # A simulated attacker forges its update; it still signs it below with its own key.
+            update, loss = plan.forge(weights, partition_id, partitions, train=train, seed=seed)
         else:
             update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
 
@@ -111,7 +126,16 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     }
     if view is not None:
         records[keys.RECORD_COMMITMENT] = _commit(view, model_hash(update), len(data), context)
+    else:  # no ledger: the address still names the participant in the run's record
+        records[keys.RECORD_PARTICIPANT] = ConfigRecord(
+            {keys.COMMIT_PARTICIPANT: participant_account(context).address}
+        )
     return Message(RecordDict(records), reply_to=message)
+
+
+def _seed(settings: RunSettings, server_round: int, partition_id: int) -> int:
+    """The seed of a partition's local training in a round."""
+    return settings.seed * 1_000_003 + server_round * 1_009 + partition_id
 
 
 def _ledger_view(config: ConfigRecord) -> _LedgerView | None:

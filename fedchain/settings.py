@@ -67,6 +67,7 @@ class RunSettings:
     reward_per_round: int = 1000 * 10**18
     contribution: str = "data-size"
     attack: str = ""
+    byzantine: int = -1
     out: str = "runs/latest"
     holdout_fraction: float = 0.2
     label_column: str = "label"
@@ -112,6 +113,7 @@ class RunSettings:
                 self.task_id == 0 or self.chain == "rpc",
                 "task-id names a task on a running chain: set chain = rpc and its rpc-url",
             ),
+            (self.byzantine >= -1, "byzantine must be >= 0, or -1 to derive it from the attack"),
         ]
         for ok, message in checks:
             if not ok:
@@ -119,6 +121,9 @@ class RunSettings:
         from fedchain.attacks import parse_attack
 
         parse_attack(self.attack)  # raises AttackError (a ValueError) on a bad spec
+        from fedchain.strategies import check_tolerance
+
+        check_tolerance(self)  # the robust strategy tolerates byzantine attackers
 
     @property
     def out_dir(self) -> Path:

@@ -9,11 +9,13 @@ valid ones, stores and evaluates the global model, and commits the round in one 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,7 @@ __all__ = [
     "aggregation_order",
     "arrays_to_numpy",
     "coalition_aggregator",
+    "frozen_heap",
     "numpy_to_arrays",
     "reply_message",
 ]
@@ -259,9 +262,10 @@ class LedgerStrategy(Strategy):
         for update in updates:  # every accepted update is kept, so anyone can recompute the round
             self.store.put(update)
         try:
-            arrays, metrics = self.inner.aggregate_train(
-                server_round, [c.message for c in accepted]
-            )
+            with frozen_heap():
+                arrays, metrics = self.inner.aggregate_train(
+                    server_round, [c.message for c in accepted]
+                )
         except Exception as exc:  # a strategy refusing these replies fails the round, no more
             log.exception("round %d: %s could not aggregate", server_round, type(self.inner))
             return self._fail(report, f"{type(self.inner).__name__} could not aggregate: {exc}")
@@ -469,8 +473,10 @@ class LedgerStrategy(Strategy):
             raise _Rejected(f"metric {keys.METRIC_NUM_EXAMPLES} must be a positive integer")
         update_hash = model_hash(weights)
         outcome.update_hash, outcome.num_examples = to_hex(update_hash), examples
-        if self.link is None:
-            outcome.address = f"node-{outcome.node_id}"
+        if self.link is None:  # no ledger: the declared address, or the node id
+            declared = content.config_records.get(keys.RECORD_PARTICIPANT)
+            address = declared.get(keys.COMMIT_PARTICIPANT) if declared is not None else None
+            outcome.address = str(address) if address else f"node-{outcome.node_id}"
             return
         self._check_commitment(server_round, checked, update_hash, examples)
 
@@ -615,7 +621,8 @@ def coalition_aggregator(
             for i in indices
         ]
         try:
-            arrays, _ = copy.deepcopy(inner).aggregate_train(server_round, replies)
+            with frozen_heap():
+                arrays, _ = copy.deepcopy(inner).aggregate_train(server_round, replies)
         except Exception:  # a strategy refusing a small coalition is not an error here
             arrays = None
         if arrays is None:
@@ -623,6 +630,30 @@ def coalition_aggregator(
         return arrays_to_numpy(arrays)
 
     return aggregate
+
+
+_frozen_depth = 0
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Let the objects that exist now out of garbage collection for the block (``gc.freeze``).
+
+    Flower's Bulyan forces a full collection for every reply it reads
+    (``ArrayRecord.to_numpy_ndarrays(keep_input=False)``); with PyTorch loaded one takes about
+    half a second, and contribution scoring aggregates many coalitions per round. Objects made
+    inside the block are still collected. Reentrant: only the outermost block unfreezes.
+    """
+    global _frozen_depth  # noqa: PLW0603 - one process-wide heap, one counter
+    if _frozen_depth == 0:
+        gc.freeze()
+    _frozen_depth += 1
+    try:
+        yield
+    finally:
+        _frozen_depth -= 1
+        if _frozen_depth == 0:
+            gc.unfreeze()
 
 
 def reply_message(content: RecordDict, node_id: int = 1) -> Message:

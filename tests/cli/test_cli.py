@@ -41,6 +41,9 @@ def fedchain(
         (["simulate", "--commit-mode", "rollup"], "commit-mode must be one of relayed, merkle"),
         (["simulate", "--no-such-option"], "No such option"),
         (["simulate", "--dropout", "1"], "dropout must lie in [0, 1)"),
+        (["simulate", "--attack", "poison:0.3"], "unknown attack 'poison'"),
+        (["simulate", "--attack", "sign-flip:1.5"], "attack fraction must lie in [0, 1)"),
+        (["simulate", "--strategy", "bulyan", "--attack", "sign-flip:0.3"], "n >= 4f + 3"),
     ],
 )
 def test_bad_options_give_one_line_and_exit_code_2(args: list[str], message: str) -> None:

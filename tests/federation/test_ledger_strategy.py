@@ -313,3 +313,17 @@ def test_the_superlinks_error_reply_for_a_lost_node_leaves_it_absent_once(
     assert outcomes[4].absent
     assert outcomes[2].accepted
     assert outcomes[3].accepted
+
+
+def test_frozen_heap_spares_old_objects_from_collection_and_nests() -> None:
+    import gc
+
+    from fedchain.strategy import frozen_heap
+
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+        with frozen_heap():
+            assert gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() > 0  # the inner block left the freeze alone
+    assert gc.get_freeze_count() == 0

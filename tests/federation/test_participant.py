@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from fedchain import keys
+from fedchain.attacks import SIGN_FLIP_SCALE
 from fedchain.chain.bridge import RpcBridge
 from fedchain.chain.records import Commitment, RoundId, SignedCommitment
 from fedchain.chain.signing import recover_signer
@@ -85,3 +87,48 @@ def test_refuses_a_model_the_chain_did_not_commit(chain_task) -> None:  # type: 
 
 def test_simulated_participants_sign_with_their_devnet_test_keys() -> None:
     assert participant_account(_context(0)).address == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+def test_an_attacker_signs_its_forged_update_with_its_own_key(chain_task) -> None:  # type: ignore[no-untyped-def]
+    # Prepare: partitions 2 and 3 of 4 flip the sign of their update
+    gateway, task_id, initial, url = chain_task
+    attacked = SETTINGS.with_changes(attack="sign-flip:0.5")
+    message = _message(gateway, task_id, initial, url)
+    # Execute
+    honest = train_reply(message, _context(3), SETTINGS)
+    forged = train_reply(message, _context(3), attacked)
+    # Assert: the update is the flipped honest one, committed and signed by the attacker
+    honest_update = arrays_to_numpy(honest.content.array_records[keys.RECORD_ARRAYS])
+    update = arrays_to_numpy(forged.content.array_records[keys.RECORD_ARRAYS])
+    for name, weights in initial.items():
+        expected = weights - SIGN_FLIP_SCALE * (honest_update[name] - weights)
+        np.testing.assert_allclose(update[name], expected, rtol=1e-5, atol=1e-6)
+    commitment = forged.content.config_records[keys.RECORD_COMMITMENT]
+    assert bytes(commitment[keys.COMMIT_UPDATE_HASH]) == model_hash(update)  # type: ignore[arg-type]
+    examples = int(commitment[keys.COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
+    signed = SignedCommitment(
+        Commitment(task_id, RoundId(1), model_hash(update), examples),
+        str(commitment[keys.COMMIT_PARTICIPANT]),
+        bytes(commitment[keys.COMMIT_SIGNATURE]),  # type: ignore[arg-type]
+    )
+    assert recover_signer(gateway.domain, signed) == participant_account(_context(3)).address
+
+
+def test_without_a_ledger_a_participant_names_itself_unsigned() -> None:
+    # Prepare
+    hold = holdout(SETTINGS)
+    initial = initial_weights(SETTINGS, hold.input_shape, hold.num_classes)
+    content = RecordDict(
+        {
+            keys.RECORD_ARRAYS: numpy_to_arrays(initial),
+            keys.RECORD_CONFIG: ConfigRecord({"server-round": 1}),
+        }
+    )
+    # Execute
+    reply = train_reply(
+        Message(content, dst_node_id=7, message_type="train"), _context(1), SETTINGS
+    )
+    # Assert
+    assert keys.RECORD_COMMITMENT not in reply.content.config_records
+    declared = reply.content.config_records[keys.RECORD_PARTICIPANT]
+    assert declared[keys.COMMIT_PARTICIPANT] == participant_account(_context(1)).address

@@ -22,13 +22,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-# Slither in its own venv: every slither-analyzer release requires web3 < 8 (pins: pyproject.toml's
-# dependency group `slither`).
+# Slither in its own venv: every slither-analyzer release requires web3 < 8 (pins and why they
+# are not in pyproject.toml: requirements/slither.txt).
 SLITHER_VENV := .venv-slither
-$(SLITHER_VENV)/.installed: pyproject.toml
+$(SLITHER_VENV)/.installed: requirements/slither.txt
 	$(PYTHON) -m venv $(SLITHER_VENV)
 	$(SLITHER_VENV)/bin/pip install --quiet --upgrade pip
-	$(SLITHER_VENV)/bin/pip install --quiet --group slither
+	$(SLITHER_VENV)/bin/pip install --quiet -r requirements/slither.txt
 	touch $@
 
 # `npm install` from the lock file, not `npm ci`: @foundry-rs/anvil lists binaries for other

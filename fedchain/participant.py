@@ -36,6 +36,7 @@ FIRST_PARTICIPANT_KEY = 1
 #: How long a client waits for the chain to catch up with the round it was sent.
 DEFAULT_CHAIN_WAIT_S = 120.0
 _POLL_S = 0.01
+_POLL_MAX_S = 0.25
 
 
 class ModelNotOnChainError(FedchainError, ValueError):
@@ -120,12 +121,21 @@ def _ledger_view(config: ConfigRecord) -> _LedgerView | None:
 def _gateway(view: _LedgerView, context: Context, account: LocalAccount) -> Any:
     # A real node reads its own RPC endpoint; a simulated one the URL the server gave.
     url = str(context.node_config.get(keys.NODE_RPC_URL) or view.rpc_url)
-    return _connect(url, view.domain.chain_id, view.domain.verifying_contract, account)
+    key = (url, view.domain.chain_id, view.domain.verifying_contract)
+    gateway = _connections.get(key)
+    if gateway is None:
+        gateway = _connections[key] = _connect(*key, account)
+    # One process plays many simulated participants: they share the connection, and a
+    # participant that writes (direct mode) gets a gateway acting as itself on top of it.
+    return gateway if gateway.account.address == account.address else gateway.as_account(account)
 
 
-@cache
+#: One connection per chain for the life of the client process, whichever participant it plays:
+#: a thousand simulated participants must not leave a thousand connections behind.
+_connections: dict[tuple[str, int, str], Any] = {}
+
+
 def _connect(url: str, chain_id: int, ledger: str, account: LocalAccount) -> Any:
-    """One connection per chain and key for the life of the client process."""
     from fedchain.chain.backends import RpcChain
     from fedchain.chain.deployments import Deployment
     from fedchain.chain.gateway import LedgerGateway
@@ -148,7 +158,7 @@ def _verify_on_chain(view: _LedgerView, received: bytes, context: Context) -> No
     the chain has opened the round (after committing the previous one), then compares.
     """
     gateway = _gateway(view, context, participant_account(context))
-    deadline = time.monotonic() + view.wait_s
+    deadline, poll = time.monotonic() + view.wait_s, _POLL_S
     head, last_round = gateway.task_head(view.task_id)
     while last_round < view.round_id:
         if time.monotonic() > deadline:
@@ -156,7 +166,8 @@ def _verify_on_chain(view: _LedgerView, received: bytes, context: Context) -> No
                 f"refused: the chain has not opened round {view.round_id} of task "
                 f"{view.task_id} within {view.wait_s:.0f} s, so the model cannot be checked"
             )
-        time.sleep(_POLL_S)
+        time.sleep(poll)
+        poll = min(poll * 2, _POLL_MAX_S)  # back off: every poll is a request the node serves
         head, last_round = gateway.task_head(view.task_id)
     if head != received:
         raise ModelNotOnChainError(

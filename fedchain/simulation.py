@@ -30,6 +30,7 @@ def simulate(
     logging.getLogger("flwr").setLevel(logging.ERROR)
     from flwr.simulation import run_simulation
 
+    from fedchain import _simulation_dispatch
     from fedchain.client_app import make_client_app
     from fedchain.server_app import make_server_app
 
@@ -40,6 +41,7 @@ def simulate(
         done.append(record)
 
     server = make_server_app(settings, on_round, on_done)
+    _simulation_dispatch.install()  # Flower's dispatch scans nodes x messages: see the module
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:

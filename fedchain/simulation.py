@@ -7,8 +7,9 @@ import os
 import warnings
 from collections.abc import Callable
 
-from fedchain.artifacts import RunRecord
+from fedchain.artifacts import RunRecord, write_summary
 from fedchain.errors import FedchainError
+from fedchain.memory import PeakMemory
 from fedchain.settings import RunSettings
 from fedchain.strategy import RoundReport
 
@@ -22,7 +23,11 @@ class SimulationError(FedchainError, RuntimeError):
 def simulate(
     settings: RunSettings, on_round: Callable[[RoundReport], None] | None = None
 ) -> RunRecord:
-    """Run the federation of ``settings.num_clients`` simulated clients; return its record."""
+    """Run the federation of ``settings.num_clients`` simulated clients; return its record.
+
+    The record (and summary.json) carries the peak resident memory of the whole process tree,
+    server and Ray workers, sampled while the simulation ran.
+    """
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     # Flower's progress lines and its notice that run_simulation is deprecated (it is still
@@ -42,7 +47,7 @@ def simulate(
 
     server = make_server_app(settings, on_round, on_done)
     _simulation_dispatch.install()  # Flower's dispatch scans nodes x messages: see the module
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), PeakMemory() as memory:
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             run_simulation(
@@ -60,4 +65,8 @@ def simulate(
         raise SimulationError(
             "the simulation stopped before the federation finished: see the log above"
         ) from (errors[0] if errors else None)
-    return done[0]
+    record = done[0]
+    record.peak_rss_bytes = memory.peak.rss_bytes
+    record.peak_rss_processes = memory.peak.processes
+    write_summary(record, settings.out_dir)  # again, now with the peak of the whole run
+    return record

@@ -14,6 +14,8 @@ from bench_gas import markdown as gas_markdown
 from bench_hashing import bench_hashing, markdown_table
 from bench_overhead import bench_overhead
 from bench_overhead import markdown as overhead_markdown
+from bench_scale import bench_latency, bench_scale, latency_markdown
+from bench_scale import markdown as scale_markdown
 from bench_scoring import bench_scoring
 from bench_scoring import markdown as scoring_markdown
 
@@ -29,6 +31,10 @@ def main() -> None:
     scoring = scoring_markdown(bench_scoring())
     print("ledger overhead (nine federations) ...", flush=True)
     overhead = overhead_markdown(bench_overhead())
+    print("transaction latency, embedded against anvil ...", flush=True)
+    latency = latency_markdown(bench_latency())
+    print("scale: 10, 100 and 1,000 clients (eighteen federations) ...", flush=True)
+    scale = scale_markdown(bench_scale())
     today = datetime.date.today().isoformat()
     text = f"""# Benchmarks
 
@@ -66,6 +72,14 @@ with the ledger on the embedded chain and on anvil, against no ledger. Each wall
 starting Flower's simulation engine (Ray), which all three pay alike.
 
 {overhead}
+
+## Scale: 10, 100 and 1,000 clients (`python scripts/bench_scale.py`)
+
+{scale}
+
+## Transaction latency: embedded against anvil (`python scripts/bench_scale.py`)
+
+{latency}
 """
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text)

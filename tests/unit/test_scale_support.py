@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -13,6 +14,14 @@ import pytest
 
 from fedchain import _simulation_dispatch, workload
 from fedchain.memory import PeakMemory, tree_rss
+from fedchain.ml.data import (
+    SYNTHETIC_DEFAULT_SIZE,
+    dataset_hash,
+    load_dataset,
+    load_synthetic,
+    parse_dataset_spec,
+)
+from fedchain.ml.errors import DatasetError
 from fedchain.settings import RunSettings
 
 # --- peak memory of the process tree ---
@@ -137,3 +146,51 @@ def test_the_dispatch_is_installed_only_on_the_flower_it_was_written_for() -> No
     assert installed is True
     assert getattr(vce_api.add_messages_to_queue, "fedchain_dispatch", False)
     assert _simulation_dispatch.install() is True  # idempotent
+
+
+# --- a dataset for a thousand clients ---
+
+
+@pytest.mark.parametrize(
+    ("spec", "size"), [("synthetic", None), (" Synthetic:5000 ", 5000), ("synthetic:1_000", 1000)]
+)
+def test_synthetic_specs(spec: str, size: int | None) -> None:
+    parsed = parse_dataset_spec(spec)
+    assert (parsed.kind, parsed.size) == ("synthetic", size)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("synthetic:many", "not a number of rows"), ("synthetic:5", "10 to 1,000,000 rows")],
+)
+def test_bad_synthetic_specs_say_what_to_write(spec: str, message: str) -> None:
+    with pytest.raises(DatasetError, match=message) as caught:
+        parse_dataset_spec(spec)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_the_synthetic_dataset_is_the_same_rows_every_time() -> None:
+    # Execute
+    first, second = load_dataset("synthetic:500"), load_synthetic(500)
+    # Assert
+    assert first.features.shape == (500, 20)
+    assert first.num_classes == 4
+    assert set(first.labels.tolist()) == {0, 1, 2, 3}
+    assert dataset_hash(first) == dataset_hash(second)
+    assert len(load_dataset("synthetic")) == SYNTHETIC_DEFAULT_SIZE
+
+
+def test_too_many_clients_for_a_dataset_is_refused_before_anything_starts() -> None:
+    # Execute
+    done = subprocess.run(
+        [sys.executable, "-m", "fedchain", "simulate", "--clients", "1000", "--chain", "none"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    # Assert
+    assert done.returncode == 2
+    error = " ".join(done.stderr.split())
+    assert "456 training examples of breast-cancer cannot give 1000 clients 2 examples each" in (
+        error
+    )
+    assert "--dataset synthetic" in error

@@ -19,12 +19,14 @@ import psutil
 
 __all__ = ["DEFAULT_INTERVAL_S", "TREE_REFRESH_S", "MemorySample", "PeakMemory", "tree", "tree_rss"]
 
-#: Seconds between samples: short enough for a round of a few seconds, a few /proc reads each.
-DEFAULT_INTERVAL_S = 0.25
+#: Seconds between samples: memory held for a round (a second or more) is seen; a few small
+#: /proc reads each.
+DEFAULT_INTERVAL_S = 0.5
 #: Seconds between listings of the tree's processes. Listing reads every process of the machine
-#: (about 30 ms with 170 processes), reading a known process's memory one small file: Ray starts
-#: its processes once, so the tree is listed seldom and its members' memory read often.
-TREE_REFRESH_S = 2.0
+#: (about 30 ms with 170 processes; at 2 s py-spy still saw the sampler take 5 % of a core),
+#: reading a known process's memory one small file: Ray starts its processes once, so the tree
+#: is listed seldom and its members' memory read often.
+TREE_REFRESH_S = 5.0
 
 
 @dataclass(frozen=True)

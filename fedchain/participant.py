@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -36,7 +37,7 @@ FIRST_PARTICIPANT_KEY = 1
 #: How long a client waits for the chain to catch up with the round it was sent.
 DEFAULT_CHAIN_WAIT_S = 120.0
 _POLL_S = 0.01
-_POLL_MAX_S = 0.25
+_POLL_MAX_S = 0.1
 
 
 class ModelNotOnChainError(FedchainError, ValueError):
@@ -170,6 +171,9 @@ def _verify_on_chain(view: _LedgerView, received: bytes, context: Context) -> No
     The coordinator may send the round before its transactions are mined, so this waits until
     the chain has opened the round (after committing the previous one), then compares.
     """
+    checked = (view.rpc_url, view.domain.verifying_contract, view.task_id, view.round_id, received)
+    if checked in _verified:
+        return
     gateway = _reader(view, context)
     deadline, poll = time.monotonic() + view.wait_s, _POLL_S
     head, last_round = gateway.task_head(view.task_id)
@@ -187,6 +191,14 @@ def _verify_on_chain(view: _LedgerView, received: bytes, context: Context) -> No
             f"refused: the model received hashes to {to_hex(received)}, but the chain's latest "
             f"global model of task {view.task_id} is {to_hex(head)}"
         )
+    _verified.append(checked)
+
+
+#: What this process has verified: (chain, ledger, task, round, model) where the chain had the
+#: round open on that very model. A round's parent never changes once opened, so the fact stays
+#: true, and the other participants this process plays in the same round need not ask the
+#: chain again (the question took a third of a client's time at 100 clients on anvil).
+_verified: deque[tuple[str, str, int, int, bytes]] = deque(maxlen=64)
 
 
 def _commit(view: _LedgerView, update_hash: bytes, examples: int, context: Context) -> ConfigRecord:

@@ -22,7 +22,7 @@ from fedchain.simulation import simulate
 
 pytestmark = pytest.mark.slow
 
-#: Far above what the runs take (about 2.2 GiB) and far below the machine's 24 GiB: a leak of
+#: Far above what the runs take (2.2 to 2.4 GiB) and far below the machine's 24 GiB: a leak of
 #: per-client state in the server or the workers would cross it.
 MEMORY_CEILING = 6 * 2**30
 

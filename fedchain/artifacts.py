@@ -19,7 +19,7 @@ from fedchain.settings import RunSettings
 from fedchain.strategy import RoundReport
 from fedchain.task import TaskSpec
 
-__all__ = ["RunRecord", "summary", "write_artifacts"]
+__all__ = ["RunRecord", "summary", "write_artifacts", "write_summary"]
 
 SCHEMA_VERSION = 1
 
@@ -36,6 +36,8 @@ class RunRecord:
     final_model_hash: str
     events: list[LedgerEvent] = field(default_factory=list)
     roles: dict[str, str] = field(default_factory=dict)  # address -> honest or attack kind
+    peak_rss_bytes: int | None = None  # of the process tree, server + Ray (fedchain.memory)
+    peak_rss_processes: int | None = None  # processes in the tree at that peak
 
 
 def summary(record: RunRecord) -> dict[str, Any]:
@@ -83,6 +85,8 @@ def summary(record: RunRecord) -> dict[str, Any]:
         "rounds": rounds,
         "rewards": {address: str(amount) for address, amount in sorted(rewards.items())},
         "final_model_hash": record.final_model_hash,
+        "peak_rss_bytes": record.peak_rss_bytes,
+        "peak_rss_processes": record.peak_rss_processes,
     }
 
 
@@ -105,6 +109,11 @@ def _write_json(path: Path, document: Any) -> None:
     temporary = path.with_suffix(path.suffix + ".tmp")
     temporary.write_text(json.dumps(document, indent=2) + "\n")
     os.replace(temporary, path)
+
+
+def write_summary(record: RunRecord, out: Path) -> None:
+    """Write (or rewrite) summary.json into ``out``."""
+    _write_json(out / "summary.json", summary(record))
 
 
 def write_artifacts(record: RunRecord, out: Path) -> None:

@@ -278,17 +278,25 @@ def simulate(
 
 def _validate_workload(settings: RunSettingsT) -> None:
     """Parse the data and model options before any engine starts; bad ones exit with code 2."""
-    from fedchain.ml.data import load_dataset
+    from fedchain.ml.data import SYNTHETIC, SYNTHETIC_DEFAULT_SIZE, load_dataset, split_holdout
     from fedchain.ml.models import MODEL_NAMES
-    from fedchain.ml.partition import parse_partition_scheme
+    from fedchain.ml.partition import MIN_CLIENT_SAMPLES, parse_partition_scheme
 
     parse_partition_scheme(settings.partition)
     if settings.model not in ("auto", *MODEL_NAMES):
         raise _settings_error(f"unknown model {settings.model!r}: auto, {', '.join(MODEL_NAMES)}")
     data = load_dataset(settings.dataset, label_column=settings.label_column)
-    if len(data) < 2 * settings.num_clients:
+    train, _ = split_holdout(data, settings.holdout_fraction, settings.seed)
+    if len(train) < MIN_CLIENT_SAMPLES * settings.num_clients:
+        # Rows that leave MIN_CLIENT_SAMPLES per client after the holdout (per-class rounding
+        # of the stratified split can take a few more).
+        needed = MIN_CLIENT_SAMPLES * settings.num_clients
+        rows = int(needed / (1 - settings.holdout_fraction)) + 10
         raise _settings_error(
-            f"{len(data)} examples cannot be split over {settings.num_clients} clients"
+            f"{len(train)} training examples of {settings.dataset} cannot give "
+            f"{settings.num_clients} clients {MIN_CLIENT_SAMPLES} examples each: use fewer "
+            f"clients or more data, e.g. --dataset {SYNTHETIC} (generated, "
+            f"{SYNTHETIC_DEFAULT_SIZE:,} rows) or {SYNTHETIC}:N with N >= {rows}"
         )
 
 
@@ -351,6 +359,11 @@ def _print_rounds(record: RunRecordT) -> None:
         )
     console.print(table)
     console.print(f"final model {record.final_model_hash}")
+    if record.peak_rss_bytes is not None:
+        console.print(
+            f"peak memory {record.peak_rss_bytes / 2**20:,.0f} MiB resident, whole process tree "
+            f"(server + Ray, {record.peak_rss_processes} processes at the peak)"
+        )
 
 
 RunOption = Annotated[

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 #: Chains whose keys are the public DEVNET TEST keys (anvil, Hardhat, ganache ids).
 _DEVNET_CHAIN_IDS = frozenset({31337, 1337})
 _PARTICIPANT_GAS_WEI = 10**18
+#: Participants registered per transaction: about 72,000 gas each, so 200 take 14.4 M gas, under
+#: half of a 30 M gas block (1,000 in one transaction would exceed any block).
+REGISTRATION_BATCH = 200
 
 
 class TaskMismatchError(ChainError, ValueError):
@@ -236,7 +239,10 @@ def _prepare_participants(
         queue.submit(lambda: gateway.ensure_funded(task_id, budget))
     ids = range(settings.num_clients)
     addresses = [devnet_account(FIRST_PARTICIPANT_KEY + p).address for p in ids]  # DEVNET TEST
-    queue.submit(partial(gateway.register_participants, addresses, [_org_hash(p) for p in ids]))
+    orgs = [_org_hash(p) for p in ids]
+    for start in range(0, len(addresses), REGISTRATION_BATCH):
+        end = start + REGISTRATION_BATCH
+        queue.submit(partial(gateway.register_participants, addresses[start:end], orgs[start:end]))
     if settings.direct:
         for address in addresses:
             queue.submit(partial(gateway.ensure_balance, address, _PARTICIPANT_GAS_WEI))

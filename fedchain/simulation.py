@@ -7,8 +7,9 @@ import os
 import warnings
 from collections.abc import Callable
 
-from fedchain.artifacts import RunRecord
+from fedchain.artifacts import RunRecord, write_summary
 from fedchain.errors import FedchainError
+from fedchain.memory import PeakMemory
 from fedchain.settings import RunSettings
 from fedchain.strategy import RoundReport
 
@@ -29,6 +30,9 @@ def simulate(
     With ``resume``, go on with the run in ``settings.out`` (whose settings these must be, see
     :func:`fedchain.resume.load_run_settings`) from the last round its chain holds; whether it
     can is checked first, before any engine starts or anything is written.
+
+    The record (and summary.json) carries the peak resident memory of the whole process tree,
+    server and Ray workers, sampled while the simulation ran.
     """
     if resume:
         from fedchain.coordinator import check_resume
@@ -41,6 +45,7 @@ def simulate(
     logging.getLogger("flwr").setLevel(logging.ERROR)
     from flwr.simulation import run_simulation
 
+    from fedchain import _simulation_dispatch
     from fedchain.client_app import make_client_app
     from fedchain.server_app import make_server_app
 
@@ -51,7 +56,8 @@ def simulate(
         done.append(record)
 
     server = make_server_app(settings, on_round, on_done, resume)
-    with warnings.catch_warnings():
+    _simulation_dispatch.install()  # Flower's dispatch scans nodes x messages: see the module
+    with warnings.catch_warnings(), PeakMemory() as memory:
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             run_simulation(
@@ -69,4 +75,8 @@ def simulate(
         raise SimulationError(
             "the simulation stopped before the federation finished: see the log above"
         ) from (errors[0] if errors else None)
-    return done[0]
+    record = done[0]
+    record.peak_rss_bytes = memory.peak.rss_bytes
+    record.peak_rss_processes = memory.peak.processes
+    write_summary(record, settings.out_dir)  # again, now with the peak of the whole run
+    return record

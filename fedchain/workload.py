@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from fedchain.ml.data import Dataset, dataset_hash, load_dataset, split_holdout
 from fedchain.ml.models import CNN, MLP, build_model
@@ -37,6 +38,8 @@ Weights = dict[str, np.ndarray[Any, Any]]
 
 # One process trains one client at a time; more threads only fight over the 2 cores.
 _TORCH_THREADS = 1
+#: Client datasets a process keeps (least recently used dropped first).
+_CLIENT_DATA_CACHE = 16
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,27 @@ def holdout(settings: RunSettings) -> Holdout:
     return Holdout(preprocess_local(raw), dataset_hash(raw), raw.num_classes, raw.input_shape)
 
 
-@cache
+@lru_cache(maxsize=4)
+def _partition(
+    split: tuple[str, str, float, int], scheme: str, num_partitions: int
+) -> tuple[NDArray[np.int64], ...]:
+    """Every client's example indices: computed once per process, deterministic for the seed.
+
+    Only index arrays (one int64 per training example in all) are kept, whatever the number of
+    clients; a client's data is built from them when it is sampled.
+    """
+    train_part, _ = _split(*split)
+    return tuple(partition(train_part.labels, num_partitions, scheme, split[3]))
+
+
+# A worker process trains the clients it is handed one at a time: a few recent datasets are
+# kept (a small federation keeps all of its clients), never one per client of a large one.
+@lru_cache(maxsize=_CLIENT_DATA_CACHE)
 def _client_data(settings: RunSettings, partition_id: int, num_partitions: int) -> Dataset:
-    train_part, _ = _split(
-        settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed
-    )
-    parts = partition(train_part.labels, num_partitions, settings.partition, settings.seed)
-    return preprocess_local(train_part.subset(parts[partition_id]))
+    key = (settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed)
+    train_part, _ = _split(*key)
+    indices = _partition(key, settings.partition, num_partitions)[partition_id]
+    return preprocess_local(train_part.subset(indices))
 
 
 def client_data(

@@ -151,16 +151,24 @@ def _dirichlet_label_skew(
 ) -> list[NDArray[np.int64]]:
     classes = np.unique(labels)
     shares: list[NDArray[np.int64]] = []
-    for _ in range(DIRICHLET_MAX_ATTEMPTS):
-        parts: list[list[NDArray[np.int64]]] = [[] for _ in range(num_clients)]
+    for attempt in range(DIRICHLET_MAX_ATTEMPTS):
+        draws = []
+        sizes = np.zeros(num_clients, dtype=np.int64)
         for label in classes:
             members = rng.permutation(np.flatnonzero(labels == label))
             proportions = rng.dirichlet(np.full(num_clients, alpha))
             cuts = (np.cumsum(proportions)[:-1] * members.size).astype(np.int64)
-            for client, piece in enumerate(np.split(members, cuts)):
-                parts[client].append(piece)
-        shares = [np.concatenate(p).astype(np.int64) for p in parts]
-        if min(share.size for share in shares) >= MIN_CLIENT_SAMPLES:
+            sizes += np.diff(cuts, prepend=0, append=members.size)
+            draws.append((members, cuts))
+        # Count first, split only the draw that is kept (or the last one): with a thousand
+        # clients, splitting every rejected draw cost seconds.
+        if sizes.min() >= MIN_CLIENT_SAMPLES or attempt == DIRICHLET_MAX_ATTEMPTS - 1:
+            parts: list[list[NDArray[np.int64]]] = [[] for _ in range(num_clients)]
+            for members, cuts in draws:
+                for client, piece in enumerate(np.split(members, cuts)):
+                    parts[client].append(piece)
+            shares = [np.concatenate(p).astype(np.int64) for p in parts]
+        if sizes.min() >= MIN_CLIENT_SAMPLES:
             return shares
     # Documented fallback for extreme alphas: move random examples from the largest client.
     for client in range(num_clients):

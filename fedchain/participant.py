@@ -128,7 +128,8 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     }
     if view is not None:
         records[keys.RECORD_COMMITMENT] = _commit(view, model_hash(update), len(data), context)
-    else:  # no ledger: the address still names the participant in the run's record
+    elif keys.NODE_KEYSTORE in context.node_config or keys.NODE_PARTITION_ID in context.node_config:
+        # No ledger: the address still names the participant in the run's record.
         records[keys.RECORD_PARTICIPANT] = ConfigRecord(
             {keys.COMMIT_PARTICIPANT: participant_account(context).address}
         )

@@ -66,6 +66,7 @@ def test_client_data_is_built_on_demand_and_not_kept_per_client() -> None:
     # Prepare
     settings = RunSettings(num_clients=1000, dataset="synthetic", partition="dirichlet:0.5")
     workload._client_data.cache_clear()
+    workload._partition.cache_clear()
     # Execute
     sizes = [len(workload.client_data(settings, p)) for p in range(0, 1000, 25)]
     again = workload.client_data(settings, 0)

@@ -1188,8 +1188,11 @@ class ModelProvenance:
         return task.rounds.get(sighting.round) if task else None
 
 
-def verify_model(path: Path, source: LedgerSource) -> ModelProvenance:
+def verify_model(path: Path, source: LedgerSource, run: Path | None = None) -> ModelProvenance:
     """Hash a model file (SHA-256 of its bytes) and find where the ledger recorded it.
+
+    With the ``run`` directory, merkle rounds show their participants too (from the records
+    the run published).
 
     Raises
     ------
@@ -1205,4 +1208,8 @@ def verify_model(path: Path, source: LedgerSource) -> ModelProvenance:
     except ModelFileError:
         readable = False
     lineage = rebuild_lineage(source.gateway)
+    if run is not None:
+        from fedchain.merkle_audit import attach_merkle_records
+
+        attach_merkle_records(lineage, ModelStore(run / "store"), run)
     return ModelProvenance(path, digest, readable, tuple(find_model(lineage, digest)), lineage)

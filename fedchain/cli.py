@@ -630,7 +630,7 @@ def verify_model(
     except AuditError as exc:
         raise _fail(str(exc), 2) from None
     try:
-        provenance = find(file, source)
+        provenance = find(file, source, run)
     finally:
         source.close()
     _print_provenance(provenance)

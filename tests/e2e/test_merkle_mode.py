@@ -172,3 +172,14 @@ def test_a_tampered_or_lost_round_record_is_named(out: Path, tmp_path: Path) -> 
     assert {c["round"] for c in merkle} == {1, 2}
     assert any("no intact copy in the store" in c["detail"] for c in merkle if c["round"] == 1)
     assert any("not the record committed on chain" in c["detail"] for c in merkle)
+
+
+def test_verify_model_names_a_merkle_rounds_participants(out: Path) -> None:
+    # Execute
+    done = _fedchain("verify-model", str(out / "final_model.safetensors"), "--run", str(out))
+    # Assert
+    assert done.returncode == 0, done.stderr
+    assert f"round {ROUNDS}" in done.stdout
+    record = load_records(out)[ROUNDS]
+    for leaf in record.tree.leaves:
+        assert leaf.participant in done.stdout

@@ -833,19 +833,7 @@ def _settings_for(
         first = task.ordered_rounds()[0].opened if task.rounds else (1 << 62, 0)
         registered = sum(m.active_at(first) for m in lineage.members.values())
         base = RunSettings(num_clients=max(2, registered))
-    return base.with_changes(
-        dataset=spec.dataset,
-        model=spec.model,
-        strategy=spec.strategy,
-        local_epochs=spec.local_epochs,
-        learning_rate=spec.learning_rate,
-        batch_size=spec.batch_size,
-        proximal_mu=spec.proximal_mu,
-        holdout_fraction=spec.holdout_fraction,
-        partition=spec.partition or base.partition,
-        seed=spec.seed,
-        contribution=spec.contribution,
-    )
+    return spec.training_settings(base)
 
 
 def replay_task(

@@ -103,19 +103,7 @@ def settings_from_spec(spec: TaskSpec, base: RunSettings) -> RunSettings:
     """
     from fedchain.coordinator import task_spec
 
-    settings = base.with_changes(
-        dataset=spec.dataset,
-        model=spec.model,
-        strategy=spec.strategy,
-        local_epochs=spec.local_epochs,
-        learning_rate=spec.learning_rate,
-        batch_size=spec.batch_size,
-        proximal_mu=spec.proximal_mu,
-        holdout_fraction=spec.holdout_fraction,
-        partition=spec.partition,
-        seed=spec.seed,
-        contribution=spec.contribution,
-    )
+    settings = spec.training_settings(base)
     rebuilt = task_spec(settings)
     differ = [
         f"{f.name} (spec {getattr(spec, f.name)!r}, here {getattr(rebuilt, f.name)!r})"

@@ -10,10 +10,13 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedchain import __version__
 from fedchain.errors import FedchainError
+
+if TYPE_CHECKING:
+    from fedchain.settings import RunSettings
 
 __all__ = ["TaskSpec", "TaskSpecError"]
 
@@ -46,6 +49,23 @@ class TaskSpec:
     def canonical(self) -> bytes:
         """Compact, key-sorted ASCII JSON: the bytes the spec hash is taken over."""
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode("ascii")
+
+    def training_settings(self, base: RunSettings) -> RunSettings:
+        """``base`` with the fields this spec fixes: how the task's rounds are trained, scored
+        and so recomputed (an older spec without a partition keeps ``base``'s)."""
+        return base.with_changes(
+            dataset=self.dataset,
+            model=self.model,
+            strategy=self.strategy,
+            local_epochs=self.local_epochs,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            proximal_mu=self.proximal_mu,
+            holdout_fraction=self.holdout_fraction,
+            partition=self.partition or base.partition,
+            seed=self.seed,
+            contribution=self.contribution,
+        )
 
     def spec_hash(self) -> bytes:
         return hashlib.sha256(self.canonical()).digest()

@@ -99,17 +99,18 @@ def account_fund(
 
 # ---------------------------------------------------------------------- certs
 
+HostOption = Annotated[
+    list[str] | None,
+    typer.Option(help="Name or IP SuperNodes reach the SuperLink by (repeat).", show_default=False),
+]
+DaysOption = Annotated[int, typer.Option(help="Validity in days.")]
+
 
 @certs_app.command("ca")
 def certs_ca(
     directory: Annotated[Path, typer.Argument(help="Directory for the CA and SuperLink files.")],
-    host: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Name or IP SuperNodes reach the SuperLink by (repeat).", show_default=False
-        ),
-    ] = None,
-    days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
+    host: HostOption = None,
+    days: DaysOption = 365,
     name: Annotated[str, typer.Option(help="The consortium's name.")] = "",
 ) -> None:
     """Coordinator: create the consortium's CA and the SuperLink's TLS certificate."""
@@ -141,13 +142,8 @@ def certs_node_key(
 def certs_consortium(
     directory: Annotated[Path, typer.Argument(help="Directory for every file.")],
     node: Annotated[list[str], typer.Option(help="A SuperNode name, e.g. hospital-a (repeat).")],
-    host: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Name or IP SuperNodes reach the SuperLink by (repeat).", show_default=False
-        ),
-    ] = None,
-    days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
+    host: HostOption = None,
+    days: DaysOption = 365,
 ) -> None:
     """A test consortium in one directory: CA, SuperLink certificate, one key pair per node."""
     from fedchain.certs import create_consortium

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import requests
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import RPCEndpoint
 
 from fedchain.chain.accounts import DEVNET_MNEMONIC
 from fedchain.chain.errors import ChainError, ChainUnreachable
@@ -279,7 +280,14 @@ class RpcChain:
     @property
     def w3(self) -> Web3:
         if self._w3 is None:
-            provider = Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": _RPC_TIMEOUT_S})
+            # web3 asks the node for its chain id before every call and gas estimate (to
+            # validate the request): cached, that is one request per connection, not two per read.
+            provider = Web3.HTTPProvider(
+                self.rpc_url,
+                request_kwargs={"timeout": _RPC_TIMEOUT_S},
+                cache_allowed_requests=True,
+                cacheable_requests={RPCEndpoint("eth_chainId")},
+            )
             w3 = Web3(provider)
             if self.probe:
                 try:

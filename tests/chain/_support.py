@@ -119,6 +119,7 @@ def outcome(model: str = "global", accuracy_ppm: int = 900_000) -> RoundOutcome:
 # ---------------------------------------------------------------------- the flaky proxy
 
 PASS, FAIL_503, CLOSE, FORWARD_THEN_CLOSE = "pass", "503", "close", "forward-then-close"
+UNKNOWN_METHOD = "unknown-method"  # answer as a node without that method does (-32601)
 Rule = Callable[[int, str, int], str]
 """(request number from 1, JSON-RPC method, occurrence of that method from 1) -> action."""
 
@@ -128,8 +129,8 @@ class FlakyProxy:
     """A JSON-RPC proxy on 127.0.0.1 in front of ``upstream`` that fails requests on purpose.
 
     ``rule`` decides per request: pass it on, answer HTTP 503, close the connection without
-    forwarding, or forward it and close the connection instead of answering (the node acted,
-    the client never heard).
+    forwarding, forward it and close the connection instead of answering (the node acted,
+    the client never heard), or answer that the node has no such method.
     """
 
     upstream: str
@@ -182,12 +183,18 @@ class FlakyProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 try:
-                    method = str(json.loads(body).get("method"))
+                    request = json.loads(body)
+                    method = str(request.get("method"))
                 except (ValueError, AttributeError):
-                    method = "?"
+                    request, method = {}, "?"
                 action = proxy.decide(method)
                 if action == FAIL_503:
                     self._answer(503, b"injected failure")
+                    return
+                if action == UNKNOWN_METHOD:
+                    error = {"code": -32601, "message": f"the method {method} does not exist"}
+                    answer = {"jsonrpc": "2.0", "id": request.get("id"), "error": error}
+                    self._answer(200, json.dumps(answer).encode())
                     return
                 if action == CLOSE:
                     self.close_connection = True

@@ -13,9 +13,15 @@ from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fedchain.chain.errors import SignatureError
 from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import Commitment, RoundId, SignedCommitment, TaskId
-from fedchain.chain.signing import LedgerDomain, recover_signer, sign_commitment
+from fedchain.chain.signing import (
+    LedgerDomain,
+    commitment_digest,
+    recover_signer,
+    sign_commitment,
+)
 
 from ._support import Federation, h
 
@@ -58,23 +64,27 @@ def eip712_digest(domain: LedgerDomain, c: Commitment) -> bytes:
     return keccak(b"\x19\x01" + separator + struct)
 
 
-def eth_account_digest(domain: LedgerDomain, c: Commitment) -> bytes:
-    """The same digest through eth_account's EIP-712 encoder."""
-    types = {
-        "Commitment": [
-            {"name": "taskId", "type": "uint256"},
-            {"name": "round", "type": "uint256"},
-            {"name": "updateHash", "type": "bytes32"},
-            {"name": "numExamples", "type": "uint256"},
-        ]
-    }
-    message = {
+_FIELDS = [
+    ("uint256", "taskId"),
+    ("uint256", "round"),
+    ("bytes32", "updateHash"),
+    ("uint256", "numExamples"),
+]
+
+
+def typed_message(c: Commitment) -> dict[str, object]:
+    return {
         "taskId": c.task_id,
         "round": c.round,
         "updateHash": c.update_hash,
         "numExamples": c.num_examples,
     }
-    signable = encode_typed_data(domain.as_dict(), types, message)
+
+
+def eth_account_digest(domain: LedgerDomain, c: Commitment) -> bytes:
+    """The same digest through eth_account's EIP-712 encoder."""
+    types = {"Commitment": [{"name": n, "type": t} for t, n in _FIELDS]}
+    signable = encode_typed_data(domain.as_dict(), types, typed_message(c))
     return keccak(b"\x19" + signable.version + signable.header + signable.body)
 
 
@@ -122,6 +132,7 @@ def test_python_digest_matches_first_principles_and_the_contract_typehash(
     assert typehash == keccak(text=COMMITMENT_TYPE)
     assert eip712_digest(deployed.domain, commitment) == onchain
     assert eth_account_digest(deployed.domain, commitment) == onchain
+    assert commitment_digest(deployed.domain, commitment) == onchain
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -134,6 +145,7 @@ def test_python_digest_equals_the_contract_digest(
 
     # Assert
     assert eth_account_digest(deployed.domain, commitment) == onchain
+    assert commitment_digest(deployed.domain, commitment) == onchain
 
 
 @settings(max_examples=60, deadline=None)
@@ -270,3 +282,35 @@ def test_malformed_commitments_are_refused_before_signing(build: object, message
         build()  # type: ignore[operator]
 
     # Assert: the raise above is the assertion; nothing reached the chain
+
+
+def test_a_signature_from_eth_accounts_typed_data_signer_is_recovered(
+    alice: LocalAccount,
+) -> None:
+    # Prepare: signed by the generic EIP-712 signer (as a wallet would), not by fedchain
+    commitment = Commitment(TaskId(5), RoundId(6), h("wallet"), 77)
+    types = {"Commitment": [{"name": n, "type": t} for t, n in _FIELDS]}
+    message = typed_message(commitment)
+    signature = bytes(alice.sign_typed_data(DOMAIN.as_dict(), types, message).signature)
+
+    # Execute
+    signer = recover_signer(DOMAIN, SignedCommitment(commitment, alice.address, signature))
+
+    # Assert
+    assert signer == alice.address
+    assert signature == sign_commitment(alice, DOMAIN, commitment).signature
+
+
+def test_a_malleated_signature_is_refused(alice: LocalAccount) -> None:
+    # Prepare: (r, n - s) with the parity flipped recovers the same key, but the contract
+    # refuses it (EIP-2)
+    signed = sign_commitment(alice, DOMAIN, Commitment(TaskId(1), RoundId(1), h("u"), 1))
+    r, s, v = signed.signature[:32], signed.signature[32:64], signed.signature[64]
+    twin = r + (SECP256K1_N - int.from_bytes(s, "big")).to_bytes(32, "big") + bytes([55 - v])
+
+    # Execute
+    with pytest.raises(SignatureError) as caught:
+        recover_signer(DOMAIN, replace(signed, signature=twin))
+
+    # Assert
+    assert "upper half of the curve order" in str(caught.value)

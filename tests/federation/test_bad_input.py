@@ -32,6 +32,8 @@ from fedchain.strategy import LedgerLink, LedgerStrategy, numpy_to_arrays
 
 from .conftest import BUDGET, Ledger, Weights, instruction, make_reply, template, update
 
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
 GOOD = 2  # participants 0 and 1 reply well; participant 2 (or another) sends the bad reply
 BAD_NODE = 3
 
@@ -81,11 +83,16 @@ def _signed_reply(
     examples: Any = 10,
     committed_examples: Any = 10,
     arrays: ArrayRecord | None = None,
+    malleate: bool = False,
 ) -> Message:
     """A reply whose commitment is signed for whatever a forger chose."""
     digest = model_hash(weights)
     commitment = Commitment(TaskId(task_id or ledger.task_id), RoundId(round_id), digest, 10)
     signed = sign_commitment(account, domain or ledger.gateway.domain, commitment)
+    if malleate:  # the signer's other valid signature: (r, n - s), the parity flipped
+        r, s, v = signed.signature[:32], signed.signature[32:64], signed.signature[64]
+        high_s = (SECP256K1_N - int.from_bytes(s, "big")).to_bytes(32, "big")
+        signature = r + high_s + bytes([55 - v])
     records: dict[str, Any] = {
         keys.RECORD_ARRAYS: arrays if arrays is not None else numpy_to_arrays(weights),
         keys.RECORD_METRICS: MetricRecord({keys.METRIC_NUM_EXAMPLES: examples}),
@@ -136,6 +143,7 @@ def _bad_reply(ledger: Ledger, case: str) -> Message:
         "zero signature": {"weights": weights, "signature": b"\x00" * 65},
         "signature out of range": {"weights": weights, "signature": b"\xff" * 65},
         "signature with v 5": {"weights": weights, "signature": b"\x01" * 64 + b"\x05"},
+        "malleated signature": {"weights": weights, "malleate": True},
         "short signature": {"weights": weights, "signature": b"\x01" * 20},
         "other chain": {"weights": weights, "domain": LedgerDomain(1, domain.verifying_contract)},
         "other contract": {
@@ -164,6 +172,7 @@ CASES = {
     "zero signature": "bad signature: the signature of",
     "signature out of range": "bad signature: the signature of",
     "signature with v 5": "bad signature: the signature of",
+    "malleated signature": "upper half of the curve order",
     "short signature": "bad signature: signature must be 65 bytes",
     "other chain": "signature is by",
     "other contract": "signature is by",

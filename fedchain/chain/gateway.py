@@ -12,7 +12,7 @@ import ast
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Protocol, TypeVar, cast
 
 import requests
@@ -263,7 +263,7 @@ class LedgerGateway:
         """The same ledger, acting as ``account``."""
         return LedgerGateway(self.w3, self.deployment, account, self.retry)
 
-    @property
+    @cached_property
     def domain(self) -> LedgerDomain:
         return LedgerDomain(self.deployment.chain_id, _address(self.deployment.ledger))
 
@@ -291,21 +291,10 @@ class LedgerGateway:
         """
         head_slot, round_slot, shift, width = _task_head_slots(task_id)
         address = self.ledger.address
-        if isinstance(self.w3.provider, HTTPProvider):
-
-            def both() -> list[Any]:
-                with self.w3.batch_requests() as batch:  # one round trip
-                    batch.add(self.w3.eth.get_storage_at(address, head_slot))
-                    batch.add(self.w3.eth.get_storage_at(address, round_slot))
-                    return list(batch.execute())
-
-            # a batch bypasses the per-request retry of the provider: retried here as a whole
-            words: list[Any] = self._rpc(lambda: _with_retries(self.retry, self._url(), both))
-        else:
-            words = [
-                self._rpc(lambda: self.w3.eth.get_storage_at(address, head_slot)),
-                self._rpc(lambda: self.w3.eth.get_storage_at(address, round_slot)),
-            ]
+        words = self._read_together(
+            lambda: self.w3.eth.get_storage_at(address, head_slot),
+            lambda: self.w3.eth.get_storage_at(address, round_slot),
+        )
         head, packed = bytes(words[0]), bytes(words[1])
         last_round = (int.from_bytes(packed, "big") >> shift) & ((1 << width) - 1)
         return head.rjust(32, b"\x00"), RoundId(last_round)
@@ -639,6 +628,21 @@ class LedgerGateway:
                 raise ChainUnreachable(self._url(), exc) from exc
             raise
 
+    def _read_together(self, *reads: Callable[[], Any]) -> list[Any]:
+        """Several reads in one round trip to a node (a JSON-RPC batch); in turn in process."""
+        if not isinstance(self.w3.provider, HTTPProvider):
+            return [self._rpc(read) for read in reads]
+
+        def batched() -> list[Any]:
+            with self.w3.batch_requests() as batch:
+                for read in reads:
+                    batch.add(read())
+                return list(batch.execute())
+
+        # a batch bypasses the per-request retry of the provider: retried here as a whole
+        result: list[Any] = self._rpc(lambda: _with_retries(self.retry, self._url(), batched))
+        return result
+
     def _url(self) -> str:
         provider = self.w3.provider
         return str(getattr(provider, "endpoint_uri", None) or "the embedded chain")
@@ -663,15 +667,17 @@ class LedgerGateway:
         sender = self.account.address
         request: dict[str, Any] = {"from": sender, "to": call.address, "data": _calldata(call)}
         self.check_durable()  # a nonce read from a node that lost our last write would be stale
-        nonce = self._nonce()
-        latest = self._rpc(lambda: self.w3.eth.get_block("latest"))
+        nonce, latest = self._read_together(
+            lambda: self.w3.eth.get_transaction_count(sender, "pending"),
+            lambda: self.w3.eth.get_block("latest"),
+        )
         if self._in_process:
             # The embedded chain executes in this process: estimating would run every
             # transaction twice. Send with a generous limit; a revert is decoded afterwards.
             gas = _IN_PROCESS_GAS
         else:
             gas = self._gas_limit(request, int(latest["gasLimit"]))
-        tx = {**request, "nonce": nonce, "gas": gas, "chainId": self.deployment.chain_id}
+        tx = {**request, "nonce": int(nonce), "gas": gas, "chainId": self.deployment.chain_id}
         try:
             return self._send_tx({**tx, **_fees(latest)})
         except TransactionFailed:

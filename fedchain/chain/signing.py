@@ -7,7 +7,7 @@ contract verifies the same digest on chain.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import lru_cache
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
@@ -57,21 +57,27 @@ class LedgerDomain:
             "verifyingContract": self.verifying_contract,
         }
 
-    @cached_property
+    @property
     def separator(self) -> bytes:
         """The EIP-712 domain separator, as the contract computes it."""
-        return keccak(
-            abi_encode(
-                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [
-                    _DOMAIN_TYPEHASH,
-                    keccak(text=DOMAIN_NAME),
-                    keccak(text=DOMAIN_VERSION),
-                    self.chain_id,
-                    self.verifying_contract,
-                ],
-            )
+        return _separator(self.chain_id, self.verifying_contract)
+
+
+@lru_cache(maxsize=64)
+def _separator(chain_id: int, verifying_contract: str) -> bytes:
+    # Cached by value: callers build a new LedgerDomain for each message they check.
+    return keccak(
+        abi_encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                _DOMAIN_TYPEHASH,
+                keccak(text=DOMAIN_NAME),
+                keccak(text=DOMAIN_VERSION),
+                chain_id,
+                verifying_contract,
+            ],
         )
+    )
 
 
 def commitment_digest(domain: LedgerDomain, commitment: Commitment) -> Hash32:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Context, Message, RecordDict
@@ -35,14 +38,17 @@ def chain_task(ledger):  # type: ignore[no-untyped-def]
     bridge.close()
 
 
-def _message(gateway, task_id, weights, url: str) -> Message:  # type: ignore[no-untyped-def]
+def _message(
+    gateway, task_id, weights, url: str, round_id: int = 1, wait_s: float = 120.0
+) -> Message:  # type: ignore[no-untyped-def]
     config = ConfigRecord(
         {
-            "server-round": 1,
+            "server-round": round_id,
             keys.CONFIG_TASK_ID: int(task_id),
             keys.CONFIG_CHAIN_ID: gateway.domain.chain_id,
             keys.CONFIG_LEDGER: gateway.domain.verifying_contract,
             keys.CONFIG_RPC_URL: url,
+            keys.CONFIG_CHAIN_WAIT_S: wait_s,
         }
     )
     content = RecordDict({keys.RECORD_ARRAYS: numpy_to_arrays(weights), keys.RECORD_CONFIG: config})
@@ -83,6 +89,43 @@ def test_refuses_a_model_the_chain_did_not_commit(chain_task) -> None:  # type: 
     # Execute / Assert
     with pytest.raises(ModelNotOnChainError, match="refused: the model received hashes to"):
         train_reply(_message(gateway, task_id, tampered, url), _context(1), SETTINGS)
+
+
+def test_waits_for_the_chain_to_open_its_round_then_trains(chain_task) -> None:  # type: ignore[no-untyped-def]
+    # Prepare: round 2 is sent before the coordinator's transactions close 1 and open 2
+    gateway, task_id, initial, url = chain_task
+
+    def coordinator_catches_up() -> None:
+        time.sleep(0.3)
+        gateway.fail_round(task_id, RoundId(1), "no replies")
+        gateway.open_round(task_id, RoundId(2), model_hash(initial))
+
+    catching_up = threading.Thread(target=coordinator_catches_up)
+    catching_up.start()
+
+    # Execute
+    try:
+        reply = train_reply(
+            _message(gateway, task_id, initial, url, round_id=2), _context(2), SETTINGS
+        )
+    finally:
+        catching_up.join()
+
+    # Assert: it trained for round 2, after the chain opened it
+    commitment = reply.content.config_records[keys.RECORD_COMMITMENT]
+    update = arrays_to_numpy(reply.content.array_records[keys.RECORD_ARRAYS])
+    assert bytes(commitment[keys.COMMIT_UPDATE_HASH]) == model_hash(update)  # type: ignore[arg-type]
+    assert gateway.task_head(task_id) == (model_hash(initial), RoundId(2))
+
+
+def test_refuses_when_the_chain_never_opens_its_round(chain_task) -> None:  # type: ignore[no-untyped-def]
+    # Prepare
+    gateway, task_id, initial, url = chain_task
+    message = _message(gateway, task_id, initial, url, round_id=2, wait_s=0.2)
+
+    # Execute / Assert
+    with pytest.raises(ModelNotOnChainError, match="has not opened round 2 of task"):
+        train_reply(message, _context(3), SETTINGS)
 
 
 def test_simulated_participants_sign_with_their_devnet_test_keys() -> None:

@@ -9,6 +9,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway, TxResult
+from fedchain.chain.logs import LogDecoder
 from fedchain.chain.records import Commitment, RoundId, TaskId
 
 from ._support import Federation, h, hex32
@@ -161,3 +162,48 @@ def test_events_can_be_read_for_a_block_range(history: History, deployed: Ledger
     # Assert
     assert window == [e for e in history.events if e.block_number == commit1]
     assert [e.name for e in window][-1] == "RoundCommitted"
+
+
+def test_the_log_decoder_agrees_with_web3_on_every_event(
+    history: History, deployed: LedgerGateway
+) -> None:
+    # Prepare: the raw logs of the scripted task (strings, bools, int256, addresses, bytes32)
+    logs = deployed.w3.eth.get_logs(
+        {"address": deployed.ledger.address, "fromBlock": 0, "toBlock": "latest"}
+    )
+    decoder = LogDecoder(deployed.ledger.abi)
+
+    # Execute
+    ours = [decoder.decode(log) for log in logs]
+
+    # Assert: web3's decoding, bytes as 0x-hex, argument for argument and in the same order
+    theirs = []
+    for log, mine in zip(logs, ours, strict=True):
+        assert mine is not None
+        event = deployed.ledger.events[mine[0]]().process_log(log)
+        plain = {k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in event.args.items()}
+        theirs.append((event.event, plain))
+    assert [(name, list(args.items())) for name, args in ours] == [
+        (name, list(args.items())) for name, args in theirs
+    ]
+    assert {name for name, _ in ours} >= {"RoundFailed", "CommitmentRecorded", "RewardClaimed"}
+
+
+def test_the_log_decoder_skips_other_logs_and_refuses_hashed_arguments(
+    deployed: LedgerGateway,
+) -> None:
+    # Prepare
+    decoder = LogDecoder(deployed.ledger.abi)
+    foreign = {"topics": [h("Transfer(address,address,uint256)")], "data": b""}
+    hashed = [
+        {
+            "type": "event",
+            "name": "Named",
+            "inputs": [{"name": "label", "type": "string", "indexed": True}],
+        }
+    ]
+
+    # Execute / Assert
+    assert decoder.decode(foreign) is None
+    with pytest.raises(ValueError, match="indexed string is stored hashed"):
+        LogDecoder(hashed)

@@ -42,6 +42,15 @@ def test_calldata_is_the_encoding_web3_gives(
     assert ours[:10] == "0x" + keccak(text=call.signature)[:4].hex()
 
 
+def test_calldata_refuses_arguments_by_name(gw: LedgerGateway) -> None:
+    # Prepare
+    call = gw.ledger.functions.openRound(taskId=1, round=1, parentModelHash=h("init"))
+
+    # Execute / Assert
+    with pytest.raises(TypeError, match="pass the contract arguments by position"):
+        _calldata(call)
+
+
 @pytest.fixture(scope="module")
 def anvil(anvil_binary: Path) -> Iterator[AnvilChain]:
     chain = AnvilChain().start()

@@ -44,6 +44,7 @@ from fedchain.lineage import (
     TaskLineage,
     attributed_by_participant,
     find_model,
+    ledger_calls,
     rebuild_lineage,
 )
 from fedchain.settings import RunSettings
@@ -1132,10 +1133,10 @@ def _journal_call(exc: JournalMismatch) -> tuple[str, dict[str, Any]] | None:
         raw = bytes.fromhex(exc.tx[2:] if exc.tx.startswith("0x") else exc.tx)
         data = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["data"]
         contract = Web3().eth.contract(abi=load_artifact("Ledger")["abi"])
-        function, args = contract.decode_function_input(data)
+        calls = ledger_calls(contract, bytes(HexBytes(data)))
     except Exception:
         return None
-    return str(function.fn_name), dict(args)
+    return calls[0]  # a commit batched with the next round's opening: the commit
 
 
 def _journal_round(exc: JournalMismatch) -> int | None:

@@ -384,6 +384,7 @@ def run_federation(
             holdout_hash=to_hex(hold.data_hash),
             first_round=first_round,
             on_aggregated=journal.aggregated if session is not None else None,
+            last_round=settings.num_rounds,
         )
         if point is not None:
             strategy.reports.extend(point.reports)

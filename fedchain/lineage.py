@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_utils.address import to_checksum_address
+from web3.contract import Contract
 
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.signing import LedgerDomain
@@ -32,6 +33,7 @@ __all__ = [
     "attributed_by_participant",
     "compact_to_signature",
     "find_model",
+    "ledger_calls",
     "rebuild_lineage",
 ]
 
@@ -326,15 +328,28 @@ def _relayed_signatures(
     for tx_hash in relayed_txs:
         try:
             tx = gateway.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-            function, args = gateway.ledger.decode_function_input(tx["input"])
+            calls = ledger_calls(gateway.ledger, bytes(tx["input"]))
         except Exception as exc:
             return {}, f"commit transaction {tx_hash} cannot be decoded: {exc}"
-        if function.fn_name != "commitRound":
-            return {}, f"transaction {tx_hash} calls {function.fn_name}, not commitRound"
-        for item in args["commitments"]:
+        commits = [args for name, args in calls if name == "commitRound"]
+        if len(commits) != 1:
+            names = ", ".join(name for name, _ in calls)
+            return {}, f"transaction {tx_hash} calls {names}, not one commitRound"
+        for item in commits[0]["commitments"]:
             participant, _, _, r, vs = _commitment_fields(item)
             signatures[_checksum(participant)] = compact_to_signature(r, vs)
     return signatures, ""
+
+
+def ledger_calls(
+    ledger: Contract | type[Contract], data: bytes
+) -> list[tuple[str, dict[str, Any]]]:
+    """The ledger functions a transaction's input calls, with their arguments: one, or each
+    call of a ``multicall`` batch (a commit with the next round's opening)."""
+    function, args = ledger.decode_function_input(data)
+    if function.fn_name != "multicall":
+        return [(str(function.fn_name), dict(args))]
+    return [call for inner in args["data"] for call in ledger_calls(ledger, bytes(inner))]
 
 
 def _commitment_fields(item: Any) -> tuple[str, bytes, int, bytes, bytes]:

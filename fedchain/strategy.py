@@ -128,7 +128,7 @@ class RoundReport:
     global_model_hash: str = ""
     accuracy: float | None = None
     loss: float | None = None
-    gas_used: int = 0
+    gas_used: int = 0  # of the commit's transaction, which also opens the next round
     tx_hash: str = ""
     seconds: float = 0.0
     committed: bool = False
@@ -168,15 +168,18 @@ class LedgerStrategy(Strategy):
         holdout_hash: str = "",
         first_round: int = 1,
         on_aggregated: Callable[[RoundReport], None] | None = None,
+        last_round: int | None = None,
     ) -> None:
         """Wrap ``inner``.
 
         ``first_round`` is the round Flower's first round records (a resumed run starts after
         the rounds already on chain); ``on_aggregated`` sees each round's report before its chain
-        write is queued, ``on_round`` after it is mined.
+        write is queued, ``on_round`` after it is mined. With ``last_round``, the run's last
+        round, each commit before it also opens the next round, in the same transaction.
         """
         self.inner = inner
         self.first_round = first_round
+        self.last_round = last_round
         self.on_aggregated = on_aggregated
         self.link = link
         self.store = store
@@ -335,9 +338,11 @@ class LedgerStrategy(Strategy):
             self._commit_root(server_round, outcome, accepted, report)
             return
 
+        open_next = self._opens_next(server_round)
+
         def commit() -> TxResult:  # idempotent: a chain reset may run it again
             result = link.ledger.commit_round(
-                link.task_id, RoundId(server_round), relayed, outcome, rewards
+                link.task_id, RoundId(server_round), relayed, outcome, rewards, open_next=open_next
             )
             report.committed = True
             if not result.already_recorded or not report.tx_hash:
@@ -372,10 +377,11 @@ class LedgerStrategy(Strategy):
         record = MerkleRound.build(link.ledger.domain, link.task_id, server_round, leaves, signed)
         publish(record, link.records or self.store.root.parent, self.store)
         tree = record.round_root()
+        open_next = self._opens_next(server_round)
 
         def commit() -> None:
             result = link.ledger.commit_round_root(
-                link.task_id, RoundId(server_round), tree, outcome
+                link.task_id, RoundId(server_round), tree, outcome, open_next=open_next
             )
             report.committed, report.gas_used, report.tx_hash = (
                 True,
@@ -385,6 +391,11 @@ class LedgerStrategy(Strategy):
             self._announce(report)
 
         link.queue.submit(commit)
+
+    def _opens_next(self, server_round: int) -> bool:
+        """Whether round ``server_round``'s commit also opens the next round: every round but
+        the run's last (the next round's own opening then finds it done)."""
+        return self.last_round is not None and server_round < self.last_round
 
     def _fail(self, report: RoundReport, reason: str) -> tuple[None, None]:
         log.warning("round %d failed: %s", report.round, reason)

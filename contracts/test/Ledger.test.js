@@ -537,6 +537,54 @@ describe("Ledger", function () {
       expect((await ledger.getTask(taskId)).headModelHash).to.equal(INITIAL_MODEL);
       expect((await ledger.getTask(2n)).headModelHash).to.equal(modelHash(2, 1));
     });
+
+    it("commits a round and opens the next in one transaction (multicall)", async function () {
+      // Prepare
+      const { ledger, taskId } = await loadFixture(openRoundFixture);
+      const g1 = modelHash(taskId, 1);
+      const calls = [
+        ledger.interface.encodeFunctionData("commitRound", [taskId, 1n, [], outcome(g1), []]),
+        ledger.interface.encodeFunctionData("openRound", [taskId, 2n, g1]),
+      ];
+
+      // Execute
+      const receipt = await (await ledger.multicall(calls)).wait();
+
+      // Assert: both happened, in order, in one transaction
+      const names = receipt.logs.map((log) => ledger.interface.parseLog(log).name);
+      expect(names).to.deep.equal(["RoundCommitted", "RoundOpened"]);
+      expect((await ledger.getRound(taskId, 1n)).state).to.equal(State.Committed);
+      expect((await ledger.getRound(taskId, 2n)).parentModelHash).to.equal(g1);
+      expect((await ledger.getTask(taskId)).lastRound).to.equal(2n);
+    });
+
+    it("undoes a batched commit when the batched open is refused, with the open's error", async function () {
+      // Prepare: the next round opened on the wrong parent
+      const { ledger, taskId } = await loadFixture(openRoundFixture);
+      const g1 = modelHash(taskId, 1);
+      const calls = [
+        ledger.interface.encodeFunctionData("commitRound", [taskId, 1n, [], outcome(g1), []]),
+        ledger.interface.encodeFunctionData("openRound", [taskId, 2n, INITIAL_MODEL]),
+      ];
+
+      // Execute / Assert
+      await expect(ledger.multicall(calls))
+        .to.be.revertedWithCustomError(ledger, "LedgerParentMismatch")
+        .withArgs(taskId, 2n, g1, INITIAL_MODEL);
+      expect((await ledger.getRound(taskId, 1n)).state).to.equal(State.Open);
+    });
+
+    it("runs a batch as its sender: an outsider's batched commit is refused", async function () {
+      // Prepare
+      const { ledger, taskId, outsider } = await loadFixture(openRoundFixture);
+      const g1 = modelHash(taskId, 1);
+      const calls = [ledger.interface.encodeFunctionData("commitRound", [taskId, 1n, [], outcome(g1), []])];
+
+      // Execute / Assert
+      await expect(ledger.connect(outsider).multicall(calls))
+        .to.be.revertedWithCustomError(ledger, "LedgerNotTaskCoordinator")
+        .withArgs(taskId, outsider.address);
+    });
   });
 
   // ================================================================== commitments

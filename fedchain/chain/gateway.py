@@ -155,12 +155,20 @@ class LedgerPort(Protocol):
         commitments: Sequence[SignedCommitment],
         outcome: RoundOutcome,
         rewards: Sequence[Reward],
+        *,
+        open_next: bool = False,
     ) -> TxResult: ...
 
     def fail_round(self, task_id: TaskId, round_id: RoundId, reason: str) -> TxResult: ...
 
     def commit_round_root(
-        self, task_id: TaskId, round_id: RoundId, tree: RoundRoot, outcome: RoundOutcome
+        self,
+        task_id: TaskId,
+        round_id: RoundId,
+        tree: RoundRoot,
+        outcome: RoundOutcome,
+        *,
+        open_next: bool = False,
     ) -> TxResult: ...
 
 
@@ -513,14 +521,17 @@ class LedgerGateway:
         commitments: Sequence[SignedCommitment],
         outcome: RoundOutcome,
         rewards: Sequence[Reward],
+        *,
+        open_next: bool = False,
     ) -> TxResult:
-        """Close a round in one transaction; recognised as done when committed with this model."""
+        """Close a round in one transaction; with ``open_next``, open the next round on the new
+        model in the same transaction. Recognised as done when committed with this model."""
         record = self.round(task_id, round_id)
         if (
             record.state == RoundState.COMMITTED
             and record.global_model_hash == outcome.global_model_hash
         ):
-            return _already()
+            return self._already_committed(task_id, round_id, outcome, open_next)
         relayed = [
             (
                 _address(s.participant),
@@ -542,22 +553,54 @@ class LedgerGateway:
             (o.global_model_hash, o.accuracy_ppm, o.loss_ppm, o.scoring_hash),
             paid,
         )
-        return self._send(call)
+        return self._send_commit(call, task_id, round_id, outcome, open_next)
+
+    def _send_commit(
+        self,
+        commit: ContractFunction,
+        task_id: TaskId,
+        round_id: RoundId,
+        outcome: RoundOutcome,
+        open_next: bool,
+    ) -> TxResult:
+        """Send a round's commit, batched with the next round's opening when asked (the next
+        round's clients wait for both: one transaction is one latency, not two)."""
+        if not open_next:
+            return self._send(commit)
+        opening = self.ledger.functions.openRound(task_id, round_id + 1, outcome.global_model_hash)
+        batch = [bytes.fromhex(_calldata(c)[2:]) for c in (commit, opening)]
+        return self._send(self.ledger.functions.multicall(batch))
+
+    def _already_committed(
+        self, task_id: TaskId, round_id: RoundId, outcome: RoundOutcome, open_next: bool
+    ) -> TxResult:
+        """A commit found on chain; the next round is opened if asked and not yet (a round
+        committed alone, before a restart)."""
+        if open_next:
+            self.open_round(task_id, RoundId(round_id + 1), outcome.global_model_hash)
+        return _already()
 
     # ------------------------------------------------------------------ merkle commit mode
 
     def commit_round_root(
-        self, task_id: TaskId, round_id: RoundId, tree: RoundRoot, outcome: RoundOutcome
+        self,
+        task_id: TaskId,
+        round_id: RoundId,
+        tree: RoundRoot,
+        outcome: RoundOutcome,
+        *,
+        open_next: bool = False,
     ) -> TxResult:
         """Close a round by the root of its reward tree (merkle mode), in one transaction of
-        constant gas; recognised as done when committed with this model and root."""
+        constant gas (with ``open_next``, opening the next round in it too); recognised as done
+        when committed with this model and root."""
         record = self.round(task_id, round_id)
         if (
             record.state == RoundState.COMMITTED
             and record.global_model_hash == outcome.global_model_hash
             and self.reward_root(task_id, round_id).root == tree.root
         ):
-            return _already()
+            return self._already_committed(task_id, round_id, outcome, open_next)
         o = outcome
         call = self.ledger.functions.commitRoundRoot(
             task_id,
@@ -565,7 +608,7 @@ class LedgerGateway:
             (tree.root, tree.record_hash, tree.leaf_count, tree.total_reward),
             (o.global_model_hash, o.accuracy_ppm, o.loss_ppm, o.scoring_hash),
         )
-        return self._send(call)
+        return self._send_commit(call, task_id, round_id, outcome, open_next)
 
     def reward_root(self, task_id: TaskId, round_id: RoundId) -> RewardRootRecord:
         """The reward root committed for a round (all zero when it has none)."""

@@ -23,6 +23,8 @@ INTERNAL_OZ_ERRORS = {
     "SafeERC20FailedOperation": "only tokens that return false instead of reverting",
     "ReentrancyGuardReentrantCall": "only a malicious token reentering claim/fundTask",
     "AccessControlBadConfirmation": "only renounceRole with a wrong confirmation address",
+    "FailedCall": "Multicall's delegatecall, only for a batched call reverting without data",
+    "AddressEmptyCode": "Multicall's delegatecall, only for a target without code (never self)",
 }
 SAMPLES: dict[str, Any] = {
     "address": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",

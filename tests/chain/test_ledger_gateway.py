@@ -45,6 +45,7 @@ from fedchain.chain.records import (
     TaskRecord,
 )
 from fedchain.chain.signing import LedgerDomain
+from fedchain.lineage import ledger_calls
 
 from ._support import Federation, checksummed, h, hex32, names, outcome
 
@@ -624,6 +625,66 @@ def test_commit_retried_with_the_same_model_is_already_recorded_once(
     assert names(events, "RoundCommitted") == ["RoundCommitted"]
     assert names(events, "CommitmentRecorded") == ["CommitmentRecorded"] * 2
     assert gw.owed(alice.address) == 10
+
+
+def test_a_commit_can_open_the_next_round_in_the_same_transaction(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    signed = [fed.sign(alice, trio, 1)]
+
+    # Execute
+    result = gw.commit_round(trio, R1, signed, outcome("g1"), [], open_next=True)
+    again = gw.commit_round(trio, R1, signed, outcome("g1"), [], open_next=True)
+
+    # Assert: one transaction committed round 1 and opened round 2 on its model; a retry sends
+    # nothing and the relayed signature is still read from the batched calldata
+    events = [e for e in gw.events() if e.name in ("RoundCommitted", "RoundOpened")]
+    assert [(e.name, e.args["round"]) for e in events] == [
+        ("RoundOpened", 1),
+        ("RoundCommitted", 1),
+        ("RoundOpened", 2),
+    ]
+    assert events[1].tx_hash == events[2].tx_hash == result.tx_hash
+    assert gw.round(trio, R2) == RoundRecord(RoundState.OPEN, 0, 0, h("g1"), bytes(32))
+    assert again.already_recorded
+    assert gw.task_head(trio) == (h("g1"), R2)
+    calls = ledger_calls(gw.ledger, bytes(gw.w3.eth.get_transaction(result.tx_hash)["input"]))
+    assert [name for name, _ in calls] == ["commitRound", "openRound"]
+
+
+def test_a_round_committed_alone_gets_its_next_round_opened_on_retry(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare: committed without opening the next round (as before a restart)
+    fed.open(trio, 1)
+    signed = [fed.sign(alice, trio, 1)]
+    gw.commit_round(trio, R1, signed, outcome("g1"), [])
+
+    # Execute
+    again = gw.commit_round(trio, R1, signed, outcome("g1"), [], open_next=True)
+
+    # Assert
+    assert again.already_recorded
+    assert gw.round(trio, R2).state == RoundState.OPEN
+    assert gw.round(trio, R2).parent_model_hash == h("g1")
+
+
+def test_a_refused_batched_commit_reports_its_error_and_opens_nothing(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare: a commit the contract refuses (a zero model hash), batched with the opening
+    fed.open(trio, 1)
+    signed = [fed.sign(alice, trio, 1)]
+
+    # Execute
+    with pytest.raises(LedgerZeroHash):
+        gw.commit_round(trio, R1, signed, RoundOutcome(bytes(32), 1, 1), [], open_next=True)
+
+    # Assert: nothing of the batch happened
+    assert gw.round(trio, R1).state == RoundState.OPEN
+    assert gw.round(trio, R2).state == RoundState.NONE
 
 
 def test_commit_again_with_another_model_is_refused(

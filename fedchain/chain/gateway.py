@@ -38,6 +38,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import RPCEndpoint
 
 from fedchain.chain._artifacts import load_artifact
 from fedchain.chain.deployments import Deployment
@@ -368,13 +369,8 @@ class LedgerGateway:
         """Every Ledger event in the block range, decoded, in chain order."""
         start = self.deployment.block if from_block is None else from_block
         end = self._rpc(lambda: self.w3.eth.block_number) if to_block is None else to_block
-        logs = self._rpc(
-            lambda: self.w3.eth.get_logs(
-                {"address": self.ledger.address, "fromBlock": start, "toBlock": end}
-            )
-        )
         decoded = []
-        for log in logs:
+        for log in self._raw_logs(start, end):
             event = self._logs.decode(log)
             if event is None:
                 continue
@@ -382,12 +378,29 @@ class LedgerGateway:
                 LedgerEvent(
                     name=event[0],
                     args=event[1],
-                    block_number=int(log["blockNumber"]),
-                    tx_hash="0x" + bytes(log["transactionHash"]).hex(),
-                    log_index=int(log["logIndex"]),
+                    block_number=_int(log["blockNumber"]),
+                    tx_hash="0x" + bytes(HexBytes(log["transactionHash"])).hex(),
+                    log_index=_int(log["logIndex"]),
                 )
             )
         return decoded
+
+    def _raw_logs(self, start: int, end: int) -> list[Any]:
+        """The ledger's logs in a block range; from a node, as it sent them (hex strings).
+
+        web3's formatting of each log costs more than decoding it: 0.9 of the 1.6 s it took to
+        read back a 1,000-client run's 2,300 events.
+        """
+        query: dict[str, Any] = {"address": self.ledger.address}
+        if not isinstance(self.w3.provider, HTTPProvider):
+            query.update(fromBlock=start, toBlock=end)
+            return list(self._rpc(lambda: self.w3.eth.get_logs(cast(Any, query))))
+        query.update(fromBlock=hex(start), toBlock=hex(end))
+        provider = self.w3.provider
+        response = self._rpc(lambda: provider.make_request(RPCEndpoint("eth_getLogs"), [query]))
+        if "error" in response:
+            raise ChainError(f"{self._url()} refused eth_getLogs: {response['error']}")
+        return list(response["result"])
 
     # ------------------------------------------------------------------ writes
 
@@ -855,6 +868,11 @@ class LedgerGateway:
             return self.w3.eth.get_transaction(tx_hash)
         except TransactionNotFound:
             return None
+
+
+def _int(value: Any) -> int:
+    """A JSON-RPC quantity: a 0x-hex string from a node, an int from web3's formatters."""
+    return int(value, 16) if isinstance(value, str) else int(value)
 
 
 def _fees(latest: Any) -> dict[str, int]:

@@ -16,6 +16,7 @@ from typing import Any
 from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 
 __all__ = ["LogDecoder"]
 
@@ -48,8 +49,9 @@ class LogDecoder:
             )
 
     def decode(self, log: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        """(event name, arguments) of a log; None for a log of no event in the ABI."""
-        topics = [bytes(t) for t in log["topics"]]
+        """(event name, arguments) of a log, as web3 formats it or as a node sends it (hex
+        strings); None for a log of no event in the ABI."""
+        topics = [bytes(HexBytes(t)) for t in log["topics"]]
         layout = self._layouts.get(topics[0]) if topics else None
         if layout is None:
             return None
@@ -60,7 +62,7 @@ class LogDecoder:
         args: dict[str, Any] = {}
         for (name, kind), topic in zip(layout.topics, topics[1:], strict=True):
             (args[name],) = abi_decode([kind], topic)
-        values = abi_decode([kind for _, kind in layout.data], bytes(log["data"]))
+        values = abi_decode([kind for _, kind in layout.data], bytes(HexBytes(log["data"])))
         args.update(zip((name for name, _ in layout.data), values, strict=True))
         kinds = dict(layout.topics + layout.data)
         return layout.name, {k: _plain(kinds[k], v) for k, v in args.items()}

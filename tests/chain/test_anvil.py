@@ -117,3 +117,39 @@ def test_rpc_chain_without_a_node_says_how_to_start_one() -> None:
     assert "`fedchain devnet`" in message
     assert caught.value.url == url
     assert isinstance(caught.value, ConnectionError)
+
+
+@pytest.mark.anvil
+def test_events_read_from_a_node_equal_web3s_decoding(
+    anvil: AnvilChain, accounts: list[LocalAccount]
+) -> None:
+    # Prepare: a round committed and the next failed (strings, bools, int256, addresses, hashes)
+    coordinator, alice = accounts[0], accounts[1]
+    fed = Federation(deploy(anvil.w3, coordinator))
+    task_id = fed.task(funding=1_000)
+    fed.register(alice)
+    fed.open(task_id, 1)
+    fed.commit(task_id, 1, [alice], model="g1", rewards={alice.address: 30})
+    fed.open(task_id, 2, parent="g1")
+    fed.gw.fail_round(task_id, RoundId(2), "no replies")
+    ledger = fed.gw.ledger
+
+    # Execute: read from the node's raw answer
+    events = fed.gw.events()
+
+    # Assert: what web3's formatted logs and its own event decoding give
+    logs = anvil.w3.eth.get_logs({"address": ledger.address, "fromBlock": 0, "toBlock": "latest"})
+    expected = []
+    for log in logs:
+        name = next(
+            e.name
+            for e in events
+            if e.log_index == log["logIndex"] and e.block_number == log["blockNumber"]
+        )
+        args = ledger.events[name]().process_log(log)["args"]
+        plain = {k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in args.items()}
+        expected.append(
+            (name, plain, log["blockNumber"], "0x" + bytes(log["transactionHash"]).hex())
+        )
+    assert [(e.name, e.args, e.block_number, e.tx_hash) for e in events] == expected
+    assert "RoundFailed" in {e.name for e in events}

@@ -63,6 +63,15 @@ def proxy(anvil: AnvilChain) -> Iterator[FlakyProxy]:
     yield from running_proxy(anvil.url)
 
 
+@pytest.fixture
+def gw_via_proxy(
+    anvil: AnvilChain, proxy: FlakyProxy, accounts: list[LocalAccount]
+) -> LedgerGateway:
+    """The coordinator's gateway on a fresh ledger, reaching anvil through the proxy."""
+    direct = deploy(anvil.w3, accounts[0])
+    return LedgerGateway(RpcChain(proxy.url).w3, direct.deployment, accounts[0])
+
+
 def _committed_round(gw: LedgerGateway, people: list[LocalAccount]) -> str:
     """Create, fund, open and commit a round relaying ``people``: the commit's transaction."""
     fed = Federation(gw)
@@ -75,15 +84,13 @@ def _committed_round(gw: LedgerGateway, people: list[LocalAccount]) -> str:
 
 @pytest.mark.anvil
 def test_a_write_is_limited_from_one_execution_not_the_estimate(
-    anvil: AnvilChain, proxy: FlakyProxy, accounts: list[LocalAccount]
+    anvil: AnvilChain, proxy: FlakyProxy, gw_via_proxy: LedgerGateway, accounts: list[LocalAccount]
 ) -> None:
     # Prepare
-    direct = deploy(anvil.w3, accounts[0])
-    gw = LedgerGateway(RpcChain(proxy.url).w3, direct.deployment, accounts[0])
     proxy.reset(lambda n, method, k: PASS)
 
     # Execute
-    tx_hash = _committed_round(gw, accounts[1:6])
+    tx_hash = _committed_round(gw_via_proxy, accounts[1:6])
 
     # Assert: no estimate was asked for; the limit covers the gas used, with the margin
     tx = anvil.w3.eth.get_transaction(tx_hash)
@@ -115,15 +122,13 @@ def test_a_write_that_earns_a_refund_gets_enough_gas(
 
 @pytest.mark.anvil
 def test_a_node_without_create_access_list_is_estimated_instead(
-    anvil: AnvilChain, proxy: FlakyProxy, accounts: list[LocalAccount]
+    anvil: AnvilChain, proxy: FlakyProxy, gw_via_proxy: LedgerGateway, accounts: list[LocalAccount]
 ) -> None:
     # Prepare: the node answers eth_createAccessList as unknown
-    direct = deploy(anvil.w3, accounts[0])
-    gw = LedgerGateway(RpcChain(proxy.url).w3, direct.deployment, accounts[0])
     proxy.reset(lambda n, method, k: UNKNOWN_METHOD if method == "eth_createAccessList" else PASS)
 
     # Execute
-    tx_hash = _committed_round(gw, accounts[1:4])
+    tx_hash = _committed_round(gw_via_proxy, accounts[1:4])
 
     # Assert
     assert anvil.w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
@@ -133,11 +138,10 @@ def test_a_node_without_create_access_list_is_estimated_instead(
 
 @pytest.mark.anvil
 def test_a_revert_found_by_the_execution_is_raised_typed(
-    anvil: AnvilChain, proxy: FlakyProxy, accounts: list[LocalAccount]
+    proxy: FlakyProxy, gw_via_proxy: LedgerGateway
 ) -> None:
     # Prepare
-    direct = deploy(anvil.w3, accounts[0])
-    gw = LedgerGateway(RpcChain(proxy.url).w3, direct.deployment, accounts[0])
+    gw = gw_via_proxy
     task_id = Federation(gw).task(funding=0)
     proxy.reset(lambda n, method, k: PASS)
 

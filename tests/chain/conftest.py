@@ -9,11 +9,11 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from fedchain.chain.accounts import devnet_accounts
-from fedchain.chain.backends import EmbeddedChain, find_anvil
+from fedchain.chain.backends import AnvilChain, EmbeddedChain, find_anvil
 from fedchain.chain.errors import ChainError
 from fedchain.chain.gateway import LedgerGateway, deploy
 
-from ._support import Federation
+from ._support import Federation, FlakyProxy, running_proxy
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +60,17 @@ def anvil_binary() -> Path:
         return find_anvil()
     except ChainError as exc:
         pytest.fail(f"anvil is required for this test: {exc}")
+
+
+@pytest.fixture(scope="module")
+def anvil(anvil_binary: Path) -> Iterator[AnvilChain]:
+    """A fresh anvil per module (test_anvil.py overrides it with one keeping a state file)."""
+    chain = AnvilChain().start()
+    yield chain
+    chain.close()
+
+
+@pytest.fixture
+def proxy(anvil: AnvilChain) -> Iterator[FlakyProxy]:
+    """A flaky JSON-RPC proxy in front of the module's anvil (it passes everything until reset)."""
+    yield from running_proxy(anvil.url)

@@ -9,9 +9,8 @@ again, recognising those the chain still holds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,23 +21,11 @@ from fedchain.chain.gateway import LedgerGateway, RetryPolicy, deploy
 from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import Reward, RoundId, RoundState, TaskId
 
-from ._support import PASS, Federation, FlakyProxy, h, names, outcome, running_proxy
+from ._support import PASS, Federation, FlakyProxy, h, names, outcome
 
 pytestmark = pytest.mark.anvil
 
 FAST = RetryPolicy(first_delay_s=0.01, max_delay_s=0.05, receipt_timeout_s=20, lost_check_s=0.2)
-
-
-@pytest.fixture(scope="module")
-def anvil(anvil_binary: Path) -> Iterator[AnvilChain]:
-    chain = AnvilChain().start()
-    yield chain
-    chain.close()
-
-
-@pytest.fixture
-def proxy(anvil: AnvilChain) -> Iterator[FlakyProxy]:
-    yield from running_proxy(anvil.url)
 
 
 def _rpc(anvil: AnvilChain, method: str, *params: Any) -> Any:

@@ -3,9 +3,6 @@ execution of the call (``eth_createAccessList``), with the estimate as the fallb
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
@@ -15,7 +12,7 @@ from fedchain.chain.errors import LedgerRoundOutOfOrder
 from fedchain.chain.gateway import LedgerGateway, _calldata, deploy
 from fedchain.chain.records import RoundId
 
-from ._support import PASS, UNKNOWN_METHOD, Federation, FlakyProxy, h, outcome, running_proxy
+from ._support import PASS, UNKNOWN_METHOD, Federation, FlakyProxy, h, outcome
 
 
 def test_calldata_is_the_encoding_web3_gives(
@@ -49,18 +46,6 @@ def test_calldata_refuses_arguments_by_name(gw: LedgerGateway) -> None:
     # Execute / Assert
     with pytest.raises(TypeError, match="pass the contract arguments by position"):
         _calldata(call)
-
-
-@pytest.fixture(scope="module")
-def anvil(anvil_binary: Path) -> Iterator[AnvilChain]:
-    chain = AnvilChain().start()
-    yield chain
-    chain.close()
-
-
-@pytest.fixture
-def proxy(anvil: AnvilChain) -> Iterator[FlakyProxy]:
-    yield from running_proxy(anvil.url)
 
 
 @pytest.fixture

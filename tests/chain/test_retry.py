@@ -6,9 +6,6 @@ connection, or a transaction forwarded to anvil whose answer is then dropped (on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from eth_account.signers.local import LocalAccount
 
@@ -25,7 +22,6 @@ from ._support import (
     Federation,
     FlakyProxy,
     names,
-    running_proxy,
 )
 
 pytestmark = pytest.mark.anvil
@@ -33,22 +29,10 @@ pytestmark = pytest.mark.anvil
 FAST = RetryPolicy(first_delay_s=0.01, max_delay_s=0.05, receipt_timeout_s=10)
 
 
-@pytest.fixture(scope="module")
-def anvil(anvil_binary: Path) -> Iterator[AnvilChain]:
-    chain = AnvilChain().start()
-    yield chain
-    chain.close()
-
-
 @pytest.fixture
 def direct(anvil: AnvilChain, coordinator: LocalAccount) -> LedgerGateway:
     """A fresh ledger, deployed and read straight on anvil, bypassing the proxy."""
     return deploy(anvil.w3, coordinator)
-
-
-@pytest.fixture
-def proxy(anvil: AnvilChain) -> Iterator[FlakyProxy]:
-    yield from running_proxy(anvil.url)
 
 
 def through(proxy: FlakyProxy, direct: LedgerGateway, retry: RetryPolicy = FAST) -> LedgerGateway:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
 
 from fedchain.chain.backends import ANVIL_ENV, AnvilChain, RpcChain, find_anvil, free_port
 from fedchain.chain.errors import ChainError, ChainUnreachable, LedgerRoundOutOfOrder
@@ -153,3 +154,26 @@ def test_events_read_from_a_node_equal_web3s_decoding(
         )
     assert [(e.name, e.args, e.block_number, e.tx_hash) for e in events] == expected
     assert "RoundFailed" in {e.name for e in events}
+
+
+@pytest.mark.anvil
+def test_a_send_reports_its_receipt_as_web3_reads_it(
+    anvil: AnvilChain, accounts: list[LocalAccount]
+) -> None:
+    # Prepare: a commit of two participants (a receipt with several logs)
+    coordinator, alice, bob = accounts[0], accounts[1], accounts[2]
+    fed = Federation(deploy(anvil.w3, coordinator))
+    task_id = fed.task(funding=1_000)
+    fed.register(alice)
+    fed.register(bob)
+    fed.open(task_id, 1)
+
+    # Execute: the gateway reads the receipt raw from the node
+    result = fed.commit(task_id, 1, [alice, bob], model="g1", rewards={alice.address: 30})
+
+    # Assert: the block and gas web3's formatted receipt holds; an unknown hash has none
+    receipt = anvil.w3.eth.get_transaction_receipt(result.tx_hash)  # type: ignore[arg-type]
+    assert len(receipt["logs"]) >= 3
+    assert (result.block_number, result.gas_used) == (receipt["blockNumber"], receipt["gasUsed"])
+    assert fed.gw._receipt(HexBytes(result.tx_hash)) is not None
+    assert fed.gw._receipt(HexBytes(b"\x01" * 32)) is None

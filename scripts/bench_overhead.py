@@ -1,7 +1,8 @@
 """The ledger's overhead: `simulate` wall time with a chain against the same run with none.
 
-Same settings and seed for every run; runs alternate (none, embedded, anvil, none, ...) so
-the machine's load hits them alike, and the best of the repeats counts.
+Same settings and seed for every run; runs alternate (none, embedded, anvil, then rotated one
+further each repeat), each on a quiet machine, so the machine's load hits them alike; the best
+of the repeats counts.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
+
+from bench_alternation import in_turn, settle
 
 from fedchain.settings import RunSettings
 from fedchain.simulation import simulate
@@ -29,8 +32,9 @@ class OverheadFigures:
 
 def bench_overhead(rounds: int = 10, clients: int = 10, repeats: int = 5) -> OverheadFigures:
     best = dict.fromkeys(CHAINS, float("inf"))
-    for _ in range(repeats):
-        for chain in CHAINS:
+    for repeat in range(repeats):
+        for chain in in_turn(CHAINS, repeat):
+            settle()
             with tempfile.TemporaryDirectory() as out:
                 settings = RunSettings(num_rounds=rounds, num_clients=clients, chain=chain, out=out)
                 start = time.perf_counter()

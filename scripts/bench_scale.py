@@ -2,7 +2,8 @@
 and the latency of one transaction on the embedded chain against anvil.
 
 Every size runs the same federation three ways (``--chain none``, ``embedded``, ``anvil``),
-alternating so the machine's load hits them alike; the best of the repeats counts. Run alone:
+alternating (see bench_alternation.py) so the machine's load hits them alike; the best of the
+repeats counts. Run alone:
 
     python scripts/bench_scale.py [--repeats N] [--rounds N]
 """
@@ -16,6 +17,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from bench_alternation import in_turn, settle
 
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain, EmbeddedChain
@@ -62,11 +65,12 @@ def bench_scale(
 ) -> ScaleFigures:
     figures = ScaleFigures(rounds, 0)
     start = time.perf_counter()
-    for _ in range(repeats):
+    for repeat in range(repeats):
         for clients, fraction in sizes:
             figures.fractions[clients] = fraction
-            for chain in CHAINS:
+            for chain in in_turn(CHAINS, repeat):
                 best = figures.runs.setdefault((clients, chain), RunFigures())
+                settle()
                 with tempfile.TemporaryDirectory() as out:
                     settings = RunSettings(
                         num_rounds=rounds,
@@ -139,7 +143,8 @@ def markdown(figures: ScaleFigures) -> str:
     lines = [
         f"Each size runs the same federation ({DATASET} dataset, dirichlet:0.5, seed 0, "
         f"{figures.rounds} rounds) with no ledger, on the embedded chain and on anvil, "
-        f"alternating; best of {figures.repeats} run(s) each "
+        "alternating (the order rotated each repeat, each run started on a quiet machine); "
+        f"best of {figures.repeats} run(s) each "
         f"({figures.seconds / 60:.0f} minutes in all). *Wall* is the whole `simulate` call: "
         "starting Ray and its workers, deploying, registering every participant (in batches of "
         "200), the rounds, writing the artifacts. *Round* is the mean of the rounds after the "

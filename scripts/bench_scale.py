@@ -59,7 +59,7 @@ class ScaleFigures:
 
 def bench_scale(
     rounds: int = 5,
-    repeats: int = 4,
+    repeats: int = 6,
     sizes: tuple[tuple[int, float], ...] = SIZES,
     on_repeat: Callable[[ScaleFigures], None] | None = None,
 ) -> ScaleFigures:
@@ -197,7 +197,7 @@ def latency_markdown(figures: LatencyFigures) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     print(latency_markdown(bench_latency()), flush=True)

@@ -11,8 +11,8 @@ from hexbytes import HexBytes
 
 from fedchain.chain.backends import ANVIL_ENV, AnvilChain, RpcChain, find_anvil, free_port
 from fedchain.chain.errors import ChainError, ChainUnreachable, LedgerRoundOutOfOrder
-from fedchain.chain.gateway import LedgerGateway, deploy
-from fedchain.chain.records import RoundId, RoundRecord, RoundState
+from fedchain.chain.gateway import LedgerGateway, TxResult, deploy
+from fedchain.chain.records import RoundId, RoundRecord, RoundState, TaskId
 
 from ._support import Federation, h
 
@@ -22,6 +22,20 @@ def anvil(anvil_binary: Path, tmp_path: Path) -> Iterator[AnvilChain]:
     chain = AnvilChain(state_file=tmp_path / "state.json").start()
     yield chain
     chain.close()
+
+
+def _round_committed(
+    anvil: AnvilChain, accounts: list[LocalAccount]
+) -> tuple[Federation, TaskId, TxResult]:
+    """A ledger on ``anvil`` with a task whose round 1 is committed on model "g1", alice
+    rewarded; and the commit's result."""
+    coordinator, alice = accounts[0], accounts[1]
+    fed = Federation(deploy(anvil.w3, coordinator))
+    task_id = fed.task(funding=1_000)
+    fed.register(alice)
+    fed.open(task_id, 1)
+    result = fed.commit(task_id, 1, [alice], model="g1", rewards={alice.address: 30})
+    return fed, task_id, result
 
 
 @pytest.mark.anvil
@@ -59,11 +73,7 @@ def test_anvil_state_file_keeps_the_ledger_across_a_restart(
 ) -> None:
     # Prepare: a task with a committed round on a first anvil
     coordinator, alice = accounts[0], accounts[1]
-    fed = Federation(deploy(anvil.w3, coordinator))
-    task_id = fed.task(funding=1_000)
-    fed.register(alice)
-    fed.open(task_id, 1)
-    fed.commit(task_id, 1, [alice], model="g1", rewards={alice.address: 30})
+    fed, task_id, _ = _round_committed(anvil, accounts)
     deployment, before = fed.gw.deployment, fed.gw.events()
     state_file = anvil.state_file
     assert state_file is not None
@@ -125,12 +135,7 @@ def test_events_read_from_a_node_equal_web3s_decoding(
     anvil: AnvilChain, accounts: list[LocalAccount]
 ) -> None:
     # Prepare: a round committed and the next failed (strings, bools, int256, addresses, hashes)
-    coordinator, alice = accounts[0], accounts[1]
-    fed = Federation(deploy(anvil.w3, coordinator))
-    task_id = fed.task(funding=1_000)
-    fed.register(alice)
-    fed.open(task_id, 1)
-    fed.commit(task_id, 1, [alice], model="g1", rewards={alice.address: 30})
+    fed, task_id, _ = _round_committed(anvil, accounts)
     fed.open(task_id, 2, parent="g1")
     fed.gw.fail_round(task_id, RoundId(2), "no replies")
     ledger = fed.gw.ledger
@@ -160,16 +165,9 @@ def test_events_read_from_a_node_equal_web3s_decoding(
 def test_a_send_reports_its_receipt_as_web3_reads_it(
     anvil: AnvilChain, accounts: list[LocalAccount]
 ) -> None:
-    # Prepare: a commit of two participants (a receipt with several logs)
-    coordinator, alice, bob = accounts[0], accounts[1], accounts[2]
-    fed = Federation(deploy(anvil.w3, coordinator))
-    task_id = fed.task(funding=1_000)
-    fed.register(alice)
-    fed.register(bob)
-    fed.open(task_id, 1)
-
-    # Execute: the gateway reads the receipt raw from the node
-    result = fed.commit(task_id, 1, [alice, bob], model="g1", rewards={alice.address: 30})
+    # Prepare, and execute: a rewarded commit (a receipt with several logs), whose receipt the
+    # gateway reads raw from the node
+    fed, _, result = _round_committed(anvil, accounts)
 
     # Assert: the block and gas web3's formatted receipt holds; an unknown hash has none
     receipt = anvil.w3.eth.get_transaction_receipt(result.tx_hash)  # type: ignore[arg-type]

@@ -1,11 +1,11 @@
-"""Flower ClientApp: each handler hands the message to fedchain.participant."""
+"""Flower ClientApp: each handler hands the message to fedchain.federation.participant."""
 
 from __future__ import annotations
 
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
-from fedchain.participant import train_reply
+from fedchain.federation.participant import train_reply
 from fedchain.settings import RunSettings
 
 __all__ = ["app", "make_client_app"]

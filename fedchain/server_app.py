@@ -1,4 +1,4 @@
-"""Flower ServerApp: its main runs the federation with the ledger (fedchain.coordinator)."""
+"""Flower ServerApp: its main runs the federation with the ledger (federation.coordinator)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections.abc import Callable
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from fedchain.artifacts import RunRecord
-from fedchain.coordinator import run_federation
+from fedchain.federation.coordinator import run_federation
+from fedchain.federation.round_report import RoundReport
+from fedchain.federation.run_artifacts import RunRecord
 from fedchain.settings import RunSettings
-from fedchain.strategy import RoundReport
 
 __all__ = ["app", "make_server_app"]
 
@@ -22,7 +22,8 @@ def make_server_app(
     resume: bool = False,
 ) -> ServerApp:
     """A ServerApp with fixed ``settings``, or (None) reading them from the run config; with
-    ``resume`` it goes on with the run in ``settings.out`` (see :mod:`fedchain.resume`)."""
+    ``resume`` it goes on with the run in ``settings.out``
+    (see :mod:`fedchain.federation.resume`)."""
     server = ServerApp()
 
     @server.main()

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from fedchain.errors import FedchainError
+from fedchain.errors import SettingsError
 
 __all__ = [
     "CHAIN_KINDS",
@@ -37,10 +37,6 @@ STRATEGY_NAMES = (
     "multikrum",
     "bulyan",
 )
-
-
-class SettingsError(FedchainError, ValueError):
-    """A run setting is missing, of the wrong type, or out of range."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +117,7 @@ class RunSettings:
         from fedchain.attacks import parse_attack
 
         parse_attack(self.attack)  # raises AttackError (a ValueError) on a bad spec
-        from fedchain.strategies import check_tolerance
+        from fedchain.robust import check_tolerance
 
         check_tolerance(self)  # the robust strategy tolerates byzantine attackers
 

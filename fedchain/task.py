@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedchain import __version__
+from fedchain._version import __version__
 from fedchain.errors import FedchainError
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from fedchain.chain.records import (
     TaskId,
 )
 from fedchain.chain.signing import sign_commitment
-from fedchain.merkle_rounds import MerkleRound
+from fedchain.federation.merkle_rounds import MerkleRound
 
 SIZES = (1, 10, 100)
 _BUDGET = 10**24

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bench_alternation import in_turn, settle
 
 from fedchain.settings import RunSettings
-from fedchain.simulation import simulate
+from fedchain.simulation.flower_engine import simulate
 
 CHAINS = ("none", "embedded", "anvil")
 

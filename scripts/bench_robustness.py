@@ -6,9 +6,9 @@ rounds, scored with ``CONTRIBUTION`` (leave-one-out on the holdout), without a l
 chain). It reports the final holdout accuracy against the clean run (FedAvg, no attackers, same
 partition) and the attackers' share of all the rewards of the run.
 
-Cells run in this process on :class:`fedchain.inprocess.InProcessGrid`, which runs the same
-ServerApp logic and ClientApp as ``fedchain simulate`` without starting Ray for each of the two
-hundred federations (same models and hashes for a seed; a test checks it).
+Cells run in this process on :class:`fedchain.simulation.inprocess.InProcessGrid`, which runs
+the same ServerApp logic and ClientApp as ``fedchain simulate`` without starting Ray for each
+of the two hundred federations (same models and hashes for a seed; a test checks it).
 
 ``python scripts/bench_robustness.py [--jobs N]`` prints the markdown; ``bench_robustness``
 returns the cells for scripts/bench.py.
@@ -67,7 +67,7 @@ def _settings(cell: RobustnessCell, out: str) -> RunSettings:
 
 def _run(cell: RobustnessCell) -> RobustnessCell:
     """Run one cell in this process (also in a worker of the pool)."""
-    from fedchain.inprocess import run_inprocess
+    from fedchain.simulation.inprocess import run_inprocess
 
     logging.getLogger("flwr").setLevel(logging.ERROR)  # after Flower's import, which resets it
 

@@ -24,7 +24,7 @@ from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain, EmbeddedChain
 from fedchain.chain.gateway import LedgerGateway, deploy
 from fedchain.settings import RunSettings
-from fedchain.simulation import simulate
+from fedchain.simulation.flower_engine import simulate
 
 CHAINS = ("none", "embedded", "anvil")
 #: (clients, fraction sampled per round): the issue's 100 at 1.0 and 1,000 at 0.05.

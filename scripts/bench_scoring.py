@@ -16,7 +16,8 @@ from typing import TypedDict
 
 import numpy as np
 
-from fedchain.contribution.base import Coalition, Scorer, build_scorer
+from fedchain.contribution.base import Coalition, Scorer
+from fedchain.contribution.registry import build_scorer
 from fedchain.contribution.shapley import MAX_SHAPLEY_PARTICIPANTS
 
 __all__ = ["EVAL_SECONDS", "ScoringBench", "bench_scoring", "markdown"]

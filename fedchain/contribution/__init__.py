@@ -7,8 +7,8 @@ from fedchain.contribution.base import (
     Scorer,
     ScoringError,
     Utility,
-    build_scorer,
 )
+from fedchain.contribution.registry import build_scorer
 from fedchain.contribution.rewards import SCORE_SCALE, split_budget, to_fixed_point
 
 __all__ = [

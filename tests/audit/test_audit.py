@@ -23,7 +23,7 @@ from fedchain.audit import (
 )
 from fedchain.cli import app
 from fedchain.settings import RunSettings
-from fedchain.simulation import simulate
+from fedchain.simulation.flower_engine import simulate
 from fedchain.task import TaskSpec
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from fedchain.audit import ANVIL_STATE_FILE, CHAIN, audit_run
 from fedchain.chain.backends import AnvilChain
 from fedchain.cli import app
 from fedchain.settings import RunSettings
-from fedchain.simulation import simulate
+from fedchain.simulation.flower_engine import simulate
 
 pytestmark = [pytest.mark.slow, pytest.mark.anvil]
 runner = CliRunner()

@@ -24,6 +24,14 @@ from fedchain.audit import (
     Verdict,
     audit_lineage,
 )
+from fedchain.audit.lineage import (
+    Claim,
+    LedgerLineage,
+    ModelSighting,
+    compact_to_signature,
+    find_model,
+    rebuild_lineage,
+)
 from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import EmbeddedChain
 from fedchain.chain.gateway import LedgerGateway, deploy
@@ -37,14 +45,6 @@ from fedchain.chain.records import (
 )
 from fedchain.chain.signing import sign_commitment
 from fedchain.hashing import ModelHash, to_hex
-from fedchain.lineage import (
-    Claim,
-    LedgerLineage,
-    ModelSighting,
-    compact_to_signature,
-    find_model,
-    rebuild_lineage,
-)
 from fedchain.store import ModelStore
 
 PER_ROUND = 1_000

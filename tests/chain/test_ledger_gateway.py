@@ -6,6 +6,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from fedchain.audit.lineage import ledger_calls
 from fedchain.chain.backends import EmbeddedChain
 from fedchain.chain.errors import (
     REVERT_ERRORS,
@@ -45,7 +46,6 @@ from fedchain.chain.records import (
     TaskRecord,
 )
 from fedchain.chain.signing import LedgerDomain
-from fedchain.lineage import ledger_calls
 
 from ._support import Federation, checksummed, h, hex32, names, outcome
 

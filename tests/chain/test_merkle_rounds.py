@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from fedchain.audit.merkle import audit_merkle_run, round_entries
 from fedchain.chain.errors import (
     LedgerLeafAlreadyClaimed,
     LedgerLeafProofInvalid,
@@ -18,8 +19,7 @@ from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.merkle import LeafClaim, RewardLeaf
 from fedchain.chain.records import RoundId, SignedCommitment, TaskId
 from fedchain.chain.signing import sign_commitment
-from fedchain.merkle_audit import audit_merkle_run, round_entries
-from fedchain.merkle_rounds import (
+from fedchain.federation.merkle_rounds import (
     MerkleRecordError,
     MerkleRound,
     publish,

@@ -19,7 +19,7 @@ from fedchain.chain.deployments import Deployment
 from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import ParticipantStatus, TaskId
 from fedchain.cli import main
-from fedchain.consortium import read_run_config
+from fedchain.consortium.deployment import read_run_config
 from fedchain.ml.data import load_breast_cancer
 
 

@@ -8,8 +8,8 @@ one such 5-round run took 20 to 85 s with ``gtg`` and 50 to 250 s with ``shapley
 about 4 s with ``loo`` (in process, on a loaded 2-core machine).
 
 One run goes through ``simulate`` (Flower's simulation engine) on the embedded chain; the others
-run the same apps in process (fedchain.inprocess), and a test checks both engines give the same
-models.
+run the same apps in process (fedchain.simulation.inprocess), and a test checks both engines
+give the same models.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from fedchain.artifacts import RunRecord
 from fedchain.audit import open_run, recompute_scores
 from fedchain.chain.accounts import devnet_account
-from fedchain.inprocess import run_inprocess
-from fedchain.participant import FIRST_PARTICIPANT_KEY
+from fedchain.federation.participant import FIRST_PARTICIPANT_KEY
+from fedchain.federation.run_artifacts import RunRecord
 from fedchain.settings import RunSettings
-from fedchain.simulation import simulate
+from fedchain.simulation.flower_engine import simulate
+from fedchain.simulation.inprocess import run_inprocess
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fedchain.settings import RunSettings
-from fedchain.simulation import simulate
+from fedchain.simulation.flower_engine import simulate
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from fedchain.artifacts import RunRecord
 from fedchain.audit import open_run, recompute_scores
+from fedchain.federation.run_artifacts import RunRecord
 from fedchain.settings import RunSettings
-from fedchain.simulation import simulate
+from fedchain.simulation.flower_engine import simulate
 
 pytestmark = pytest.mark.slow
 METHODS = ("data-size", "loo", "shapley", "gtg", "cosine")

@@ -23,16 +23,16 @@ from typing import Any
 import pytest
 from chain._support import CLOSE, FAIL_503, FORWARD_THEN_CLOSE, PASS, FlakyProxy  # tests/chain
 
-from fedchain.artifacts import RunRecord
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain, find_anvil, free_port
 from fedchain.chain.deployments import Deployment
 from fedchain.chain.errors import ChainError
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
-from fedchain.dropouts import Fate, fate
+from fedchain.federation.dropouts import Fate, fate
+from fedchain.federation.round_report import RoundReport
+from fedchain.federation.run_artifacts import RunRecord
 from fedchain.settings import RunSettings
-from fedchain.simulation import simulate
-from fedchain.strategy import RoundReport
+from fedchain.simulation.flower_engine import simulate
 
 pytestmark = pytest.mark.slow
 

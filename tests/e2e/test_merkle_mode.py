@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from fedchain.audit import open_run
+from fedchain.audit.merkle import audit_merkle_run
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.errors import LedgerLeafAlreadyClaimed
 from fedchain.chain.records import TaskId
-from fedchain.merkle_audit import audit_merkle_run
-from fedchain.merkle_rounds import load_records, record_path
+from fedchain.federation.merkle_rounds import load_records, record_path
 
 pytestmark = pytest.mark.slow
 CLIENTS, ROUNDS = 4, 2

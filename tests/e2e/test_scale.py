@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from fedchain.artifacts import RunRecord
-from fedchain.coordinator import REGISTRATION_BATCH
+from fedchain.federation.coordinator import REGISTRATION_BATCH
+from fedchain.federation.run_artifacts import RunRecord
 from fedchain.settings import RunSettings
-from fedchain.simulation import simulate
+from fedchain.simulation.flower_engine import simulate
 
 pytestmark = pytest.mark.slow
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from fedchain.artifacts import RunRecord
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import EmbeddedChain
 from fedchain.chain.deployments import Deployment
 from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import RoundId, RoundState, TaskId
+from fedchain.federation.run_artifacts import RunRecord
 from fedchain.hashing import file_hash, to_hex
 from fedchain.settings import RunSettings
-from fedchain.simulation import simulate
+from fedchain.simulation.flower_engine import simulate
 
 pytestmark = pytest.mark.slow
 

@@ -13,14 +13,14 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
-from fedchain import keys
+from fedchain import record_keys
 from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import EmbeddedChain
 from fedchain.chain.gateway import LedgerGateway, deploy
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import sign_commitment
+from fedchain.federation.messages import numpy_to_arrays
 from fedchain.hashing import model_hash
-from fedchain.strategy import numpy_to_arrays
 
 Weights = dict[str, np.ndarray[Any, Any]]
 BUDGET = 1_000_000
@@ -62,7 +62,7 @@ def ledger() -> Ledger:
 
 def instruction(node_id: int) -> Message:
     """A train message as the server would send it to ``node_id``."""
-    content = RecordDict({keys.RECORD_ARRAYS: numpy_to_arrays(template())})
+    content = RecordDict({record_keys.RECORD_ARRAYS: numpy_to_arrays(template())})
     return Message(content, dst_node_id=node_id, message_type="train")
 
 
@@ -83,19 +83,19 @@ def make_reply(
 ) -> Message:
     """A client's train reply; keyword arguments forge what a bad client would."""
     records: dict[str, Any] = {
-        keys.RECORD_ARRAYS: numpy_to_arrays(weights),
-        keys.RECORD_METRICS: MetricRecord({keys.METRIC_NUM_EXAMPLES: examples}),
+        record_keys.RECORD_ARRAYS: numpy_to_arrays(weights),
+        record_keys.RECORD_METRICS: MetricRecord({record_keys.METRIC_NUM_EXAMPLES: examples}),
     }
     if commitment:
         digest = claimed_hash or model_hash(weights)
         c = Commitment(ledger.task_id, RoundId(round_id), digest, examples)
         signed = sign_commitment(signer or account, ledger.gateway.domain, c)
-        records[keys.RECORD_COMMITMENT] = ConfigRecord(
+        records[record_keys.RECORD_COMMITMENT] = ConfigRecord(
             {
-                keys.COMMIT_PARTICIPANT: account.address,
-                keys.COMMIT_UPDATE_HASH: digest,
-                keys.COMMIT_NUM_EXAMPLES: examples,
-                keys.COMMIT_SIGNATURE: signed.signature,
+                record_keys.COMMIT_PARTICIPANT: account.address,
+                record_keys.COMMIT_UPDATE_HASH: digest,
+                record_keys.COMMIT_NUM_EXAMPLES: examples,
+                record_keys.COMMIT_SIGNATURE: signed.signature,
             }
         )
     return Message(RecordDict(records), reply_to=instruction(node_id))

@@ -20,15 +20,16 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRec
 from flwr.clientapp.client_app import ClientAppException
 from flwr.serverapp.strategy import FedAvg
 
-from fedchain import keys
+from fedchain import record_keys
 from fedchain.chain.errors import LedgerRoundAlreadyCommitted, LedgerRoundBudgetExceeded
 from fedchain.chain.records import Commitment, RoundId, RoundState, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
+from fedchain.federation.ledger_strategy import LedgerLink, LedgerStrategy
+from fedchain.federation.messages import numpy_to_arrays
 from fedchain.hashing import model_hash
 from fedchain.ml.data import load_csv
 from fedchain.ml.errors import DatasetError
 from fedchain.store import ModelStore
-from fedchain.strategy import LedgerLink, LedgerStrategy, numpy_to_arrays
 
 from .conftest import BUDGET, Ledger, Weights, instruction, make_reply, template, update
 
@@ -94,14 +95,16 @@ def _signed_reply(
         high_s = (SECP256K1_N - int.from_bytes(s, "big")).to_bytes(32, "big")
         signature = r + high_s + bytes([55 - v])
     records: dict[str, Any] = {
-        keys.RECORD_ARRAYS: arrays if arrays is not None else numpy_to_arrays(weights),
-        keys.RECORD_METRICS: MetricRecord({keys.METRIC_NUM_EXAMPLES: examples}),
-        keys.RECORD_COMMITMENT: ConfigRecord(
+        record_keys.RECORD_ARRAYS: arrays if arrays is not None else numpy_to_arrays(weights),
+        record_keys.RECORD_METRICS: MetricRecord({record_keys.METRIC_NUM_EXAMPLES: examples}),
+        record_keys.RECORD_COMMITMENT: ConfigRecord(
             {
-                keys.COMMIT_PARTICIPANT: account.address,
-                keys.COMMIT_UPDATE_HASH: digest,
-                keys.COMMIT_NUM_EXAMPLES: committed_examples,
-                keys.COMMIT_SIGNATURE: signature if signature is not None else signed.signature,
+                record_keys.COMMIT_PARTICIPANT: account.address,
+                record_keys.COMMIT_UPDATE_HASH: digest,
+                record_keys.COMMIT_NUM_EXAMPLES: committed_examples,
+                record_keys.COMMIT_SIGNATURE: signature
+                if signature is not None
+                else signed.signature,
             }
         ),
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
-from fedchain import keys
+from fedchain import record_keys
 from fedchain.chain.accounts import PASSWORD_ENV, devnet_account, new_keystore
 from fedchain.chain.backends import EmbeddedChain
 from fedchain.chain.bridge import RpcBridge
@@ -17,14 +17,14 @@ from fedchain.chain.errors import KeystoreError
 from fedchain.chain.gateway import LedgerGateway, deploy
 from fedchain.chain.records import Commitment, RoundId, SignedCommitment
 from fedchain.chain.signing import recover_signer
-from fedchain.consortium import CreatedTask, create_task
-from fedchain.coordinator import TaskMismatchError, _coordinator_key, _existing_task
+from fedchain.consortium.deployment import CreatedTask, create_task
+from fedchain.federation.coordinator import TaskMismatchError, _coordinator_key, _existing_task
+from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
+from fedchain.federation.participant import participant_account, train_reply
+from fedchain.federation.workload import initial_weights
 from fedchain.hashing import model_hash
 from fedchain.ml.data import load_breast_cancer
-from fedchain.participant import participant_account, train_reply
 from fedchain.settings import RunSettings
-from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
-from fedchain.workload import initial_weights
 
 # A consortium task: its holdout is a file of the coordinator's (here the built-in set, whole).
 TASK = RunSettings(
@@ -63,7 +63,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     keystore = tmp_path / "site.json"
     new_keystore(keystore, PASSWORD)
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    return {keys.NODE_DATA_PATH: str(path), keys.NODE_KEYSTORE: str(keystore)}
+    return {record_keys.NODE_DATA_PATH: str(path), record_keys.NODE_KEYSTORE: str(keystore)}
 
 
 def test_a_hospital_trains_on_its_csv_file_and_signs_with_its_keystore(
@@ -76,14 +76,16 @@ def test_a_hospital_trains_on_its_csv_file_and_signs_with_its_keystore(
     config = ConfigRecord(
         {
             "server-round": 1,
-            keys.CONFIG_TASK_ID: int(task.task_id),
-            keys.CONFIG_CHAIN_ID: chain.domain.chain_id,
-            keys.CONFIG_LEDGER: chain.domain.verifying_contract,
-            keys.CONFIG_RPC_URL: bridge.url,
-            keys.CONFIG_NUM_CLASSES: 2,
+            record_keys.CONFIG_TASK_ID: int(task.task_id),
+            record_keys.CONFIG_CHAIN_ID: chain.domain.chain_id,
+            record_keys.CONFIG_LEDGER: chain.domain.verifying_contract,
+            record_keys.CONFIG_RPC_URL: bridge.url,
+            record_keys.CONFIG_NUM_CLASSES: 2,
         }
     )
-    content = RecordDict({keys.RECORD_ARRAYS: numpy_to_arrays(initial), keys.RECORD_CONFIG: config})
+    content = RecordDict(
+        {record_keys.RECORD_ARRAYS: numpy_to_arrays(initial), record_keys.RECORD_CONFIG: config}
+    )
     message = Message(content, dst_node_id=7, message_type="train")
     context = Context(run_id=1, node_id=7, node_config=site, state=RecordDict(), run_config={})
     try:
@@ -92,16 +94,16 @@ def test_a_hospital_trains_on_its_csv_file_and_signs_with_its_keystore(
     finally:
         bridge.close()
     # Assert
-    update = arrays_to_numpy(reply.content.array_records[keys.RECORD_ARRAYS])
-    commitment = reply.content.config_records[keys.RECORD_COMMITMENT]
-    assert commitment[keys.COMMIT_NUM_EXAMPLES] == SITE_ROWS  # its own file, every row
+    update = arrays_to_numpy(reply.content.array_records[record_keys.RECORD_ARRAYS])
+    commitment = reply.content.config_records[record_keys.RECORD_COMMITMENT]
+    assert commitment[record_keys.COMMIT_NUM_EXAMPLES] == SITE_ROWS  # its own file, every row
     assert model_hash(update) != model_hash(initial)
     signed = SignedCommitment(
         Commitment(task.task_id, RoundId(1), model_hash(update), SITE_ROWS),
-        str(commitment[keys.COMMIT_PARTICIPANT]),
-        bytes(commitment[keys.COMMIT_SIGNATURE]),  # type: ignore[arg-type]
+        str(commitment[record_keys.COMMIT_PARTICIPANT]),
+        bytes(commitment[record_keys.COMMIT_SIGNATURE]),  # type: ignore[arg-type]
     )
-    keystore_address = commitment[keys.COMMIT_PARTICIPANT]
+    keystore_address = commitment[record_keys.COMMIT_PARTICIPANT]
     assert recover_signer(chain.domain, signed) == keystore_address
     assert keystore_address not in {devnet_account(i).address for i in range(20)}
 
@@ -135,7 +137,7 @@ def test_a_run_config_that_does_not_describe_the_task_is_refused(
     # Prepare
     created = create_task(chain, TASK, fund=0)
     settings = created.settings.with_changes(**change)
-    from fedchain.coordinator import task_spec
+    from fedchain.federation.coordinator import task_spec
 
     # Execute / Assert
     with pytest.raises(TaskMismatchError, match=message):
@@ -165,4 +167,4 @@ def test_without_the_password_in_their_environment_the_apps_say_how_to_start(
     with pytest.raises(KeystoreError, match="fedchain client"):
         participant_account(context)
     with pytest.raises(KeystoreError, match="fedchain server start --keystore"):
-        _coordinator_key(TASK.with_changes(keystore=site[keys.NODE_KEYSTORE]))
+        _coordinator_key(TASK.with_changes(keystore=site[record_keys.NODE_KEYSTORE]))

@@ -9,9 +9,9 @@ from flwr.app import Error, Message
 from flwr.serverapp.strategy import FedAvg
 
 from fedchain.chain.records import RoundId, RoundState
+from fedchain.federation.ledger_strategy import LedgerLink, LedgerStrategy
 from fedchain.hashing import model_hash, to_hex
 from fedchain.store import ModelStore
-from fedchain.strategy import LedgerLink, LedgerStrategy
 
 from .conftest import BUDGET, Ledger, instruction, make_reply, template, update
 

@@ -8,8 +8,8 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.supercore.task_identity import TaskIdentity
 
-from fedchain import keys
-from fedchain.inprocess import InProcessGrid
+from fedchain import record_keys
+from fedchain.simulation.inprocess import InProcessGrid
 
 
 def _echo_app() -> ClientApp:
@@ -17,7 +17,7 @@ def _echo_app() -> ClientApp:
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
-        partition = int(context.node_config[keys.NODE_PARTITION_ID])
+        partition = int(context.node_config[record_keys.NODE_PARTITION_ID])
         if partition == 1:
             raise RuntimeError("disk full")
         if partition == 3:

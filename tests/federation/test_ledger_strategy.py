@@ -11,9 +11,10 @@ from flwr.app import Error, Message
 from flwr.serverapp.strategy import FedAvg, FedMedian
 
 from fedchain.chain.records import RoundId, RoundState
+from fedchain.federation.ledger_strategy import LedgerLink, LedgerStrategy
+from fedchain.federation.messages import arrays_to_numpy
 from fedchain.hashing import model_hash, to_hex
 from fedchain.store import ModelStore
-from fedchain.strategy import LedgerLink, LedgerStrategy, arrays_to_numpy
 
 from .conftest import BUDGET, Ledger, instruction, make_reply, template, update
 
@@ -218,14 +219,14 @@ def test_without_a_ledger_nothing_is_signed_or_committed(store_dir: Path) -> Non
     strategy._parent_weights[1] = template()
     from flwr.app import MetricRecord, RecordDict
 
-    from fedchain import keys
-    from fedchain.strategy import numpy_to_arrays
+    from fedchain import record_keys
+    from fedchain.federation.messages import numpy_to_arrays
 
     reply = Message(
         RecordDict(
             {
-                keys.RECORD_ARRAYS: numpy_to_arrays(update(0)),
-                keys.RECORD_METRICS: MetricRecord({keys.METRIC_NUM_EXAMPLES: 5}),
+                record_keys.RECORD_ARRAYS: numpy_to_arrays(update(0)),
+                record_keys.RECORD_METRICS: MetricRecord({record_keys.METRIC_NUM_EXAMPLES: 5}),
             }
         ),
         reply_to=instruction(1),
@@ -246,8 +247,8 @@ def test_every_selectable_strategy_aggregates_and_commits_through_the_wrapper(
     name: str, ledger: Ledger, store_dir: Path
 ) -> None:
     # Prepare
+    from fedchain.federation.flower_strategies import build_strategy
     from fedchain.settings import RunSettings
-    from fedchain.strategies import build_strategy
 
     inner = build_strategy(RunSettings(strategy=name, proximal_mu=0.1), num_nodes=4)
     strategy = _strategy(ledger, store_dir, inner=inner)
@@ -318,7 +319,7 @@ def test_the_superlinks_error_reply_for_a_lost_node_leaves_it_absent_once(
 def test_frozen_heap_spares_old_objects_from_collection_and_nests() -> None:
     import gc
 
-    from fedchain.strategy import frozen_heap
+    from fedchain.federation.coalitions import frozen_heap
 
     assert gc.get_freeze_count() == 0
     with frozen_heap():

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
-from fedchain import keys
+from fedchain import record_keys
 from fedchain.attacks import SIGN_FLIP_SCALE
 from fedchain.chain.bridge import RpcBridge
 from fedchain.chain.records import Commitment, RoundId, SignedCommitment
 from fedchain.chain.signing import recover_signer
+from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
+from fedchain.federation.participant import ModelNotOnChainError, participant_account, train_reply
+from fedchain.federation.workload import holdout, initial_weights
 from fedchain.hashing import model_hash
-from fedchain.participant import ModelNotOnChainError, participant_account, train_reply
 from fedchain.settings import RunSettings
-from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
-from fedchain.workload import holdout, initial_weights
 
 from .conftest import BUDGET, sha
 
@@ -44,19 +44,21 @@ def _message(
     config = ConfigRecord(
         {
             "server-round": round_id,
-            keys.CONFIG_TASK_ID: int(task_id),
-            keys.CONFIG_CHAIN_ID: gateway.domain.chain_id,
-            keys.CONFIG_LEDGER: gateway.domain.verifying_contract,
-            keys.CONFIG_RPC_URL: url,
-            keys.CONFIG_CHAIN_WAIT_S: wait_s,
+            record_keys.CONFIG_TASK_ID: int(task_id),
+            record_keys.CONFIG_CHAIN_ID: gateway.domain.chain_id,
+            record_keys.CONFIG_LEDGER: gateway.domain.verifying_contract,
+            record_keys.CONFIG_RPC_URL: url,
+            record_keys.CONFIG_CHAIN_WAIT_S: wait_s,
         }
     )
-    content = RecordDict({keys.RECORD_ARRAYS: numpy_to_arrays(weights), keys.RECORD_CONFIG: config})
+    content = RecordDict(
+        {record_keys.RECORD_ARRAYS: numpy_to_arrays(weights), record_keys.RECORD_CONFIG: config}
+    )
     return Message(content, dst_node_id=7, message_type="train")
 
 
 def _context(partition_id: int) -> Context:
-    node_config = {keys.NODE_PARTITION_ID: partition_id, keys.NODE_NUM_PARTITIONS: 4}
+    node_config = {record_keys.NODE_PARTITION_ID: partition_id, record_keys.NODE_NUM_PARTITIONS: 4}
     return Context(run_id=1, node_id=7, node_config=node_config, state=RecordDict(), run_config={})
 
 
@@ -66,16 +68,19 @@ def test_trains_on_the_chains_model_and_signs_its_update(chain_task) -> None:  #
     # Execute
     reply = train_reply(_message(gateway, task_id, initial, url), _context(0), SETTINGS)
     # Assert
-    update = arrays_to_numpy(reply.content.array_records[keys.RECORD_ARRAYS])
-    commitment = reply.content.config_records[keys.RECORD_COMMITMENT]
-    assert bytes(commitment[keys.COMMIT_UPDATE_HASH]) == model_hash(update)  # type: ignore[arg-type]
+    update = arrays_to_numpy(reply.content.array_records[record_keys.RECORD_ARRAYS])
+    commitment = reply.content.config_records[record_keys.RECORD_COMMITMENT]
+    assert bytes(commitment[record_keys.COMMIT_UPDATE_HASH]) == model_hash(update)  # type: ignore[arg-type]
     assert model_hash(update) != model_hash(initial)  # it really trained
     signed = SignedCommitment(
         Commitment(
-            task_id, RoundId(1), model_hash(update), int(commitment[keys.COMMIT_NUM_EXAMPLES])
+            task_id,
+            RoundId(1),
+            model_hash(update),
+            int(commitment[record_keys.COMMIT_NUM_EXAMPLES]),
         ),  # type: ignore[arg-type]
-        str(commitment[keys.COMMIT_PARTICIPANT]),
-        bytes(commitment[keys.COMMIT_SIGNATURE]),  # type: ignore[arg-type]
+        str(commitment[record_keys.COMMIT_PARTICIPANT]),
+        bytes(commitment[record_keys.COMMIT_SIGNATURE]),  # type: ignore[arg-type]
     )
     assert recover_signer(gateway.domain, signed) == participant_account(_context(0)).address
 
@@ -112,9 +117,9 @@ def test_waits_for_the_chain_to_open_its_round_then_trains(chain_task) -> None: 
         catching_up.join()
 
     # Assert: it trained for round 2, after the chain opened it
-    commitment = reply.content.config_records[keys.RECORD_COMMITMENT]
-    update = arrays_to_numpy(reply.content.array_records[keys.RECORD_ARRAYS])
-    assert bytes(commitment[keys.COMMIT_UPDATE_HASH]) == model_hash(update)  # type: ignore[arg-type]
+    commitment = reply.content.config_records[record_keys.RECORD_COMMITMENT]
+    update = arrays_to_numpy(reply.content.array_records[record_keys.RECORD_ARRAYS])
+    assert bytes(commitment[record_keys.COMMIT_UPDATE_HASH]) == model_hash(update)  # type: ignore[arg-type]
     assert gateway.task_head(task_id) == (model_hash(initial), RoundId(2))
 
 
@@ -141,18 +146,18 @@ def test_an_attacker_signs_its_forged_update_with_its_own_key(chain_task) -> Non
     honest = train_reply(message, _context(3), SETTINGS)
     forged = train_reply(message, _context(3), attacked)
     # Assert: the update is the flipped honest one, committed and signed by the attacker
-    honest_update = arrays_to_numpy(honest.content.array_records[keys.RECORD_ARRAYS])
-    update = arrays_to_numpy(forged.content.array_records[keys.RECORD_ARRAYS])
+    honest_update = arrays_to_numpy(honest.content.array_records[record_keys.RECORD_ARRAYS])
+    update = arrays_to_numpy(forged.content.array_records[record_keys.RECORD_ARRAYS])
     for name, weights in initial.items():
         expected = weights - SIGN_FLIP_SCALE * (honest_update[name] - weights)
         np.testing.assert_allclose(update[name], expected, rtol=1e-5, atol=1e-6)
-    commitment = forged.content.config_records[keys.RECORD_COMMITMENT]
-    assert bytes(commitment[keys.COMMIT_UPDATE_HASH]) == model_hash(update)  # type: ignore[arg-type]
-    examples = int(commitment[keys.COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
+    commitment = forged.content.config_records[record_keys.RECORD_COMMITMENT]
+    assert bytes(commitment[record_keys.COMMIT_UPDATE_HASH]) == model_hash(update)  # type: ignore[arg-type]
+    examples = int(commitment[record_keys.COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
     signed = SignedCommitment(
         Commitment(task_id, RoundId(1), model_hash(update), examples),
-        str(commitment[keys.COMMIT_PARTICIPANT]),
-        bytes(commitment[keys.COMMIT_SIGNATURE]),  # type: ignore[arg-type]
+        str(commitment[record_keys.COMMIT_PARTICIPANT]),
+        bytes(commitment[record_keys.COMMIT_SIGNATURE]),  # type: ignore[arg-type]
     )
     assert recover_signer(gateway.domain, signed) == participant_account(_context(3)).address
 
@@ -163,8 +168,8 @@ def test_without_a_ledger_a_participant_names_itself_unsigned() -> None:
     initial = initial_weights(SETTINGS, hold.input_shape, hold.num_classes)
     content = RecordDict(
         {
-            keys.RECORD_ARRAYS: numpy_to_arrays(initial),
-            keys.RECORD_CONFIG: ConfigRecord({"server-round": 1}),
+            record_keys.RECORD_ARRAYS: numpy_to_arrays(initial),
+            record_keys.RECORD_CONFIG: ConfigRecord({"server-round": 1}),
         }
     )
     # Execute
@@ -172,6 +177,6 @@ def test_without_a_ledger_a_participant_names_itself_unsigned() -> None:
         Message(content, dst_node_id=7, message_type="train"), _context(1), SETTINGS
     )
     # Assert
-    assert keys.RECORD_COMMITMENT not in reply.content.config_records
-    declared = reply.content.config_records[keys.RECORD_PARTICIPANT]
-    assert declared[keys.COMMIT_PARTICIPANT] == participant_account(_context(1)).address
+    assert record_keys.RECORD_COMMITMENT not in reply.content.config_records
+    declared = reply.content.config_records[record_keys.RECORD_PARTICIPANT]
+    assert declared[record_keys.COMMIT_PARTICIPANT] == participant_account(_context(1)).address

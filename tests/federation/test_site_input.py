@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
-from fedchain import keys
+from fedchain import record_keys
 from fedchain.chain.accounts import PASSWORD_ENV, new_keystore
 from fedchain.chain.errors import KeystoreError
 from fedchain.errors import FedchainError
+from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
+from fedchain.federation.participant import participant_account, train_reply
+from fedchain.federation.workload import holdout, initial_weights
 from fedchain.ml.data import load_breast_cancer
 from fedchain.ml.errors import DatasetError
-from fedchain.participant import participant_account, train_reply
 from fedchain.settings import RunSettings
-from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
-from fedchain.workload import holdout, initial_weights
 
 SETTINGS = RunSettings(num_clients=4, model="logreg")
 
@@ -34,7 +34,9 @@ def _train_message() -> Message:
     hold = holdout(SETTINGS)
     weights = initial_weights(SETTINGS, hold.input_shape, hold.num_classes)
     config = ConfigRecord({"server-round": 1})
-    content = RecordDict({keys.RECORD_ARRAYS: numpy_to_arrays(weights), keys.RECORD_CONFIG: config})
+    content = RecordDict(
+        {record_keys.RECORD_ARRAYS: numpy_to_arrays(weights), record_keys.RECORD_CONFIG: config}
+    )
     return Message(content, dst_node_id=7, message_type="train")
 
 
@@ -64,9 +66,9 @@ def test_a_site_trains_on_its_own_csv_file(tmp_path: Path) -> None:
     # Execute
     reply = train_reply(_train_message(), _site(**{"data-path": str(site_file)}), SETTINGS)
     # Assert
-    metrics = reply.content.metric_records[keys.RECORD_METRICS]
-    assert metrics[keys.METRIC_NUM_EXAMPLES] == 40
-    update = arrays_to_numpy(reply.content.array_records[keys.RECORD_ARRAYS])
+    metrics = reply.content.metric_records[record_keys.RECORD_METRICS]
+    assert metrics[record_keys.METRIC_NUM_EXAMPLES] == 40
+    update = arrays_to_numpy(reply.content.array_records[record_keys.RECORD_ARRAYS])
     assert all(np.isfinite(w).all() for w in update.values())
 
 

@@ -12,7 +12,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from cryptography.x509.verification import DNSName, IPAddress, PolicyBuilder, Store
 
-from fedchain.certs import CertificateError, create_ca, create_consortium, create_node_key
+from fedchain.consortium.certs import (
+    CertificateError,
+    create_ca,
+    create_consortium,
+    create_node_key,
+)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from flwr.common.config import parse_config_args
 
-from fedchain import keys
-from fedchain.certs import create_ca
-from fedchain.consortium import (
+from fedchain import record_keys
+from fedchain.consortium.certs import create_ca
+from fedchain.consortium.deployment import (
     ConsortiumError,
     node_config,
     org_hash,
@@ -20,7 +20,7 @@ from fedchain.consortium import (
     token_amount,
     write_run_config,
 )
-from fedchain.coordinator import task_spec
+from fedchain.federation.coordinator import task_spec
 from fedchain.settings import RunSettings
 
 TASK = RunSettings(
@@ -49,9 +49,9 @@ def test_node_config_is_read_back_by_flower_with_absolute_paths(tmp_path: Path) 
     parsed = parse_config_args([config])  # what flower-supernode --node-config does
     # Assert
     assert parsed == {
-        keys.NODE_DATA_PATH: str(site / "site a.csv"),
-        keys.NODE_KEYSTORE: str(site / "key.json"),
-        keys.NODE_RPC_URL: "http://10.0.0.1:8545",
+        record_keys.NODE_DATA_PATH: str(site / "site a.csv"),
+        record_keys.NODE_KEYSTORE: str(site / "key.json"),
+        record_keys.NODE_RPC_URL: "http://10.0.0.1:8545",
     }
 
 

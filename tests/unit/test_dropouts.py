@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from fedchain import dropouts
-from fedchain.dropouts import DropoutError, Fate, act_out, fate
+from fedchain.federation import dropouts
+from fedchain.federation.dropouts import DropoutError, Fate, act_out, fate
 
 
 def test_the_draw_is_a_function_of_seed_round_and_partition() -> None:

@@ -12,8 +12,7 @@ from typing import Any
 import psutil
 import pytest
 
-from fedchain import _simulation_dispatch, workload
-from fedchain.memory import PeakMemory, tree_rss
+from fedchain.federation import workload
 from fedchain.ml.data import (
     SYNTHETIC_DEFAULT_SIZE,
     dataset_hash,
@@ -23,6 +22,8 @@ from fedchain.ml.data import (
 )
 from fedchain.ml.errors import DatasetError
 from fedchain.settings import RunSettings
+from fedchain.simulation import _dispatch
+from fedchain.simulation.memory import PeakMemory, tree_rss
 
 # --- peak memory of the process tree ---
 
@@ -126,9 +127,9 @@ def test_pending_messages_hands_out_one_undelivered_message_per_node() -> None:
     }
     state = _State(store, expired={"d"})
     # Execute
-    first = _simulation_dispatch.pending_messages(state, {1, 2, 3, 4})
-    second = _simulation_dispatch.pending_messages(state, {1, 2, 3, 4})
-    third = _simulation_dispatch.pending_messages(state, {1, 2, 3, 4})
+    first = _dispatch.pending_messages(state, {1, 2, 3, 4})
+    second = _dispatch.pending_messages(state, {1, 2, 3, 4})
+    third = _dispatch.pending_messages(state, {1, 2, 3, 4})
     # Assert
     assert first == [store["a"], store["e"]]
     assert second == [store["b"]]
@@ -142,11 +143,11 @@ def test_the_dispatch_is_installed_only_on_the_flower_it_was_written_for() -> No
     from flwr.server.superlink.fleet.vce import vce_api
 
     # Execute
-    installed = _simulation_dispatch.install()
+    installed = _dispatch.install()
     # Assert
     assert installed is True
     assert getattr(vce_api.add_messages_to_queue, "fedchain_dispatch", False)
-    assert _simulation_dispatch.install() is True  # idempotent
+    assert _dispatch.install() is True  # idempotent
 
 
 # --- a dataset for a thousand clients ---

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fedchain.federation.flower_strategies import build_strategy
+from fedchain.robust import byzantine_count, trim_fraction
 from fedchain.settings import RunSettings, SettingsError
-from fedchain.strategies import build_strategy, byzantine_count, trim_fraction
 
 
 def _built(**changes: object) -> object:

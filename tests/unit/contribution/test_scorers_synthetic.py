@@ -15,12 +15,12 @@ from fedchain.contribution.base import (
     RoundScores,
     Scorer,
     ScoringError,
-    build_scorer,
 )
 from fedchain.contribution.cosine import CosineScorer
 from fedchain.contribution.data_size import DataSizeScorer
 from fedchain.contribution.gtg import GTGScorer
 from fedchain.contribution.loo import LeaveOneOutScorer
+from fedchain.contribution.registry import build_scorer
 from fedchain.contribution.shapley import MAX_SHAPLEY_PARTICIPANTS, ShapleyScorer
 
 VALUES = (0.5, 1.5, -0.25, 2.0, 0.75)

@@ -27,10 +27,10 @@ import numpy as np
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.records import RoundId, RoundState, TaskId
 from fedchain.errors import FedchainError
+from fedchain.federation.round_report import ParticipantOutcome, RoundReport
 from fedchain.hashing import model_hash, to_hex
 from fedchain.settings import RunSettings
 from fedchain.store import ModelCorrupted, ModelNotInStore, ModelStore
-from fedchain.strategy import ParticipantOutcome, RoundReport
 
 __all__ = [
     "ROUNDS_FILE",

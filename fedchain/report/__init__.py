@@ -6,8 +6,8 @@ script, nothing fetched), so it can be mailed, archived or opened offline. It re
 time from a copied run directory. Every string taken from the run is HTML-escaped: reasons for a
 rejected update come from the participants' replies and must be treated as hostile.
 
-The plot functions take the summary.json document and return PNG bytes; ``fedchain.artifacts``
-uses them for ``accuracy.png`` and ``rewards.png``.
+The plot functions take the summary.json document and return PNG bytes;
+``fedchain.federation.run_artifacts`` uses them for ``accuracy.png`` and ``rewards.png``.
 
 Examples
 --------
@@ -32,7 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedchain import __version__
+from fedchain._version import __version__
 from fedchain.errors import FedchainError
 
 if TYPE_CHECKING:

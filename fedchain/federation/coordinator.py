@@ -19,8 +19,7 @@ from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord
 from flwr.serverapp import Grid
 
-from fedchain import keys
-from fedchain.artifacts import RunRecord, write_artifacts
+from fedchain import record_keys
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain, ChainBackend, EmbeddedChain, RpcChain
 from fedchain.chain.bridge import RpcBridge
@@ -29,21 +28,24 @@ from fedchain.chain.errors import ChainError
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway, deploy
 from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import TaskId
+from fedchain.federation.flower_strategies import build_strategy
+from fedchain.federation.ledger_strategy import LedgerLink, LedgerStrategy
+from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
+from fedchain.federation.participant import FIRST_PARTICIPANT_KEY
+from fedchain.federation.resume import ResumeError, ResumePoint, RunJournal, find_resume_point
+from fedchain.federation.round_report import RoundReport
+from fedchain.federation.run_artifacts import RunRecord, write_artifacts
+from fedchain.federation.workload import (
+    Holdout,
+    evaluate_weights,
+    holdout,
+    initial_weights,
+    model_name,
+)
 from fedchain.hashing import ModelHash, model_hash, save_canonical, to_hex
-from fedchain.participant import FIRST_PARTICIPANT_KEY
-from fedchain.resume import ResumeError, ResumePoint, RunJournal, find_resume_point
 from fedchain.settings import RunSettings
 from fedchain.store import ModelStore
-from fedchain.strategies import build_strategy
-from fedchain.strategy import (
-    LedgerLink,
-    LedgerStrategy,
-    RoundReport,
-    arrays_to_numpy,
-    numpy_to_arrays,
-)
 from fedchain.task import TaskSpec
-from fedchain.workload import Holdout, evaluate_weights, holdout, initial_weights, model_name
 
 __all__ = ["ChainSession", "TaskMismatchError", "check_resume", "run_federation", "task_spec"]
 
@@ -329,7 +331,7 @@ def run_federation(
     """Run every round of the federation, recording each on chain; write the run's artifacts.
 
     With ``resume``, go on with the run in ``settings.out`` from the last round its chain holds
-    (see :mod:`fedchain.resume`); the record written at the end covers every round.
+    (see :mod:`fedchain.federation.resume`); the record written at the end covers every round.
     """
     num_nodes = len(list(grid.get_node_ids()))
     if num_nodes and num_nodes != settings.num_clients:
@@ -398,7 +400,7 @@ def run_federation(
                 train_config=ConfigRecord(
                     {
                         "local-epochs": settings.local_epochs,
-                        keys.CONFIG_NUM_CLASSES: hold.num_classes,
+                        record_keys.CONFIG_NUM_CLASSES: hold.num_classes,
                     }
                 ),
             )

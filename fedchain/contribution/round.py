@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from fedchain.contribution.base import RoundScores, build_scorer
+from fedchain.contribution.base import RoundScores
+from fedchain.contribution.registry import build_scorer
 from fedchain.contribution.rewards import split_budget, to_fixed_point
 
 __all__ = [

@@ -17,18 +17,18 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
-from fedchain import keys
+from fedchain import record_keys
 from fedchain.attacks import flipped_labels, parse_attack
 from fedchain.chain.accounts import devnet_account, environment_password, load_keystore
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
-from fedchain.dropouts import act_out, fate
 from fedchain.errors import FedchainError
+from fedchain.federation.dropouts import act_out, fate
+from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
+from fedchain.federation.workload import client_data, site_data, train_locally
 from fedchain.hashing import model_hash, to_hex
 from fedchain.ml.data import Dataset
 from fedchain.settings import RunSettings
-from fedchain.strategy import arrays_to_numpy, numpy_to_arrays
-from fedchain.workload import client_data, site_data, train_locally
 
 __all__ = ["ModelNotOnChainError", "participant_account", "train_reply"]
 
@@ -60,10 +60,10 @@ class _LedgerView:
 
 def participant_account(context: Context) -> LocalAccount:
     """The participant's key: its keystore on a real node, a DEVNET TEST key in simulation."""
-    keystore = context.node_config.get(keys.NODE_KEYSTORE)
+    keystore = context.node_config.get(record_keys.NODE_KEYSTORE)
     if keystore:
         return _keystore_account(str(keystore))
-    partition_id = int(context.node_config[keys.NODE_PARTITION_ID])
+    partition_id = int(context.node_config[record_keys.NODE_PARTITION_ID])
     return devnet_account(FIRST_PARTICIPANT_KEY + partition_id)
 
 
@@ -76,8 +76,8 @@ def _keystore_account(path: str) -> LocalAccount:
 def train_reply(message: Message, context: Context, settings: RunSettings) -> Message:
     """Handle one train message: the reply carries arrays, metrics and the signed commitment."""
     content = message.content
-    config = content.config_records[keys.RECORD_CONFIG]
-    partition_id = int(context.node_config.get(keys.NODE_PARTITION_ID, 0))
+    config = content.config_records[record_keys.RECORD_CONFIG]
+    partition_id = int(context.node_config.get(record_keys.NODE_PARTITION_ID, 0))
     server_round = int(config["server-round"])  # type: ignore[arg-type]
     dropped = fate(settings.seed, server_round, partition_id, settings.dropout)
     if dropped is not None:  # a simulated dropout: no update this round
@@ -89,14 +89,16 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
         _verify_on_chain(view, received, context)
 
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
-    site = context.node_config.get(keys.NODE_DATA_PATH)
+    site = context.node_config.get(record_keys.NODE_DATA_PATH)
     if site:  # a hospital's SuperNode: its own CSV file, named in its node config only
-        num_classes = int(config.get(keys.CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
+        num_classes = int(config.get(record_keys.CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
         data = site_data(str(site), settings.label_column, num_classes)
         seed = _seed(settings, server_round, 0)
         update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
     else:  # a simulated client: its partition of the run's dataset
-        partitions = int(context.node_config.get(keys.NODE_NUM_PARTITIONS, settings.num_clients))
+        partitions = int(
+            context.node_config.get(record_keys.NODE_NUM_PARTITIONS, settings.num_clients)
+        )
         data = client_data(settings, partition_id, partitions)
         seed = _seed(settings, server_round, partition_id)
         plan = parse_attack(settings.attack)
@@ -121,17 +123,22 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
             update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
 
     records: dict[str, Any] = {
-        keys.RECORD_ARRAYS: numpy_to_arrays(update),
-        keys.RECORD_METRICS: MetricRecord(
-            {keys.METRIC_NUM_EXAMPLES: len(data), keys.METRIC_TRAIN_LOSS: float(loss)}
+        record_keys.RECORD_ARRAYS: numpy_to_arrays(update),
+        record_keys.RECORD_METRICS: MetricRecord(
+            {record_keys.METRIC_NUM_EXAMPLES: len(data), record_keys.METRIC_TRAIN_LOSS: float(loss)}
         ),
     }
     if view is not None:
-        records[keys.RECORD_COMMITMENT] = _commit(view, model_hash(update), len(data), context)
-    elif keys.NODE_KEYSTORE in context.node_config or keys.NODE_PARTITION_ID in context.node_config:
+        records[record_keys.RECORD_COMMITMENT] = _commit(
+            view, model_hash(update), len(data), context
+        )
+    elif (
+        record_keys.NODE_KEYSTORE in context.node_config
+        or record_keys.NODE_PARTITION_ID in context.node_config
+    ):
         # No ledger: the address still names the participant in the run's record.
-        records[keys.RECORD_PARTICIPANT] = ConfigRecord(
-            {keys.COMMIT_PARTICIPANT: participant_account(context).address}
+        records[record_keys.RECORD_PARTICIPANT] = ConfigRecord(
+            {record_keys.COMMIT_PARTICIPANT: participant_account(context).address}
         )
     return Message(RecordDict(records), reply_to=message)
 
@@ -142,25 +149,25 @@ def _seed(settings: RunSettings, server_round: int, partition_id: int) -> int:
 
 
 def _ledger_view(config: ConfigRecord) -> _LedgerView | None:
-    if keys.CONFIG_TASK_ID not in config:
+    if record_keys.CONFIG_TASK_ID not in config:
         return None  # a run without a ledger
     return _LedgerView(
-        task_id=TaskId(int(config[keys.CONFIG_TASK_ID])),  # type: ignore[arg-type]
+        task_id=TaskId(int(config[record_keys.CONFIG_TASK_ID])),  # type: ignore[arg-type]
         round_id=RoundId(int(config["server-round"])),  # type: ignore[arg-type]
         domain=LedgerDomain(
-            int(config[keys.CONFIG_CHAIN_ID]),  # type: ignore[arg-type]
-            str(config[keys.CONFIG_LEDGER]),
+            int(config[record_keys.CONFIG_CHAIN_ID]),  # type: ignore[arg-type]
+            str(config[record_keys.CONFIG_LEDGER]),
         ),
-        rpc_url=str(config[keys.CONFIG_RPC_URL]),
-        direct=bool(config.get(keys.CONFIG_DIRECT, False)),
-        wait_s=float(config.get(keys.CONFIG_CHAIN_WAIT_S, DEFAULT_CHAIN_WAIT_S)),  # type: ignore[arg-type]
+        rpc_url=str(config[record_keys.CONFIG_RPC_URL]),
+        direct=bool(config.get(record_keys.CONFIG_DIRECT, False)),
+        wait_s=float(config.get(record_keys.CONFIG_CHAIN_WAIT_S, DEFAULT_CHAIN_WAIT_S)),  # type: ignore[arg-type]
     )
 
 
 def _reader(view: _LedgerView, context: Context) -> Any:
     """The process's one connection to the chain: reads only, whichever participant it plays."""
     # A real node reads its own RPC endpoint; a simulated one the URL the server gave.
-    url = str(context.node_config.get(keys.NODE_RPC_URL) or view.rpc_url)
+    url = str(context.node_config.get(record_keys.NODE_RPC_URL) or view.rpc_url)
     key = (url, view.domain.chain_id, view.domain.verifying_contract)
     gateway = _connections.get(key)
     if gateway is None:
@@ -250,9 +257,9 @@ def _commit(view: _LedgerView, update_hash: bytes, examples: int, context: Conte
         _writer(view, context, account).submit_commitment(commitment)
     return ConfigRecord(
         {
-            keys.COMMIT_PARTICIPANT: signed.participant,
-            keys.COMMIT_UPDATE_HASH: signed.commitment.update_hash,
-            keys.COMMIT_NUM_EXAMPLES: examples,
-            keys.COMMIT_SIGNATURE: signed.signature,
+            record_keys.COMMIT_PARTICIPANT: signed.participant,
+            record_keys.COMMIT_UPDATE_HASH: signed.commitment.update_hash,
+            record_keys.COMMIT_NUM_EXAMPLES: examples,
+            record_keys.COMMIT_SIGNATURE: signed.signature,
         }
     )

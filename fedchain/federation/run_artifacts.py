@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fedchain.chain.gateway import LedgerEvent
+from fedchain.federation.round_report import RoundReport
 from fedchain.settings import RunSettings
-from fedchain.strategy import RoundReport
 from fedchain.task import TaskSpec
 
 __all__ = ["RunRecord", "summary", "write_artifacts", "write_summary"]
@@ -36,7 +36,9 @@ class RunRecord:
     final_model_hash: str
     events: list[LedgerEvent] = field(default_factory=list)
     roles: dict[str, str] = field(default_factory=dict)  # address -> honest or attack kind
-    peak_rss_bytes: int | None = None  # of the process tree, server + Ray (fedchain.memory)
+    peak_rss_bytes: int | None = (
+        None  # of the process tree, server + Ray (fedchain.simulation.memory)
+    )
     peak_rss_processes: int | None = None  # processes in the tree at that peak
 
 

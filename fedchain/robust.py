@@ -1,28 +1,23 @@
-"""The Flower strategies fedchain wraps, chosen by name, their parameters set from the settings."""
+"""What the robust aggregation rules tolerate: attackers ``f`` among ``n`` sampled updates.
+
+Pure arithmetic on the settings, no Flower: settings validation and the strategy factory share it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from flwr.serverapp.strategy import (
-    Bulyan,
-    FedAdam,
-    FedAvg,
-    FedMedian,
-    FedProx,
-    FedTrimmedAvg,
-    Krum,
-    MultiKrum,
-    Strategy,
-)
+from fedchain.attacks import parse_attack
+from fedchain.errors import SettingsError
 
-from fedchain.settings import RunSettings, SettingsError
+if TYPE_CHECKING:
+    from fedchain.settings import RunSettings
 
 __all__ = [
     "ROBUST_STRATEGIES",
-    "build_strategy",
     "byzantine_count",
     "check_tolerance",
+    "sampled_count",
     "trim_fraction",
 ]
 
@@ -60,7 +55,7 @@ def trim_fraction(f: int, n: int) -> float:
     return (f + _TRIM_MARGIN) / n
 
 
-def _sampled(settings: RunSettings, num_nodes: int) -> int:
+def sampled_count(settings: RunSettings, num_nodes: int) -> int:
     """How many clients a round samples (Flower's rule: ``fraction_train``, at least the min)."""
     return max(settings.min_train_nodes, int(num_nodes * settings.fraction_train))
 
@@ -74,8 +69,6 @@ def byzantine_count(settings: RunSettings, sampled: int) -> int:
     """
     if settings.byzantine >= 0:
         return settings.byzantine
-    from fedchain.attacks import parse_attack
-
     plan = parse_attack(settings.attack)
     return round(plan.fraction * sampled) if plan is not None else 0
 
@@ -92,7 +85,7 @@ def check_tolerance(settings: RunSettings, num_nodes: int | None = None) -> None
     rule = _TOLERANCE.get(settings.strategy)
     if rule is None:
         return
-    sampled = _sampled(settings, num_nodes or settings.num_clients)
+    sampled = sampled_count(settings, num_nodes or settings.num_clients)
     f = byzantine_count(settings, sampled)
     a, b = rule
     if sampled >= a * f + b:
@@ -109,48 +102,3 @@ def check_tolerance(settings: RunSettings, num_nodes: int | None = None) -> None
         f"Sample more clients, set byzantine to at most {most}, or choose a rule that "
         "tolerates more: fedmedian (n >= 2f + 1) or multikrum (n >= 2f + 3)"
     )
-
-
-def build_strategy(settings: RunSettings, num_nodes: int) -> Strategy:
-    """The Flower strategy named by ``settings.strategy``.
-
-    Clients evaluate nothing: the server evaluates every global model on the task's holdout, so
-    federated evaluation is switched off (``fraction_evaluate=0``). The robust rules get their
-    attacker count ``f`` from :func:`byzantine_count`: Krum, MultiKrum and Bulyan as
-    ``num_malicious_nodes`` (MultiKrum keeps ``n - f`` updates), FedTrimmedAvg as
-    ``beta`` (``f`` updates cut off each tail: :func:`trim_fraction`).
-
-    Raises
-    ------
-    SettingsError
-        For an unknown strategy, or a robust one that cannot tolerate ``f`` attackers.
-    """
-    check_tolerance(settings, num_nodes)
-    sampled = _sampled(settings, num_nodes)
-    malicious = byzantine_count(settings, sampled)
-    common: dict[str, Any] = {
-        "fraction_train": settings.fraction_train,
-        "fraction_evaluate": 0.0,
-        "min_train_nodes": min(settings.min_train_nodes, num_nodes),
-        "min_available_nodes": min(settings.min_train_nodes, num_nodes),
-    }
-    name = settings.strategy
-    if name == "fedavg":
-        return FedAvg(**common)
-    if name == "fedprox":
-        return FedProx(**common, proximal_mu=settings.proximal_mu)
-    if name == "fedadam":
-        return FedAdam(**common)
-    if name == "fedmedian":
-        return FedMedian(**common)
-    if name == "fedtrimmedavg":
-        return FedTrimmedAvg(**common, beta=trim_fraction(malicious, sampled))
-    if name == "krum":
-        return Krum(**common, num_malicious_nodes=malicious)
-    if name == "multikrum":
-        return MultiKrum(
-            **common, num_malicious_nodes=malicious, num_nodes_to_select=sampled - malicious
-        )
-    if name == "bulyan":
-        return Bulyan(**common, num_malicious_nodes=malicious)
-    raise SettingsError(f"unknown strategy {name!r}")

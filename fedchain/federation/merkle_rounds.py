@@ -10,7 +10,7 @@ document per round:
 
 The record holds the reward tree (OpenZeppelin's ``standard-v1`` dump: ``StandardMerkleTree.load``
 reads it), each leaf's proof, and each participant's EIP-712 signed commitment, so anyone can check
-every signature off chain (:mod:`fedchain.merkle_audit`) and each participant can claim its leaves.
+every signature off chain (:mod:`fedchain.audit.merkle`) and each participant can claim its leaves.
 """
 
 from __future__ import annotations

@@ -9,24 +9,21 @@ valid ones, stores and evaluates the global model, and commits the round in one 
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import gc
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fedchain import keys
+from fedchain import record_keys
 from fedchain.chain.gateway import LedgerPort, TxResult
 from fedchain.chain.merkle import RewardLeaf
 from fedchain.chain.queue import WriteQueue
@@ -41,44 +38,23 @@ from fedchain.chain.records import (
 )
 from fedchain.chain.signing import recover_signer
 from fedchain.contribution.rewards import to_fixed_point
+from fedchain.contribution.round import RoundScoring, score_round, scoring_seed
+from fedchain.federation.coalitions import aggregation_order, coalition_aggregator, frozen_heap
+from fedchain.federation.merkle_rounds import MerkleRound, publish
+from fedchain.federation.messages import Weights, arrays_to_numpy
+from fedchain.federation.round_report import ParticipantOutcome, RoundReport
 from fedchain.hashing import ModelHash, model_hash, to_hex
-from fedchain.merkle_rounds import MerkleRound, publish
-from fedchain.scoring import RoundScoring, score_round, scoring_seed, weighted_mean
 from fedchain.store import ModelStore
 
-__all__ = [
-    "LedgerLink",
-    "LedgerStrategy",
-    "ParticipantOutcome",
-    "RoundReport",
-    "aggregation_order",
-    "arrays_to_numpy",
-    "coalition_aggregator",
-    "frozen_heap",
-    "numpy_to_arrays",
-    "reply_message",
-]
+__all__ = ["LedgerLink", "LedgerStrategy"]
 
 log = logging.getLogger(__name__)
 
-Weights = dict[str, np.ndarray[Any, Any]]
 #: Allowance per tensor for the .npy header Flower serialises each array with. A reply larger
 #: than twice the model plus this is refused before it is deserialised (twice: so an update in
 #: float64 still reaches the dtype check and is refused with that reason).
 _NPY_HEADER_BYTES = 4096
 Evaluator = Callable[[Mapping[str, np.ndarray[Any, Any]]], tuple[float, float]]
-
-
-def arrays_to_numpy(arrays: ArrayRecord) -> Weights:
-    """An ArrayRecord as named numpy arrays (in the record's order)."""
-    return {name: array.numpy() for name, array in arrays.items()}
-
-
-def numpy_to_arrays(weights: Mapping[str, np.ndarray[Any, Any]]) -> ArrayRecord:
-    """Named numpy arrays as an ArrayRecord."""
-    from flwr.app import Array
-
-    return ArrayRecord({name: Array(np.ascontiguousarray(w)) for name, w in weights.items()})
 
 
 @dataclass(frozen=True)
@@ -93,51 +69,6 @@ class LedgerLink:
     queue: WriteQueue = field(default_factory=WriteQueue)
     commit_mode: str = "relayed"  # or "merkle": one reward root per round
     records: Path | None = None  # merkle mode: the run directory its round records go to
-
-
-def aggregation_order(update_hash: str, address: str) -> tuple[str, str]:
-    """The sort key of a round's accepted updates, for the server and anyone recomputing it.
-
-    By update hash, then by participant: free-riders returning the same model share a hash, and
-    their order still moves the last bits of a float sum.
-    """
-    return update_hash.lower(), address.lower()
-
-
-@dataclass
-class ParticipantOutcome:
-    """What became of one sampled participant in one round."""
-
-    node_id: int
-    address: str = ""
-    update_hash: str = ""
-    num_examples: int = 0
-    accepted: bool = False
-    reason: str = ""
-    absent: bool = False
-    score: float = 0.0
-    reward: int = 0
-
-
-@dataclass
-class RoundReport:
-    """One round as it happened and as it was recorded."""
-
-    round: int
-    parent_model_hash: str
-    global_model_hash: str = ""
-    accuracy: float | None = None
-    loss: float | None = None
-    gas_used: int = 0  # of the commit's transaction, which also opens the next round
-    tx_hash: str = ""
-    seconds: float = 0.0
-    committed: bool = False
-    failed_reason: str = ""
-    budget: int = 0
-    contribution_method: str = ""
-    scoring_seconds: float = 0.0
-    evaluations: int = 0
-    participants: list[ParticipantOutcome] = field(default_factory=list)
 
 
 @dataclass
@@ -220,12 +151,12 @@ class LedgerStrategy(Strategy):
                 lambda: link.ledger.open_round(link.task_id, RoundId(server_round), parent)
             )
             domain = link.ledger.domain
-            config[keys.CONFIG_TASK_ID] = int(link.task_id)
-            config[keys.CONFIG_CHAIN_ID] = domain.chain_id
-            config[keys.CONFIG_LEDGER] = domain.verifying_contract
-            config[keys.CONFIG_RPC_URL] = link.client_rpc_url
-            config[keys.CONFIG_DIRECT] = link.direct
-        config[keys.CONFIG_PARENT_HASH] = to_hex(parent)
+            config[record_keys.CONFIG_TASK_ID] = int(link.task_id)
+            config[record_keys.CONFIG_CHAIN_ID] = domain.chain_id
+            config[record_keys.CONFIG_LEDGER] = domain.verifying_contract
+            config[record_keys.CONFIG_RPC_URL] = link.client_rpc_url
+            config[record_keys.CONFIG_DIRECT] = link.direct
+        config[record_keys.CONFIG_PARENT_HASH] = to_hex(parent)
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self._sampled[server_round] = [m.metadata.dst_node_id for m in messages]
         return messages
@@ -479,14 +410,14 @@ class LedgerStrategy(Strategy):
         weights = checked.weights = self._read_arrays(next(iter(content.array_records.values())))
         self._check_tensors(weights)
         metrics = next(iter(content.metric_records.values()))
-        examples = metrics.get(keys.METRIC_NUM_EXAMPLES)
+        examples = metrics.get(record_keys.METRIC_NUM_EXAMPLES)
         if not isinstance(examples, int) or examples <= 0:
-            raise _Rejected(f"metric {keys.METRIC_NUM_EXAMPLES} must be a positive integer")
+            raise _Rejected(f"metric {record_keys.METRIC_NUM_EXAMPLES} must be a positive integer")
         update_hash = model_hash(weights)
         outcome.update_hash, outcome.num_examples = to_hex(update_hash), examples
         if self.link is None:  # no ledger: the declared address, or the node id
-            declared = content.config_records.get(keys.RECORD_PARTICIPANT)
-            address = declared.get(keys.COMMIT_PARTICIPANT) if declared is not None else None
+            declared = content.config_records.get(record_keys.RECORD_PARTICIPANT)
+            address = declared.get(record_keys.COMMIT_PARTICIPANT) if declared is not None else None
             outcome.address = str(address) if address else f"node-{outcome.node_id}"
             return
         self._check_commitment(server_round, checked, update_hash, examples)
@@ -521,14 +452,14 @@ class LedgerStrategy(Strategy):
         self, server_round: int, checked: _Checked, update_hash: bytes, examples: int
     ) -> None:
         assert self.link is not None
-        record = checked.message.content.config_records.get(keys.RECORD_COMMITMENT)
+        record = checked.message.content.config_records.get(record_keys.RECORD_COMMITMENT)
         if record is None:
             raise _Rejected("no signed commitment in the reply")
         try:
-            participant = str(record[keys.COMMIT_PARTICIPANT])
-            claimed = bytes(record[keys.COMMIT_UPDATE_HASH])  # type: ignore[arg-type]
-            signature = bytes(record[keys.COMMIT_SIGNATURE])  # type: ignore[arg-type]
-            committed_examples = int(record[keys.COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
+            participant = str(record[record_keys.COMMIT_PARTICIPANT])
+            claimed = bytes(record[record_keys.COMMIT_UPDATE_HASH])  # type: ignore[arg-type]
+            signature = bytes(record[record_keys.COMMIT_SIGNATURE])  # type: ignore[arg-type]
+            committed_examples = int(record[record_keys.COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise _Rejected(f"malformed commitment: {exc}") from exc
         checked.outcome.address = participant
@@ -602,81 +533,6 @@ class LedgerStrategy(Strategy):
     def summary(self) -> None:
         log.info("LedgerStrategy around %s", type(self.inner).__name__)
         self.inner.summary()
-
-
-def coalition_aggregator(
-    inner: Strategy,
-    server_round: int,
-    updates: Sequence[Weights],
-    examples: Sequence[int],
-) -> Callable[[Sequence[int]], Weights]:
-    """Rebuild a coalition's model with the round's aggregation (for contribution scoring).
-
-    Each coalition is aggregated by a copy of ``inner`` on fresh replies (strategies may consume
-    their inputs, and stateful ones, like FedAdam, must not see coalitions); when the strategy
-    cannot aggregate so few replies (Krum needs more), the example-weighted mean stands in.
-    """
-
-    def aggregate(indices: Sequence[int]) -> Weights:
-        replies = [
-            reply_message(
-                RecordDict(
-                    {
-                        keys.RECORD_ARRAYS: numpy_to_arrays(updates[i]),
-                        keys.RECORD_METRICS: MetricRecord(
-                            {keys.METRIC_NUM_EXAMPLES: int(examples[i])}
-                        ),
-                    }
-                )
-            )
-            for i in indices
-        ]
-        try:
-            with frozen_heap():
-                arrays, _ = copy.deepcopy(inner).aggregate_train(server_round, replies)
-        except Exception:  # a strategy refusing a small coalition is not an error here
-            arrays = None
-        if arrays is None:
-            return weighted_mean([updates[i] for i in indices], [examples[i] for i in indices])
-        return arrays_to_numpy(arrays)
-
-    return aggregate
-
-
-_frozen_depth = 0
-
-
-@contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
-    """Let the objects that exist now out of garbage collection for the block (``gc.freeze``).
-
-    Flower's Bulyan forces a full collection for every reply it reads
-    (``ArrayRecord.to_numpy_ndarrays(keep_input=False)``); with PyTorch loaded one takes about
-    half a second, and contribution scoring aggregates many coalitions per round. Objects made
-    inside the block are still collected. Reentrant: only the outermost block unfreezes.
-    """
-    global _frozen_depth  # noqa: PLW0603 - one process-wide heap, one counter
-    if _frozen_depth == 0:
-        gc.freeze()
-    _frozen_depth += 1
-    try:
-        yield
-    finally:
-        _frozen_depth -= 1
-        if _frozen_depth == 0:
-            gc.unfreeze()
-
-
-def reply_message(content: RecordDict, node_id: int = 1) -> Message:
-    """A train reply built outside a running Flower app (audits recompute rounds with these)."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    try:
-        TaskIdentity.run_id  # noqa: B018 - raises when no Flower app set the identity
-    except RuntimeError:
-        TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 0
-    instruction = Message(RecordDict(), dst_node_id=node_id, message_type="train")
-    return Message(content, reply_to=instruction)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

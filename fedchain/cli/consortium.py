@@ -18,9 +18,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from fedchain.consortium import CONNECTION, DEFAULT_SUPERLINK_ADDRESS, DEFAULT_SUPERLINK_PORT
+from fedchain.cli._common import DEFAULT_RPC_URL, account_app, app, console, fail, signer
+from fedchain.consortium.deployment import (
+    CONNECTION,
+    DEFAULT_SUPERLINK_ADDRESS,
+    DEFAULT_SUPERLINK_PORT,
+)
 
-__all__ = ["register"]
+__all__ = ["certs_app", "participant_app", "server_app", "task_app"]
 
 task_app = typer.Typer(help="Tasks on the ledger (coordinator).", no_args_is_help=True)
 participant_app = typer.Typer(
@@ -52,22 +57,6 @@ SuperlinkOption = Annotated[str, typer.Option(help="The SuperLink's address, HOS
 CaOption = Annotated[Path, typer.Option(help="The consortium's CA certificate.")]
 
 
-def register(app: typer.Typer, account_app: typer.Typer) -> None:
-    """Add the consortium commands to the ``fedchain`` app."""
-    app.add_typer(certs_app, name="certs")
-    app.add_typer(task_app, name="task")
-    app.add_typer(participant_app, name="participant")
-    app.add_typer(server_app, name="server")
-    app.command("client")(client)
-    account_app.command("fund")(account_fund)
-
-
-def _cli() -> Any:
-    from fedchain import cli
-
-    return cli
-
-
 # ---------------------------------------------------------------------- account fund
 
 
@@ -85,16 +74,15 @@ def account_fund(
 
     from fedchain.chain.backends import RpcChain
     from fedchain.chain.gateway import send_native
-    from fedchain.consortium import token_amount
+    from fedchain.consortium.deployment import token_amount
 
-    cli = _cli()
     if not is_address(address):
-        raise cli._fail(f"{address!r} is not an account address (0x followed by 40 hex digits)", 2)
+        raise fail(f"{address!r} is not an account address (0x followed by 40 hex digits)", 2)
     wei = token_amount(amount, 18)
     chain = RpcChain(rpc_url)
-    sender = cli._signer(keystore, devnet_account, int(chain.w3.eth.chain_id))
+    sender = signer(keystore, devnet_account, int(chain.w3.eth.chain_id))
     result = send_native(chain.w3, sender, address, wei)
-    cli.console.print(f"sent {amount} to {address} (tx {result.tx_hash})")
+    console.print(f"sent {amount} to {address} (tx {result.tx_hash})")
 
 
 # ---------------------------------------------------------------------- certs
@@ -114,10 +102,9 @@ def certs_ca(
     name: Annotated[str, typer.Option(help="The consortium's name.")] = "",
 ) -> None:
     """Coordinator: create the consortium's CA and the SuperLink's TLS certificate."""
-    from fedchain.certs import create_ca
+    from fedchain.consortium.certs import create_ca
 
     ca, server = create_ca(directory, host or [], days, name)
-    console = _cli().console
     console.print(f"CA certificate      {ca}  (give it to every hospital)")
     console.print(f"SuperLink TLS cert  {server}  (key {directory / 'superlink.key'}, mode 600)")
     console.print(
@@ -130,10 +117,9 @@ def certs_node_key(
     path: Annotated[Path, typer.Argument(help="Private key file to create (mode 600).")],
 ) -> None:
     """Hospital: create the SuperNode's authentication key pair (PATH and PATH.pub)."""
-    from fedchain.certs import create_node_key
+    from fedchain.consortium.certs import create_node_key
 
     public = create_node_key(path)
-    console = _cli().console
     console.print(f"private key {path} (mode 600: it stays on this machine)")
     console.print(f"public key  {public} (send it to the coordinator to register)")
 
@@ -146,10 +132,9 @@ def certs_consortium(
     days: DaysOption = 365,
 ) -> None:
     """A test consortium in one directory: CA, SuperLink certificate, one key pair per node."""
-    from fedchain.certs import create_consortium
+    from fedchain.consortium.certs import create_consortium
 
     made = create_consortium(directory, host or [], node, days)
-    console = _cli().console
     console.print(f"CA certificate      {made.ca_cert}")
     console.print(f"SuperLink TLS cert  {made.superlink_cert} (key {made.superlink_key})")
     for name, key in made.node_keys.items():
@@ -166,12 +151,11 @@ def _gateway(
     from fedchain.chain.deployments import Deployment
     from fedchain.chain.gateway import LedgerGateway
 
-    cli = _cli()
     loaded = Deployment.load(deployment)
-    url = rpc_url or loaded.rpc_url or cli.DEFAULT_RPC_URL
+    url = rpc_url or loaded.rpc_url or DEFAULT_RPC_URL
     chain = RpcChain(url)
-    signer = cli._signer(keystore, devnet_account, int(chain.w3.eth.chain_id))
-    return LedgerGateway(chain.w3, loaded, signer), url
+    account = signer(keystore, devnet_account, int(chain.w3.eth.chain_id))
+    return LedgerGateway(chain.w3, loaded, account), url
 
 
 @task_app.command("create")
@@ -219,7 +203,7 @@ def task_create(
     ),
 ) -> None:
     """Coordinator: create and fund a task on the ledger; write its Flower run config."""
-    from fedchain.consortium import (
+    from fedchain.consortium.deployment import (
         create_task,
         settings_from_spec,
         token_amount,
@@ -228,15 +212,14 @@ def task_create(
     from fedchain.settings import RunSettings
     from fedchain.task import TaskSpec
 
-    cli = _cli()
     if keystore is None and devnet_account not in (None, 0):
-        raise cli._fail(
+        raise fail(
             "on a devnet the ServerApp signs with DEVNET TEST key 0: use --devnet-account 0 "
             "or --keystore",
             2,
         )
     if out.exists():
-        raise cli._fail(f"{out} exists: choose another --out, a run config is never lost", 2)
+        raise fail(f"{out} exists: choose another --out, a run config is never lost", 2)
     gateway, url = _gateway(deployment, rpc_url, keystore, devnet_account)
     decimals = gateway.token_decimals(reward_token)
     per_round = token_amount(budget, decimals)
@@ -274,7 +257,6 @@ def task_create(
     )
     write_run_config(out, created.settings, header)
     created.spec.save(out.with_suffix(".json"))
-    console = cli.console
     console.print(f"task {created.task_id} created by {gateway.account.address}")
     console.print(f"spec hash   0x{created.spec.spec_hash().hex()} ({out.with_suffix('.json')})")
     console.print(f"model       {created.spec.model}, initial {created.spec.initial_model_hash}")
@@ -304,15 +286,14 @@ def participant_add(
     """Coordinator: register a hospital's address on the ledger, with its organisation."""
     from eth_utils.address import is_address
 
-    from fedchain.consortium import org_hash
+    from fedchain.consortium.deployment import org_hash
 
-    cli = _cli()
     if not is_address(address):
-        raise cli._fail(f"{address!r} is not an account address (0x followed by 40 hex digits)", 2)
+        raise fail(f"{address!r} is not an account address (0x followed by 40 hex digits)", 2)
     gateway, _ = _gateway(deployment, rpc_url, keystore, devnet_account)
     result = gateway.register_participant(address, org_hash(org))
     done = "already registered" if result.already_recorded else f"registered (tx {result.tx_hash})"
-    cli.console.print(f"{address} ({org}) {done}")
+    console.print(f"{address} ({org}) {done}")
 
 
 # ---------------------------------------------------------------------- server
@@ -337,11 +318,10 @@ def server_start(
 ) -> None:
     """Coordinator: run the Flower SuperLink (TLS, SuperNode authentication) until Ctrl-C."""
     from fedchain.chain.accounts import keystore_password, load_keystore
-    from fedchain.consortium import flower_env, superlink_command
+    from fedchain.consortium.deployment import flower_env, superlink_command
 
     command = superlink_command(certs, host, port, database)
     password = None
-    console = _cli().console
     if keystore is not None:
         password = keystore_password()
         address = load_keystore(keystore, password).address
@@ -365,7 +345,7 @@ def server_register(
 
     Each is registered under its file's name (hospital-a.pub: hospital-a).
     """
-    from fedchain.consortium import flower_env, flwr_command, write_connection
+    from fedchain.consortium.deployment import flower_env, flwr_command, write_connection
 
     write_connection(superlink, ca)
     for public_key in public_keys:
@@ -374,7 +354,7 @@ def server_register(
         )
         code = subprocess.run(command, env=flower_env(), check=False).returncode
         if code != 0:
-            raise _cli()._fail(f"`flwr supernode register {public_key}` failed: see above", code)
+            raise fail(f"`flwr supernode register {public_key}` failed: see above", code)
 
 
 @server_app.command("run")
@@ -389,7 +369,7 @@ def server_run(
     ] = None,
 ) -> None:
     """Coordinator: run the task on the SuperLink's SuperNodes (`flwr run`), then summarise."""
-    from fedchain.consortium import (
+    from fedchain.consortium.deployment import (
         app_dir,
         flower_env,
         flwr_command,
@@ -397,7 +377,6 @@ def server_run(
         write_connection,
     )
 
-    cli = _cli()
     settings = read_run_config(task)
     write_connection(superlink, ca)
     app = app_path or app_dir()
@@ -408,9 +387,9 @@ def server_run(
     code = subprocess.run(command, env=flower_env(), check=False).returncode
     summary = settings.out_dir / "summary.json"
     if code != 0:
-        raise cli._fail(f"`flwr run` exited with code {code}: see its output above", code)
+        raise fail(f"`flwr run` exited with code {code}: see its output above", code)
     if not summary.exists() or summary.stat().st_mtime < started:
-        raise cli._fail(
+        raise fail(
             f"the run wrote no {summary}: see the ServerApp's log above (`flwr log` shows it again)"
         )
     _print_summary(json.loads(summary.read_text()), summary.parent)
@@ -431,7 +410,6 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
             accuracy,
             model,
         )
-    console = _cli().console
     console.print(table)
     console.print(f"final model {summary['final_model_hash']}; artifacts in {out}")
 
@@ -460,7 +438,7 @@ def client(
 ) -> None:
     """Hospital: run a SuperNode whose ClientApp trains on DATA and signs with KEYSTORE."""
     from fedchain.chain.accounts import keystore_password, load_keystore
-    from fedchain.consortium import flower_env, node_config, supernode_command
+    from fedchain.consortium.deployment import flower_env, node_config, supernode_command
     from fedchain.ml.data import load_csv
 
     rows = load_csv(data, label_column)
@@ -469,7 +447,6 @@ def client(
     command = supernode_command(
         superlink, ca, node_key, node_config(data, keystore, rpc_url), runtime_port
     )
-    console = _cli().console
     console.print(f"data       {data}: {len(rows)} examples, {rows.input_shape[0]} features")
     console.print(f"signs as   {account.address} ({keystore})")
     console.print(f"SuperLink  {superlink} over TLS (CA {ca}), authenticated by {node_key}")
@@ -484,3 +461,12 @@ def _exec(command: list[str], env: dict[str, str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(command[0], command, env)
+
+
+# The consortium commands on the ``fedchain`` app.
+app.add_typer(certs_app, name="certs")
+app.add_typer(task_app, name="task")
+app.add_typer(participant_app, name="participant")
+app.add_typer(server_app, name="server")
+app.command("client")(client)
+account_app.command("fund")(account_fund)

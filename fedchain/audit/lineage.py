@@ -19,7 +19,7 @@ from web3.contract import Contract
 
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.signing import LedgerDomain
-from fedchain.merkle_rounds import ChainRoot
+from fedchain.federation.merkle_rounds import ChainRoot
 
 __all__ = [
     "Claim",
@@ -90,7 +90,7 @@ class RoundLineage:
     commitments: list[CommitmentEntry] = field(default_factory=list)
     rewards: list[RewardEntry] = field(default_factory=list)
     #: Merkle mode: the ``RoundRootCommitted`` event (commitments and rewards are published off
-    #: chain, see :func:`fedchain.merkle_audit.attach_merkle_records`).
+    #: chain, see :func:`fedchain.audit.merkle.attach_merkle_records`).
     root: ChainRoot | None = None
 
     @property
@@ -100,7 +100,7 @@ class RoundLineage:
         The coordinator attributes a reward (possibly zero) to every update it accepted, so the
         accepted commitments are those of the rewarded participants, in the server's order.
         """
-        from fedchain.strategy import aggregation_order
+        from fedchain.federation.coalitions import aggregation_order
 
         rewarded = {r.participant for r in self.rewards}
         chosen = [c for c in self.commitments if c.participant in rewarded]

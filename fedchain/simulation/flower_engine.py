@@ -7,11 +7,11 @@ import os
 import warnings
 from collections.abc import Callable
 
-from fedchain.artifacts import RunRecord, write_summary
 from fedchain.errors import FedchainError
-from fedchain.memory import PeakMemory
+from fedchain.federation.round_report import RoundReport
+from fedchain.federation.run_artifacts import RunRecord, write_summary
 from fedchain.settings import RunSettings
-from fedchain.strategy import RoundReport
+from fedchain.simulation.memory import PeakMemory
 
 __all__ = ["SimulationError", "simulate"]
 
@@ -28,14 +28,14 @@ def simulate(
     """Run the federation of ``settings.num_clients`` simulated clients; return its record.
 
     With ``resume``, go on with the run in ``settings.out`` (whose settings these must be, see
-    :func:`fedchain.resume.load_run_settings`) from the last round its chain holds; whether it
-    can is checked first, before any engine starts or anything is written.
+    :func:`fedchain.federation.resume.load_run_settings`) from the last round its chain holds;
+    whether it can is checked first, before any engine starts or anything is written.
 
     The record (and summary.json) carries the peak resident memory of the whole process tree,
     server and Ray workers, sampled while the simulation ran.
     """
     if resume:
-        from fedchain.coordinator import check_resume
+        from fedchain.federation.coordinator import check_resume
 
         check_resume(settings)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -45,9 +45,9 @@ def simulate(
     logging.getLogger("flwr").setLevel(logging.ERROR)
     from flwr.simulation import run_simulation
 
-    from fedchain import _simulation_dispatch
     from fedchain.client_app import make_client_app
     from fedchain.server_app import make_server_app
+    from fedchain.simulation import _dispatch
 
     done: list[RunRecord] = []
     errors: list[BaseException] = []
@@ -56,7 +56,7 @@ def simulate(
         done.append(record)
 
     server = make_server_app(settings, on_round, on_done, resume)
-    _simulation_dispatch.install()  # Flower's dispatch scans nodes x messages: see the module
+    _dispatch.install()  # Flower's dispatch scans nodes x messages: see the module
     with warnings.catch_warnings(), PeakMemory() as memory:
         warnings.simplefilter("ignore", DeprecationWarning)
         try:

@@ -24,6 +24,17 @@ from typing import Any
 
 import numpy as np
 
+from fedchain.audit.lineage import (
+    CommitmentEntry,
+    LedgerLineage,
+    ModelSighting,
+    RoundLineage,
+    TaskLineage,
+    attributed_by_participant,
+    find_model,
+    ledger_calls,
+    rebuild_lineage,
+)
 from fedchain.chain.backends import (
     AnvilChain,
     ChainBackend,
@@ -36,17 +47,6 @@ from fedchain.chain.gateway import LedgerGateway
 from fedchain.contribution.rewards import to_fixed_point
 from fedchain.errors import FedchainError
 from fedchain.hashing import ModelFileError, file_hash, load, model_hash, to_hex
-from fedchain.lineage import (
-    CommitmentEntry,
-    LedgerLineage,
-    ModelSighting,
-    RoundLineage,
-    TaskLineage,
-    attributed_by_participant,
-    find_model,
-    ledger_calls,
-    rebuild_lineage,
-)
 from fedchain.settings import RunSettings
 from fedchain.store import ModelCorrupted, ModelNotInStore, ModelStore
 from fedchain.task import TaskSpec, TaskSpecError
@@ -343,7 +343,7 @@ def _merkle_records(
 ) -> list[Check]:
     """Merkle rounds: their published records checked against the roots, and taken as the
     rounds' commitments and rewards for every other check."""
-    from fedchain.merkle_audit import attach_merkle_records
+    from fedchain.audit.merkle import attach_merkle_records
 
     merkle = [
         (t, r.round) for t in tasks if t in lineage.tasks
@@ -452,7 +452,7 @@ def audit_lineage(
     task: int | None = None,
     recompute: bool = False,
 ) -> Verdict:
-    """Audit a lineage already rebuilt (:func:`fedchain.lineage.rebuild_lineage`); see
+    """Audit a lineage already rebuilt (:func:`fedchain.audit.lineage.rebuild_lineage`); see
     :func:`audit_ledger`."""
     return Verdict(
         tuple(
@@ -847,8 +847,8 @@ def replay_task(
     evaluated on the holdout rebuilt from the spec, and the round's scores and rewards are
     recomputed with the same coalition aggregation, seed and budget.
     """
-    from fedchain.strategies import build_strategy
-    from fedchain.workload import holdout
+    from fedchain.federation.flower_strategies import build_strategy
+    from fedchain.federation.workload import holdout
 
     with _quiet_flower():
         strategy = build_strategy(settings, settings.num_clients)
@@ -984,7 +984,7 @@ class _Replay:
     def _aggregate(
         self, entry: RoundLineage, loaded: _LoadedRound, result: RoundReplay
     ) -> Weights | None:
-        from fedchain.strategy import arrays_to_numpy
+        from fedchain.federation.messages import arrays_to_numpy
 
         _prime(self.strategy, loaded.parent)
         replies = _replies(loaded.updates, loaded.examples)
@@ -1002,12 +1002,12 @@ class _Replay:
         return recomputed
 
     def _loss(self, model: Mapping[str, np.ndarray[Any, Any]]) -> float:
-        from fedchain.workload import evaluate_weights
+        from fedchain.federation.workload import evaluate_weights
 
         return evaluate_weights(self.settings, self.hold.data, model)[1]
 
     def _evaluate(self, entry: RoundLineage, global_model: Weights, result: RoundReplay) -> None:
-        from fedchain.workload import evaluate_weights
+        from fedchain.federation.workload import evaluate_weights
 
         accuracy, loss = evaluate_weights(self.settings, self.hold.data, global_model)
         got = (round(accuracy * 1_000_000), round(loss * 1_000_000))
@@ -1024,8 +1024,8 @@ class _Replay:
         global_model: Weights,
         result: RoundReplay,
     ) -> None:
-        from fedchain.scoring import score_round, scoring_seed
-        from fedchain.strategy import coalition_aggregator
+        from fedchain.contribution.round import score_round, scoring_seed
+        from fedchain.federation.coalitions import coalition_aggregator
 
         scoring = score_round(
             method=self.spec.contribution,
@@ -1065,15 +1065,17 @@ def _replies(updates: Sequence[Weights], examples: Sequence[int]) -> list[Any]:
     """Train replies as the server received them: the update and its number of examples."""
     from flwr.app import MetricRecord, RecordDict
 
-    from fedchain import keys
-    from fedchain.strategy import numpy_to_arrays, reply_message
+    from fedchain import record_keys
+    from fedchain.federation.messages import numpy_to_arrays, reply_message
 
     return [
         reply_message(
             RecordDict(
                 {
-                    keys.RECORD_ARRAYS: numpy_to_arrays(u),
-                    keys.RECORD_METRICS: MetricRecord({keys.METRIC_NUM_EXAMPLES: int(n)}),
+                    record_keys.RECORD_ARRAYS: numpy_to_arrays(u),
+                    record_keys.RECORD_METRICS: MetricRecord(
+                        {record_keys.METRIC_NUM_EXAMPLES: int(n)}
+                    ),
                 }
             )
         )
@@ -1105,7 +1107,7 @@ def _load(store: ModelStore, digest: str) -> tuple[Weights | None, str]:
 
 def recompute_scores(run: OpenedRun) -> list[ScoreCheck]:
     """Recompute every committed round's scores and rewards and compare them with the chain."""
-    from fedchain.merkle_audit import attach_merkle_records
+    from fedchain.audit.merkle import attach_merkle_records
 
     lineage = rebuild_lineage(run.gateway)
     task = lineage.tasks.get(run.task_id)
@@ -1198,7 +1200,7 @@ def verify_model(path: Path, source: LedgerSource, run: Path | None = None) -> M
         readable = False
     lineage = rebuild_lineage(source.gateway)
     if run is not None:
-        from fedchain.merkle_audit import attach_merkle_records
+        from fedchain.audit.merkle import attach_merkle_records
 
         attach_merkle_records(lineage, ModelStore(run / "store"), run)
     return ModelProvenance(path, digest, readable, tuple(find_model(lineage, digest)), lineage)

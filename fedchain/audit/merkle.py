@@ -2,7 +2,7 @@
 
 In merkle mode the chain holds each round's reward root, not its commitments, so the auditor
 checks off chain what the contract checks in relayed mode, from the round records published with
-the run (:mod:`fedchain.merkle_rounds`):
+the run (:mod:`fedchain.federation.merkle_rounds`):
 
 - the record is the one the chain names (its SHA-256 is the round's ``recordHash``; the copy in
   ``rounds/`` or, failing that, the content store's);
@@ -26,11 +26,11 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
+from fedchain.audit.lineage import CommitmentEntry, LedgerLineage, RewardEntry, RoundLineage
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.merkle import RewardTree, verify_proof
 from fedchain.chain.signing import LedgerDomain, recover_signer
-from fedchain.lineage import CommitmentEntry, LedgerLineage, RewardEntry, RoundLineage
-from fedchain.merkle_rounds import (
+from fedchain.federation.merkle_rounds import (
     ROUNDS_DIR,
     ChainRoot,
     MerkleRecordError,

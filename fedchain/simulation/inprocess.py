@@ -5,7 +5,8 @@ worker process per core; on a small machine that start costs tens of seconds per
 than a few rounds of a small model. Benchmarks that run hundreds of small federations (the
 robustness matrix) use :func:`run_inprocess` instead: an :class:`InProcessGrid` delivers each
 message to the very ClientApp ``fedchain simulate`` uses, one client after the other, in this
-process, and :func:`fedchain.coordinator.run_federation` drives the rounds as the ServerApp does.
+process, and :func:`fedchain.federation.coordinator.run_federation` drives the rounds as the
+ServerApp does.
 Replies are aggregated in a canonical order (by update hash), so a seed gives the same models
 and hashes as under the simulation engine (a test checks it).
 """
@@ -24,10 +25,10 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
-from fedchain import keys
-from fedchain.artifacts import RunRecord
+from fedchain import record_keys
+from fedchain.federation.round_report import RoundReport
+from fedchain.federation.run_artifacts import RunRecord
 from fedchain.settings import RunSettings
-from fedchain.strategy import RoundReport
 
 __all__ = ["InProcessGrid", "run_inprocess"]
 
@@ -60,7 +61,10 @@ class InProcessGrid(Grid):
             k + _SERVER_NODE_ID + 1: Context(
                 run_id=_RUN_ID,
                 node_id=k + _SERVER_NODE_ID + 1,
-                node_config={keys.NODE_PARTITION_ID: k, keys.NODE_NUM_PARTITIONS: num_nodes},
+                node_config={
+                    record_keys.NODE_PARTITION_ID: k,
+                    record_keys.NODE_NUM_PARTITIONS: num_nodes,
+                },
                 state=RecordDict(),
                 run_config=dict(run_config or {}),  # type: ignore[arg-type]
             )
@@ -127,7 +131,7 @@ def run_inprocess(
     Flower's simulation engine: clients train one after the other.
     """
     from fedchain.client_app import make_client_app
-    from fedchain.coordinator import run_federation
+    from fedchain.federation.coordinator import run_federation
 
     TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, _RUN_ID, _SERVER_NODE_ID
     grid = InProcessGrid(make_client_app(settings), settings.num_clients)

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedchain import keys
+from fedchain import record_keys
 from fedchain.chain.records import TaskId
 from fedchain.errors import FedchainError
 from fedchain.settings import RunSettings, SettingsError
@@ -101,7 +101,7 @@ def settings_from_spec(spec: TaskSpec, base: RunSettings) -> RunSettings:
         When the settings cannot reproduce the spec: another holdout file, another fedchain
         version, a changed initial model. The message lists the fields that differ.
     """
-    from fedchain.coordinator import task_spec
+    from fedchain.federation.coordinator import task_spec
 
     settings = spec.training_settings(base)
     rebuilt = task_spec(settings)
@@ -123,7 +123,7 @@ def create_task(
 ) -> CreatedTask:
     """Create the task ``settings`` describe (the signer becomes its coordinator), fund it with
     ``fund`` base units of ``token`` (default: the deployment's dev token)."""
-    from fedchain.coordinator import task_spec
+    from fedchain.federation.coordinator import task_spec
 
     spec = task_spec(settings)
     initial = bytes.fromhex(spec.initial_model_hash.removeprefix("0x"))
@@ -183,11 +183,11 @@ def node_config(data: Path, keystore: Path, rpc_url: str | None = None) -> str:
     Absolute paths, so the ClientApp finds them whatever its working directory.
     """
     entries = {
-        keys.NODE_DATA_PATH: str(data.resolve()),
-        keys.NODE_KEYSTORE: str(keystore.resolve()),
+        record_keys.NODE_DATA_PATH: str(data.resolve()),
+        record_keys.NODE_KEYSTORE: str(keystore.resolve()),
     }
     if rpc_url:
-        entries[keys.NODE_RPC_URL] = rpc_url
+        entries[record_keys.NODE_RPC_URL] = rpc_url
     for key, value in entries.items():
         if '"' in value or "\\" in value:
             raise ConsortiumError(f"{key} {value!r} holds a quote or backslash: rename it")
@@ -230,7 +230,7 @@ def superlink_command(certs: Path, host: str, port: int, database: Path | None =
     Runtime dependency installation is off: the ServerApp runs in this environment, and a
     SuperLink never downloads packages a run asks for.
     """
-    from fedchain.certs import CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY
+    from fedchain.consortium.certs import CA_CERT, SUPERLINK_CERT, SUPERLINK_KEY
 
     hint = f"create the consortium's certificates with `fedchain certs ca {certs}`"
     command = [

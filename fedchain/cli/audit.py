@@ -1,0 +1,263 @@
+"""Checking a run from the chain: ``audit``, ``scores``, ``verify-model`` and ``report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from fedchain.cli._common import (
+    RpcOption,
+    RunOption,
+    app,
+    audit_verdict,
+    console,
+    err_console,
+    fail,
+)
+
+if TYPE_CHECKING:
+    from fedchain.audit import ModelProvenance as ProvenanceT
+    from fedchain.audit import Verdict as VerdictT
+
+
+@app.command()
+def audit(
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            "--run",
+            help="A run directory (default runs/latest, unless --ledger or "
+            "--deployment names a ledger).",
+        ),
+    ] = None,
+    rpc_url: Annotated[
+        str | None, typer.Option(help="Node holding the chain (default: the run's saved chain).")
+    ] = None,
+    ledger: Annotated[
+        str | None, typer.Option(help="Ledger address: audit it at --rpc-url, without a run.")
+    ] = None,
+    deployment: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="A deployment file, instead of a run."),
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(exists=True, file_okay=False, help="Content store (default: the run's)."),
+    ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="A task spec file that must hash to the task's spec hash (needed to recompute "
+            "without a run).",
+        ),
+    ] = None,
+    task: Annotated[
+        int | None, typer.Option(help="Audit only this task of the ledger (default: all).")
+    ] = None,
+    recompute: Annotated[
+        bool, typer.Option(help="Recompute aggregation, evaluation, scores and rewards.")
+    ] = False,
+    json_out: Annotated[
+        str | None,
+        typer.Option(
+            "--json", metavar="FILE|-", help="Write the verdict as JSON to FILE, or - (stdout)."
+        ),
+    ] = None,
+) -> None:
+    """Rebuild each task's lineage from the chain and check it against the content store.
+    Exit code 0 only when every check passes, 1 when one fails, 2 on bad options."""
+    from fedchain.audit import AuditError, audit_ledger, audit_run, open_ledger
+
+    try:
+        if ledger or deployment:
+            if run is not None:
+                raise AuditError("give --run, or --ledger/--deployment, not both")
+            source = open_ledger(rpc_url=rpc_url, ledger=ledger, deployment=deployment)
+            try:
+                verdict = audit_ledger(
+                    source, store=store, spec_file=spec, task=task, recompute=recompute
+                )
+            finally:
+                source.close()
+            title = f"audit of ledger {source.gateway.deployment.ledger}"
+        else:
+            if task is not None:
+                raise AuditError("--task selects a task of --ledger/--deployment; a run has one")
+            run = run or Path("runs/latest")
+            verdict = audit_run(
+                run, rpc_url=rpc_url, recompute=recompute, spec_file=spec, store=store
+            )
+            title = f"audit of {run}"
+    except AuditError as exc:
+        raise fail(str(exc), 2) from None
+    _write_verdict(verdict, json_out)
+    _print_verdict(verdict, title, stderr=json_out == "-")
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+def _write_verdict(verdict: VerdictT, json_out: str | None) -> None:
+    import json
+
+    if json_out is None:
+        return
+    text = json.dumps(verdict.to_json(), indent=2)
+    if json_out == "-":
+        print(text)  # plain stdout, for pipes
+    else:
+        Path(json_out).write_text(text + "\n")
+
+
+def _print_verdict(verdict: VerdictT, title: str, stderr: bool = False) -> None:
+    out = err_console if stderr else console
+    tasks = {c.task for c in verdict.checks if c.task is not None}
+    table = Table(title=title + (f" · task {next(iter(tasks))}" if len(tasks) == 1 else ""))
+    columns = ["check", *(["task"] if len(tasks) > 1 else []), "round", "participant"]
+    for column in [*columns, "result", "detail"]:
+        table.add_column(
+            column,
+            no_wrap=column in ("round", "participant", "result", "task"),
+            min_width=42 if column == "participant" and _any_participant(verdict) else None,
+        )
+    for c in verdict.checks:
+        cells = [c.check, *([str(c.task or "")] if len(tasks) > 1 else [])]
+        cells += ["" if c.round is None else str(c.round), c.participant or ""]
+        cells += ["[green]ok[/]" if c.ok else "[bold red]FAIL[/]", c.detail]
+        table.add_row(*cells)
+    out.print(table)
+    failed = len(verdict.failures)
+    if failed:
+        out.print(f"[bold red]verdict: {failed} of {len(verdict.checks)} rows failed[/]")
+    else:
+        out.print(f"[bold green]verdict: every check passed[/] ({len(verdict.checks)} rows)")
+
+
+def _any_participant(verdict: VerdictT) -> bool:
+    return any(c.participant for c in verdict.checks)
+
+
+@app.command()
+def scores(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> None:
+    """Recompute every round's aggregation, evaluation, scores and rewards and check the whole
+    run: the same as `fedchain audit --recompute`. Exit code 0 only when every check passes."""
+    from fedchain.audit import AuditError, audit_run
+
+    try:
+        verdict = audit_run(run, rpc_url=rpc_url, recompute=True)
+    except AuditError as exc:
+        raise fail(str(exc), 2) from None
+    _print_verdict(verdict, f"audit of {run} (recomputed)")
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+@app.command("verify-model")
+def verify_model(
+    file: Annotated[Path, typer.Argument(help="The model file to verify (safetensors).")],
+    run: Annotated[
+        Path | None, typer.Option("--run", help="A run directory (default runs/latest).")
+    ] = None,
+    rpc_url: RpcOption = None,
+    ledger: Annotated[
+        str | None, typer.Option(help="Ledger address at --rpc-url, instead of a run.")
+    ] = None,
+    deployment: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="A deployment file, instead of a run."),
+    ] = None,
+) -> None:
+    """Hash a model file and show where the chain recorded it: task, round, evaluation,
+    participants and their rewards. Exit code 1 when it was never recorded."""
+    from fedchain.audit import AuditError, open_ledger
+    from fedchain.audit import verify_model as find
+
+    if not file.is_file():
+        raise fail(f"no file at {file}: give the model file to verify", 2)
+    try:
+        if not (ledger or deployment):
+            run = run or Path("runs/latest")
+        source = open_ledger(run=run, rpc_url=rpc_url, ledger=ledger, deployment=deployment)
+    except AuditError as exc:
+        raise fail(str(exc), 2) from None
+    try:
+        provenance = find(file, source, run)
+    finally:
+        source.close()
+    _print_provenance(provenance)
+    if not provenance.recorded:
+        raise typer.Exit(1)
+
+
+def _print_provenance(p: ProvenanceT) -> None:
+    console.print(f"file    {p.path}")
+    console.print(f"sha256  {p.model_hash}")
+    if not p.recorded:
+        what = "" if p.readable else " (and it is not a safetensors model file)"
+        console.print(
+            f"[bold red]not recorded:[/] no task, round or update of ledger "
+            f"{p.lineage.domain.verifying_contract} has this hash{what}; do not use it as "
+            "this federation's model"
+        )
+        return
+    for sighting in p.sightings:
+        entry = p.round_of(sighting)
+        if sighting.kind == "initial model":
+            console.print(f"[bold green]recorded:[/] the initial model of task {sighting.task_id}")
+            continue
+        if sighting.kind == "update":
+            console.print(
+                f"[bold green]recorded:[/] the update of {sighting.participant} in task "
+                f"{sighting.task_id}, round {sighting.round}"
+            )
+            continue
+        assert entry is not None
+        console.print(
+            f"[bold green]recorded:[/] the global model of task {sighting.task_id}, round "
+            f"{sighting.round}"
+        )
+        console.print(
+            f"holdout accuracy {(entry.accuracy_ppm or 0) / 1e6:.4f}, loss "
+            f"{(entry.loss_ppm or 0) / 1e6:.4f}; committed in tx {entry.commit_tx}"
+        )
+        rewards = {r.participant: r for r in entry.rewards}
+        table = Table(title=f"participants of round {sighting.round}", box=box.SIMPLE_HEAD)
+        for column in ("participant", "examples", "score", "reward"):
+            table.add_column(
+                column,
+                justify="left" if column == "participant" else "right",
+                no_wrap=column == "participant",
+                min_width=42 if column == "participant" else None,
+            )
+        for c in entry.commitments:
+            reward = rewards.get(c.participant)
+            table.add_row(
+                c.participant,
+                str(c.num_examples),
+                f"{reward.score / 1e6:.6f}" if reward else "not accepted",
+                f"{reward.amount / 10**18:,.2f}" if reward else "—",
+            )
+        console.print(table)
+
+
+@app.command()
+def report(
+    run: RunOption = Path("runs/latest"),
+    out: Annotated[
+        Path | None, typer.Option(help="HTML file to write (default: DIR/report.html).")
+    ] = None,
+    recompute: Annotated[
+        bool, typer.Option(help="Audit with the aggregation and scores recomputed.")
+    ] = False,
+) -> None:
+    """Write the run's self-contained HTML report (one file, plots embedded): task spec, rounds,
+    plots, participants and the audit verdict."""
+    from fedchain.report import write_report
+
+    written = write_report(run, audit_verdict(run, recompute), out)
+    console.print(f"report of {run}: [bold]{written}[/] ({written.stat().st_size:,} bytes)")

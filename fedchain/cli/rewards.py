@@ -1,0 +1,118 @@
+"""A participant's rewards: what the chain attributed to it, and claiming them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from fedchain.cli._common import (
+    DEVNET_CHAIN_IDS,
+    RpcOption,
+    RunOption,
+    app,
+    console,
+    signer,
+    tokens,
+)
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from fedchain.audit import OpenedRun as OpenedRunT
+
+
+@app.command()
+def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> None:
+    """Each participant's attributed, claimed and claimable rewards, read from the chain."""
+    from fedchain.audit import open_run
+
+    opened = open_run(run, rpc_url)
+    try:
+        if opened.settings.commit_mode == "merkle":
+            _merkle_rewards(opened)
+            return
+        gateway = opened.gateway
+        attributed: dict[str, int] = {}
+        for event in gateway.events():
+            if event.name == "RewardAttributed" and event.args["taskId"] == opened.task_id:
+                who = str(event.args["participant"])
+                attributed[who] = attributed.get(who, 0) + int(event.args["amount"])
+        token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
+        table = Table(title=f"rewards of task {opened.task_id} (token {token})")
+        for column in ("participant", "attributed", "claimed", "claimable"):
+            table.add_column(column, justify="left" if column == "participant" else "right")
+        for who, amount in sorted(attributed.items(), key=lambda kv: -kv[1]):
+            claimed, owed = gateway.claimed(who, token), gateway.owed(who, token)
+            table.add_row(who, tokens(amount), tokens(claimed), tokens(owed))
+        console.print(table)
+    finally:
+        opened.close()
+
+
+def _merkle_rewards(opened: OpenedRunT) -> None:
+    """``fedchain rewards`` of a merkle-mode run: the leaves published with the run, checked
+    against the roots on chain; claimable = proven but not pulled + not yet proven."""
+    from fedchain.federation.merkle_rounds import reward_balances, verified_records
+
+    gateway = opened.gateway
+    records = verified_records(opened.out, gateway, opened.task_id)
+    balances = reward_balances(records, gateway.events(), opened.task_id)
+    token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
+    table = Table(title=f"rewards of task {opened.task_id} (token {token}, merkle mode)")
+    for column in ("participant", "attributed", "claimed", "claimable"):
+        table.add_column(column, justify="left" if column == "participant" else "right")
+    for b in sorted(balances, key=lambda b: -b.attributed):
+        claimed, owed = gateway.claimed(b.participant, token), gateway.owed(b.participant, token)
+        table.add_row(
+            b.participant, tokens(b.attributed), tokens(claimed), tokens(owed + b.unproven)
+        )
+    console.print(table)
+
+
+@app.command()
+def claim(
+    run: RunOption = Path("runs/latest"),
+    rpc_url: RpcOption = None,
+    keystore: Annotated[
+        Path | None, typer.Option(help="The participant's keystore (password: prompt or env).")
+    ] = None,
+    devnet_account: Annotated[
+        int | None, typer.Option(help="Claim as DEVNET TEST key N (devnets and simulations).")
+    ] = None,
+) -> None:
+    """Pull everything the ledger owes this participant (a saved embedded chain keeps the claim)."""
+    from fedchain.audit import open_run
+
+    opened = open_run(run, rpc_url, resume=True)
+    try:
+        gateway = opened.gateway
+        chain_id = gateway.deployment.chain_id
+        devnet_ids = DEVNET_CHAIN_IDS | ({chain_id} if opened.backend.kind == "embedded" else set())
+        claimant = signer(keystore, devnet_account, chain_id, devnet_ids)
+        token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
+        if opened.settings.commit_mode == "merkle":
+            _prove_leaves(opened, claimant)
+        paid, result = gateway.as_account(claimant).claim(token)
+        if paid == 0:
+            console.print(f"{claimant.address} has nothing to claim")
+        else:
+            console.print(f"{claimant.address} claimed {tokens(paid)} (tx {result.tx_hash})")
+    finally:
+        opened.close()
+
+
+def _prove_leaves(opened: OpenedRunT, signer: LocalAccount) -> None:
+    """Merkle mode: prove the signer's unclaimed leaves (every round, one transaction)."""
+    from fedchain.chain.records import TaskId
+    from fedchain.federation.merkle_rounds import unclaimed_leaves, verified_records
+
+    gateway = opened.gateway
+    records = verified_records(opened.out, gateway, opened.task_id)
+    claims = unclaimed_leaves(records, gateway.events(), opened.task_id, signer.address)
+    if claims:
+        result = gateway.as_account(signer).claim_leaves(TaskId(opened.task_id), claims)
+        rounds = ", ".join(str(c.round) for c in claims)
+        console.print(f"proved {len(claims)} reward leaves (rounds {rounds}; tx {result.tx_hash})")

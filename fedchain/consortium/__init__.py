@@ -1,0 +1,1 @@
+"""Organisations in one federation on Flower's deployment engine: certificates, SuperLink."""

@@ -1,0 +1,93 @@
+"""Coalitions of a round's updates rebuilt with the round's own aggregation, for scoring.
+
+The server and any auditor recomputing a round order and aggregate the accepted updates the same
+way, so both get bit-identical coalition models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gc
+from collections.abc import Callable, Iterator, Sequence
+
+from flwr.app import MetricRecord, RecordDict
+from flwr.serverapp.strategy import Strategy
+
+from fedchain import record_keys
+from fedchain.contribution.round import weighted_mean
+from fedchain.federation.messages import Weights, arrays_to_numpy, numpy_to_arrays, reply_message
+
+__all__ = ["aggregation_order", "coalition_aggregator", "frozen_heap"]
+
+
+def aggregation_order(update_hash: str, address: str) -> tuple[str, str]:
+    """The sort key of a round's accepted updates, for the server and anyone recomputing it.
+
+    By update hash, then by participant: free-riders returning the same model share a hash, and
+    their order still moves the last bits of a float sum.
+    """
+    return update_hash.lower(), address.lower()
+
+
+def coalition_aggregator(
+    inner: Strategy,
+    server_round: int,
+    updates: Sequence[Weights],
+    examples: Sequence[int],
+) -> Callable[[Sequence[int]], Weights]:
+    """Rebuild a coalition's model with the round's aggregation (for contribution scoring).
+
+    Each coalition is aggregated by a copy of ``inner`` on fresh replies (strategies may consume
+    their inputs, and stateful ones, like FedAdam, must not see coalitions); when the strategy
+    cannot aggregate so few replies (Krum needs more), the example-weighted mean stands in.
+    """
+
+    def aggregate(indices: Sequence[int]) -> Weights:
+        replies = [
+            reply_message(
+                RecordDict(
+                    {
+                        record_keys.RECORD_ARRAYS: numpy_to_arrays(updates[i]),
+                        record_keys.RECORD_METRICS: MetricRecord(
+                            {record_keys.METRIC_NUM_EXAMPLES: int(examples[i])}
+                        ),
+                    }
+                )
+            )
+            for i in indices
+        ]
+        try:
+            with frozen_heap():
+                arrays, _ = copy.deepcopy(inner).aggregate_train(server_round, replies)
+        except Exception:  # a strategy refusing a small coalition is not an error here
+            arrays = None
+        if arrays is None:
+            return weighted_mean([updates[i] for i in indices], [examples[i] for i in indices])
+        return arrays_to_numpy(arrays)
+
+    return aggregate
+
+
+_frozen_depth = 0
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Let the objects that exist now out of garbage collection for the block (``gc.freeze``).
+
+    Flower's Bulyan forces a full collection for every reply it reads
+    (``ArrayRecord.to_numpy_ndarrays(keep_input=False)``); with PyTorch loaded one takes about
+    half a second, and contribution scoring aggregates many coalitions per round. Objects made
+    inside the block are still collected. Reentrant: only the outermost block unfreezes.
+    """
+    global _frozen_depth  # noqa: PLW0603 - one process-wide heap, one counter
+    if _frozen_depth == 0:
+        gc.freeze()
+    _frozen_depth += 1
+    try:
+        yield
+    finally:
+        _frozen_depth -= 1
+        if _frozen_depth == 0:
+            gc.unfreeze()

@@ -1,0 +1,43 @@
+"""What a round became: each sampled participant's outcome and the round as recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["ParticipantOutcome", "RoundReport"]
+
+
+@dataclass
+class ParticipantOutcome:
+    """What became of one sampled participant in one round."""
+
+    node_id: int
+    address: str = ""
+    update_hash: str = ""
+    num_examples: int = 0
+    accepted: bool = False
+    reason: str = ""
+    absent: bool = False
+    score: float = 0.0
+    reward: int = 0
+
+
+@dataclass
+class RoundReport:
+    """One round as it happened and as it was recorded."""
+
+    round: int
+    parent_model_hash: str
+    global_model_hash: str = ""
+    accuracy: float | None = None
+    loss: float | None = None
+    gas_used: int = 0  # of the commit's transaction, which also opens the next round
+    tx_hash: str = ""
+    seconds: float = 0.0
+    committed: bool = False
+    failed_reason: str = ""
+    budget: int = 0
+    contribution_method: str = ""
+    scoring_seconds: float = 0.0
+    evaluations: int = 0
+    participants: list[ParticipantOutcome] = field(default_factory=list)

@@ -2,38 +2,53 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {OrganisationRegistry} from "./OrganisationRegistry.sol";
 import {RewardPool} from "./RewardPool.sol";
 
 /// @title Ledger
-/// @notice The on-chain record of a federation: tasks, participants, rounds, the signed commitments
-/// of each participant's update, the global model the coordinator committed, its evaluation, and
-/// the rewards attributed for each round.
+/// @notice The on-chain record of a federation: tasks, their members' signed consent, rounds, the
+/// signed commitments of each participant's update, the global model the coordinator committed,
+/// its evaluation, and the rewards attributed for each round; and the rules that bound what the
+/// coordinator and the admin can do with the funders' tokens.
 /// @dev Every state change emits an event indexed by task, round and participant, so the whole
-/// history can be rebuilt from logs alone. Relayed commitments are verified on chain (EIP-712) and
-/// recorded as events only, so a round's gas grows by little more than one signature check per
-/// participant. `multicall` (OpenZeppelin) lets the coordinator commit a round and open the next
-/// in one transaction: the next round's clients wait for the chain, so one transaction fewer per
-/// round is one latency fewer on every round's critical path.
-contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
-    /// @notice Role that may create tasks, register participants and run rounds.
+/// history can be rebuilt from logs alone. Eligibility is per task and read from stored
+/// membership (consent), never from a role. A round cannot be opened and committed in the same
+/// block and must last the task's `minRoundDuration`, so no transaction (or `multicall`) runs more
+/// than one round's budget out of a pool. Funds have no dead end: a closed or cancelled task
+/// refunds its unattributed tokens to its funders pro rata, and merkle rewards not proven by the
+/// claim deadline are swept back to them. The pause stops new work, never a claim, refund or sweep.
+contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausable, EIP712, RewardPool, Multicall {
+    using SafeCast for uint256;
+
+    /// @notice Role that may create tasks (and then runs the rounds of the tasks it coordinates).
     bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
-    /// @notice Role held by every registered participant that has not withdrawn.
-    bytes32 public constant PARTICIPANT_ROLE = keccak256("PARTICIPANT_ROLE");
-    /// @dev Admin of PARTICIPANT_ROLE that nobody holds: only `registerParticipant` and
-    /// `withdraw` change participants, so each change carries its organisation hash and event.
-    bytes32 private constant _LEDGER_ONLY = keccak256("LEDGER_ONLY");
+    /// @notice Role that may pause the ledger in an emergency (only the admin unpauses).
+    bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    /// @notice Delay of a default admin transfer at deployment (changeable, itself with a delay).
+    uint48 public constant INITIAL_ADMIN_DELAY = 2 days;
+    /// @notice Claim period of a task created with `createTask` (no explicit terms).
+    uint32 public constant DEFAULT_CLAIM_PERIOD = 90 days;
     /// @notice EIP-712 type of a participant's commitment to its update for one round.
     bytes32 public constant COMMITMENT_TYPEHASH =
         keccak256("Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples)");
+    /// @notice EIP-712 type of a participant's consent to take part in one task.
+    bytes32 public constant CONSENT_TYPEHASH =
+        keccak256("Consent(uint256 taskId,bytes32 specHash,uint256 datasetSize,bytes32 dataHash)");
 
-    enum ParticipantStatus {
+    enum TaskStatus {
         None,
         Active,
-        Withdrawn
+        Closed,
+        Cancelled
     }
 
     enum RoundState {
@@ -43,28 +58,76 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
         Failed
     }
 
+    /// @notice Why a relayed commitment, a relayed consent or a reward was skipped, not recorded.
+    enum SkipReason {
+        CommittedDirectly, // the participant committed itself this round; its own commitment counts
+        NotMember, // no consent to this task for this round
+        Left, // the participant left (or was removed from) the task before this round
+        ExamplesAboveDataset, // numExamples above the dataset size it consented with
+        AlreadyMember // a relayed consent of a participant that has joined already
+    }
+
+    /// @notice What a challenger proved wrong with a leaf of a reward root.
+    enum VoidReason {
+        NotMember, // the leaf pays an account that was not an eligible member at that round
+        IndexMismatch, // the leaf's index is not its participant's member index
+        ExamplesAboveDataset // the leaf claims more examples than the member consented with
+    }
+
+    /// @dev Fields after `attributed` were added by issue 16 (at the end, so older readers of the
+    /// first eight fields keep working).
     struct Task {
         bytes32 specHash;
         bytes32 headModelHash; // the latest committed global model; the initial model before round 1
         address token;
         uint64 lastRound; // the latest round opened, 0 before round 1
         address coordinator;
-        uint256 rewardPerRound;
-        uint256 funded;
-        uint256 attributed;
+        uint256 rewardPerRound; // the most one round may attribute
+        uint256 funded; // tokens received from funders
+        uint256 attributed; // credited (relayed rounds) plus reserved (merkle roots, less voided ones)
+        uint256 reserved; // merkle totals committed and neither proven nor voided yet
+        uint256 refunded; // unattributed tokens paid back to funders after close
+        uint256 swept; // unproven merkle reserves paid back to funders after the claim deadline
+        TaskStatus status;
+        uint32 minRoundDuration; // seconds between a round's opening and its commit
+        uint32 challengePeriod; // seconds a reward root can be voided before it becomes claimable
+        uint32 claimPeriod; // seconds after close during which merkle leaves can still be proven
+        uint40 claimDeadline; // closing time + claimPeriod; 0 while the task is active
+        uint40 roundOpenedAt; // timestamp of the latest openRound
+        uint40 roundOpenedBlock; // block of the latest openRound
+        uint32 memberCount; // members ever joined; the next member's index
     }
 
-    struct Participant {
-        ParticipantStatus status;
-        uint64 registeredAt; // block number
-        uint64 withdrawnAt; // block number, 0 while active
-        bytes32 orgHash;
+    /// @notice The terms a task is created with (see `createTaskWithTerms`).
+    struct TaskTerms {
+        uint32 minRoundDuration;
+        uint32 challengePeriod;
+        uint32 claimPeriod;
+    }
+
+    /// @notice A participant's membership of one task: its consent and the rounds it covers.
+    /// @dev Eligible for round r iff joinedRound != 0 && joinedRound <= r && (leftRound == 0 || r < leftRound).
+    /// Both bounds are set to the task's first uncommitted round, so a committed round's
+    /// eligibility never changes afterwards.
+    struct Membership {
+        uint64 joinedRound;
+        uint64 leftRound; // 0 while a member
+        uint64 index; // member index in the task (join order from 0); a merkle leaf's index
+        uint64 datasetSize; // committed dataset size; numExamples above it is refused
+        bytes32 dataHash; // SHA-256 of the member's dataset manifest
+    }
+
+    /// @notice A funder's contributions to a task and what it was paid back.
+    struct Funder {
+        uint256 contributed;
+        uint256 refunded;
+        uint256 swept;
     }
 
     struct Round {
         RoundState state;
         uint32 directCount; // commitments participants submitted themselves
-        uint32 commitmentCount; // all commitments, set when committed
+        uint32 commitmentCount; // commitments recorded on chain (relayed + direct), set when committed
         bytes32 parentModelHash;
         bytes32 globalModelHash;
     }
@@ -75,6 +138,16 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
         address participant;
         bytes32 updateHash;
         uint256 numExamples;
+        bytes32 r;
+        bytes32 vs;
+    }
+
+    /// @notice A participant's consent to a task, signed with its own key and relayed by anyone.
+    /// @dev The task id and spec hash are the task's own; the signature is EIP-2098 compact.
+    struct SignedConsent {
+        address participant;
+        uint256 datasetSize;
+        bytes32 dataHash;
         bytes32 r;
         bytes32 vs;
     }
@@ -98,10 +171,11 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
     uint256 public taskCount;
 
     mapping(uint256 taskId => Task) private _tasks;
-    mapping(address account => Participant) private _participants;
     mapping(uint256 taskId => mapping(uint256 round => Round)) private _rounds;
     mapping(uint256 taskId => mapping(uint256 round => mapping(address participant => bytes32 updateHash)))
         private _directCommitments;
+    mapping(uint256 taskId => mapping(address account => Membership)) private _members;
+    mapping(uint256 taskId => mapping(address funder => Funder)) private _funders;
 
     /// @notice A coordinator created task `taskId`.
     event TaskCreated(
@@ -112,10 +186,34 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
         address token,
         uint256 rewardPerRound
     );
-    /// @notice A coordinator registered `participant` with its organisation metadata hash.
-    event ParticipantRegistered(address indexed participant, address indexed registrar, bytes32 orgHash);
-    /// @notice `participant` withdrew its consent: its commitments are refused from now on.
-    event ParticipantWithdrew(address indexed participant);
+    /// @notice Task `taskId` was created with these terms (emitted right after TaskCreated).
+    event TaskTermsSet(uint256 indexed taskId, uint256 minRoundDuration, uint256 challengePeriod, uint256 claimPeriod);
+    /// @notice The admin handed task `taskId` from coordinator `previous` to `coordinator`.
+    event TaskCoordinatorChanged(uint256 indexed taskId, address indexed previous, address indexed coordinator);
+    /// @notice `by` closed task `taskId`; `unattributed` tokens are refundable to its funders pro rata.
+    event TaskClosed(uint256 indexed taskId, address indexed by, uint256 claimDeadline, uint256 unattributed);
+    /// @notice `by` cancelled task `taskId`; `unattributed` tokens are refundable to its funders pro rata.
+    event TaskCancelled(uint256 indexed taskId, address indexed by, uint256 claimDeadline, uint256 unattributed);
+    /// @notice `funder` was paid back `amount` of task `taskId`'s unattributed tokens.
+    event FundsRefunded(uint256 indexed taskId, address indexed funder, uint256 amount);
+    /// @notice `funder` was paid back `amount` of task `taskId`'s merkle rewards unproven by the deadline.
+    event UnclaimedSwept(uint256 indexed taskId, address indexed funder, uint256 amount);
+    /// @notice `participant` consented to task `taskId` and is a member from round `fromRound`.
+    event MemberJoined(
+        uint256 indexed taskId,
+        address indexed participant,
+        uint256 memberIndex,
+        uint256 fromRound,
+        uint256 datasetSize,
+        bytes32 dataHash,
+        bool relayed
+    );
+    /// @notice `participant` left task `taskId`: it is not a member for round `fromRound` and after.
+    event MemberLeft(uint256 indexed taskId, address indexed participant, uint256 fromRound);
+    /// @notice The coordinator `by` removed `participant` from task `taskId` from round `fromRound` on.
+    event MemberRemoved(uint256 indexed taskId, address indexed participant, uint256 fromRound, address by);
+    /// @notice A relayed consent of `participant` was skipped (it is a member already, or left).
+    event ConsentSkipped(uint256 indexed taskId, address indexed participant, SkipReason reason);
     /// @notice Round `round` of task `taskId` opened on top of `parentModelHash`.
     event RoundOpened(uint256 indexed taskId, uint256 indexed round, bytes32 parentModelHash);
     /// @notice `participant` committed to its update for a round, relayed by the coordinator or directly.
@@ -127,11 +225,22 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
         uint256 numExamples,
         bool relayed
     );
+    /// @notice A validly signed relayed commitment of `participant` was not recorded, for `reason`.
+    event CommitmentSkipped(
+        uint256 indexed taskId, uint256 indexed round, address indexed participant, SkipReason reason
+    );
     /// @notice `participant` was scored `score` and earned `amount` for a round.
     event RewardAttributed(
         uint256 indexed taskId, uint256 indexed round, address indexed participant, int256 score, uint256 amount
     );
+    /// @notice The reward of `amount` proposed for `participant` was not credited, for `reason`;
+    /// it stays in the pool.
+    event RewardSkipped(
+        uint256 indexed taskId, uint256 indexed round, address indexed participant, uint256 amount, SkipReason reason
+    );
     /// @notice Round `round` of task `taskId` was committed with its global model and evaluation.
+    /// @dev `commitmentCount` counts the round's CommitmentRecorded events; `totalReward` is what
+    /// the round took from the pool (credited, or reserved for a reward root).
     event RoundCommitted(
         uint256 indexed taskId,
         uint256 indexed round,
@@ -142,21 +251,34 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
         uint256 commitmentCount,
         uint256 totalReward
     );
+    /// @notice Round `round` took `attributed` from the pool; `unearned` (rewardPerRound less that)
+    /// stays in the pool.
+    event RoundSettled(uint256 indexed taskId, uint256 indexed round, uint256 attributed, uint256 unearned);
     /// @notice Round `round` of task `taskId` was closed without a model (too few valid updates, say).
     event RoundFailed(uint256 indexed taskId, uint256 indexed round, string reason);
 
     error LedgerZeroHash();
     error LedgerZeroAddress();
     error LedgerTaskUnknown(uint256 taskId);
+    error LedgerTaskNotActive(uint256 taskId);
+    error LedgerTaskStillActive(uint256 taskId);
     error LedgerNotTaskCoordinator(uint256 taskId, address account);
-    error LedgerParticipantAlreadyRegistered(address account);
-    error LedgerParticipantNotRegistered(address account);
-    error LedgerParticipantWithdrawn(address account);
+    error LedgerNotCoordinator(address account);
+    error LedgerClaimPeriodTooShort(uint256 claimPeriod, uint256 challengePeriod);
+    error LedgerSpecMismatch(uint256 taskId, bytes32 expected, bytes32 got);
+    error LedgerConsentSignatureInvalid(uint256 taskId, address participant);
+    error LedgerAlreadyMember(uint256 taskId, address account);
+    error LedgerNotMember(uint256 taskId, address account);
+    error LedgerMemberLeft(uint256 taskId, address account, uint256 leftRound);
+    error LedgerNotEligible(uint256 taskId, uint256 round, address account);
+    error LedgerExamplesAboveDataset(uint256 taskId, address account, uint256 numExamples, uint256 datasetSize);
     error LedgerRoundOutOfOrder(uint256 taskId, uint256 expected, uint256 got);
     error LedgerRoundStillOpen(uint256 taskId, uint256 round);
     error LedgerParentMismatch(uint256 taskId, uint256 round, bytes32 expected, bytes32 got);
     error LedgerRoundNotOpen(uint256 taskId, uint256 round);
     error LedgerRoundAlreadyCommitted(uint256 taskId, uint256 round);
+    error LedgerRoundOpenedThisBlock(uint256 taskId, uint256 round);
+    error LedgerRoundTooShort(uint256 taskId, uint256 round, uint256 earliestCommit);
     error LedgerSignatureInvalid(uint256 taskId, uint256 round, address participant);
     error LedgerDuplicateCommitment(uint256 taskId, uint256 round, address participant);
     error LedgerCommitmentsUnsorted(uint256 index);
@@ -164,48 +286,181 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
     error LedgerRewardWithoutCommitment(uint256 taskId, uint256 round, address participant);
     error LedgerRoundBudgetExceeded(uint256 taskId, uint256 round, uint256 total, uint256 budget);
     error LedgerPoolInsufficient(uint256 taskId, uint256 needed, uint256 available);
-    error LedgerLengthMismatch(uint256 accounts, uint256 orgHashes);
+    error LedgerNotFunder(uint256 taskId, address account);
+    error LedgerClaimPeriodNotOver(uint256 taskId, uint256 claimDeadline);
 
-    /// @param admin Account given DEFAULT_ADMIN_ROLE and COORDINATOR_ROLE.
-    constructor(address admin) EIP712("fedchain", "1") {
-        if (admin == address(0)) revert LedgerZeroAddress();
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    /// @param admin Account given DEFAULT_ADMIN_ROLE (two-step transfer, INITIAL_ADMIN_DELAY),
+    /// COORDINATOR_ROLE, REGISTRAR_ROLE and PAUSER_ROLE.
+    constructor(address admin)
+        AccessControlDefaultAdminRules(INITIAL_ADMIN_DELAY, _nonZero(admin))
+        EIP712("fedchain", "1")
+    {
+        _setRoleAdmin(COORDINATOR_ROLE, DEFAULT_ADMIN_ROLE);
+        _setRoleAdmin(REGISTRAR_ROLE, DEFAULT_ADMIN_ROLE);
+        _setRoleAdmin(PAUSER_ROLE, DEFAULT_ADMIN_ROLE);
         _grantRole(COORDINATOR_ROLE, admin);
-        _setRoleAdmin(PARTICIPANT_ROLE, _LEDGER_ONLY);
+        _grantRole(REGISTRAR_ROLE, admin);
+        _grantRole(PAUSER_ROLE, admin);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Stops new tasks, funding, joins, rounds and commits. Claims, refunds, sweeps,
+    /// leaving a task, closing a task and voiding a root go on.
+    function pause() external onlyRole(PAUSER_ROLE) {
+        _pause();
+    }
+
+    /// @notice Lifts the pause (the admin only, so a pauser key alone cannot toggle it).
+    function unpause() external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _unpause();
+    }
+
+    /// @notice Hands task `taskId` to `coordinator`, who must hold COORDINATOR_ROLE.
+    /// @dev The admin's remedy for a coordinator that lost its key or its role.
+    function setTaskCoordinator(uint256 taskId, address coordinator) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        Task storage task = _existingTask(taskId);
+        if (coordinator == address(0)) revert LedgerZeroAddress();
+        if (!hasRole(COORDINATOR_ROLE, coordinator)) revert LedgerNotCoordinator(coordinator);
+        address previous = task.coordinator;
+        task.coordinator = coordinator;
+        emit TaskCoordinatorChanged(taskId, previous, coordinator);
+    }
+
+    /// @inheritdoc AccessControlDefaultAdminRules
+    function supportsInterface(bytes4 interfaceId)
+        public
+        view
+        override(AccessControl, AccessControlDefaultAdminRules)
+        returns (bool)
+    {
+        return super.supportsInterface(interfaceId);
+    }
+
+    /// @inheritdoc AccessControlDefaultAdminRules
+    function grantRole(bytes32 role, address account) public override(AccessControl, AccessControlDefaultAdminRules) {
+        super.grantRole(role, account);
+    }
+
+    /// @inheritdoc AccessControlDefaultAdminRules
+    function revokeRole(bytes32 role, address account) public override(AccessControl, AccessControlDefaultAdminRules) {
+        super.revokeRole(role, account);
+    }
+
+    /// @inheritdoc AccessControlDefaultAdminRules
+    function renounceRole(bytes32 role, address account)
+        public
+        override(AccessControl, AccessControlDefaultAdminRules)
+    {
+        super.renounceRole(role, account);
+    }
+
+    function _grantRole(bytes32 role, address account)
+        internal
+        override(AccessControl, AccessControlDefaultAdminRules)
+        returns (bool)
+    {
+        return super._grantRole(role, account);
+    }
+
+    function _revokeRole(bytes32 role, address account)
+        internal
+        override(AccessControl, AccessControlDefaultAdminRules)
+        returns (bool)
+    {
+        return super._revokeRole(role, account);
+    }
+
+    function _setRoleAdmin(bytes32 role, bytes32 adminRole) internal override(AccessControl, AccessControlDefaultAdminRules) {
+        super._setRoleAdmin(role, adminRole);
     }
 
     // ------------------------------------------------------------------ tasks
 
-    /// @notice Creates a task; the caller becomes its coordinator.
-    /// @param specHash SHA-256 of the canonical task spec.
+    /// @notice Creates a task with the default terms: no minimum round duration (rounds still
+    /// cannot be opened and committed in one block), no challenge period, DEFAULT_CLAIM_PERIOD.
+    /// @param specHash SHA-256 of the canonical task spec; members consent to it.
     /// @param initialModelHash SHA-256 of the initial global model, the parent of round 1.
     /// @param token ERC-20 the rewards are paid in.
     /// @param rewardPerRound Most tokens one round may attribute.
     /// @return taskId The new task's id.
     function createTask(bytes32 specHash, bytes32 initialModelHash, address token, uint256 rewardPerRound)
         external
-        onlyRole(COORDINATOR_ROLE)
         returns (uint256 taskId)
     {
-        if (specHash == 0 || initialModelHash == 0) revert LedgerZeroHash();
-        if (token == address(0)) revert LedgerZeroAddress();
-        taskId = ++taskCount;
-        Task storage task = _tasks[taskId];
-        task.specHash = specHash;
-        task.headModelHash = initialModelHash;
-        task.token = token;
-        task.coordinator = msg.sender;
-        task.rewardPerRound = rewardPerRound;
-        emit TaskCreated(taskId, msg.sender, specHash, initialModelHash, token, rewardPerRound);
+        return _createTask(specHash, initialModelHash, token, rewardPerRound, TaskTerms(0, 0, DEFAULT_CLAIM_PERIOD));
     }
 
-    /// @notice Moves `amount` reward tokens from the caller into task `taskId`'s pool.
-    /// @dev The caller must have approved the ledger for `amount` first. Anyone may fund a task.
-    function fundTask(uint256 taskId, uint256 amount) external nonReentrant {
-        Task storage task = _existingTask(taskId);
+    /// @notice Creates a task with explicit terms; the caller becomes its coordinator.
+    /// @param terms Minimum round duration, challenge period of reward roots and claim period
+    /// after close (seconds); the claim period must exceed the challenge period.
+    /// @return taskId The new task's id.
+    function createTaskWithTerms(
+        bytes32 specHash,
+        bytes32 initialModelHash,
+        address token,
+        uint256 rewardPerRound,
+        TaskTerms calldata terms
+    ) external returns (uint256 taskId) {
+        return _createTask(specHash, initialModelHash, token, rewardPerRound, terms);
+    }
+
+    /// @notice Moves `amount` reward tokens from the caller into active task `taskId`'s pool.
+    /// @dev The caller must have approved the ledger for `amount` first. Anyone may fund a task;
+    /// each funder's contribution is recorded for pro-rata refunds.
+    function fundTask(uint256 taskId, uint256 amount) external nonReentrant whenNotPaused {
+        Task storage task = _activeTask(taskId);
         _pullFunds(task.token, msg.sender, amount);
         task.funded += amount;
+        _funders[taskId][msg.sender].contributed += amount;
         emit TaskFunded(taskId, msg.sender, amount);
+    }
+
+    /// @notice Closes task `taskId` at its normal end. Its coordinator or the admin may.
+    /// @dev A round still open is failed. The unattributed pool becomes refundable (`refund`), and
+    /// reward leaves can be proven until `claimDeadline` = now + claimPeriod (`sweep` after).
+    function closeTask(uint256 taskId) external {
+        uint256 deadline = _end(taskId, TaskStatus.Closed, "task closed");
+        Task storage task = _tasks[taskId];
+        emit TaskClosed(taskId, msg.sender, deadline, task.funded - task.attributed);
+    }
+
+    /// @notice Cancels task `taskId` (abandoned, not finished). Same money rules as `closeTask`.
+    function cancelTask(uint256 taskId) external {
+        uint256 deadline = _end(taskId, TaskStatus.Cancelled, "task cancelled");
+        Task storage task = _tasks[taskId];
+        emit TaskCancelled(taskId, msg.sender, deadline, task.funded - task.attributed);
+    }
+
+    /// @notice Pays the caller its pro-rata share of a closed or cancelled task's unattributed
+    /// tokens, less what it was refunded before (pull payment; never paused).
+    /// @return amount The amount paid (0 when nothing new is due: a voided root can add more later).
+    function refund(uint256 taskId) external nonReentrant returns (uint256 amount) {
+        Task storage task = _endedTask(taskId);
+        Funder storage f = _funder(taskId, msg.sender);
+        uint256 entitled = Math.mulDiv(task.funded - task.attributed, f.contributed, task.funded);
+        amount = entitled - f.refunded;
+        if (amount == 0) return 0;
+        f.refunded = entitled;
+        task.refunded += amount;
+        emit FundsRefunded(taskId, msg.sender, amount);
+        _payOut(task.token, msg.sender, amount);
+    }
+
+    /// @notice After the claim deadline, pays the caller its pro-rata share of the task's merkle
+    /// rewards that were never proven, less what it was paid by earlier sweeps.
+    /// @return amount The amount paid (0 when nothing new is due).
+    function sweep(uint256 taskId) external nonReentrant returns (uint256 amount) {
+        Task storage task = _endedTask(taskId);
+        if (block.timestamp <= task.claimDeadline) revert LedgerClaimPeriodNotOver(taskId, task.claimDeadline);
+        Funder storage f = _funder(taskId, msg.sender);
+        uint256 entitled = Math.mulDiv(task.reserved, f.contributed, task.funded);
+        amount = entitled - f.swept;
+        if (amount == 0) return 0;
+        f.swept = entitled;
+        task.swept += amount;
+        emit UnclaimedSwept(taskId, msg.sender, amount);
+        _payOut(task.token, msg.sender, amount);
     }
 
     /// @notice The stored record of task `taskId`.
@@ -213,78 +468,107 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
         return _tasks[taskId];
     }
 
-    // ------------------------------------------------------------------ participants
-
-    /// @notice Registers `account` as a participant with its organisation metadata hash.
-    /// @dev A withdrawn participant cannot be registered again: consent withdrawn is final.
-    function registerParticipant(address account, bytes32 orgHash) external onlyRole(COORDINATOR_ROLE) {
-        _register(account, orgHash);
+    /// @notice What `funder` put into task `taskId` and was paid back.
+    function getFunder(uint256 taskId, address funder) external view returns (Funder memory) {
+        return _funders[taskId][funder];
     }
 
-    function _register(address account, bytes32 orgHash) private {
-        if (account == address(0)) revert LedgerZeroAddress();
-        Participant storage p = _participants[account];
-        if (p.status == ParticipantStatus.Active) revert LedgerParticipantAlreadyRegistered(account);
-        if (p.status == ParticipantStatus.Withdrawn) revert LedgerParticipantWithdrawn(account);
-        p.status = ParticipantStatus.Active;
-        p.registeredAt = uint64(block.number);
-        p.orgHash = orgHash;
-        _grantRole(PARTICIPANT_ROLE, account);
-        emit ParticipantRegistered(account, msg.sender, orgHash);
-    }
+    // ------------------------------------------------------------------ membership
 
-    /// @notice Registers several participants in one transaction (a consortium's founding members).
-    /// @dev Bounded by the caller's own calldata; each entry is checked as in `registerParticipant`.
-    function registerParticipants(address[] calldata accounts, bytes32[] calldata orgHashes)
+    /// @notice Joins task `taskId` with the caller's own consent to its spec.
+    /// @param specHash The task's spec hash, as the caller read it (guards against a wrong id).
+    /// @param datasetSize The dataset size the caller commits to; no commitment may claim more examples.
+    /// @param dataHash SHA-256 of the caller's dataset manifest.
+    function joinTask(uint256 taskId, bytes32 specHash, uint256 datasetSize, bytes32 dataHash)
         external
-        onlyRole(COORDINATOR_ROLE)
+        whenNotPaused
     {
-        if (accounts.length != orgHashes.length) revert LedgerLengthMismatch(accounts.length, orgHashes.length);
-        for (uint256 i = 0; i < accounts.length; ++i) {
-            _register(accounts[i], orgHashes[i]);
+        Task storage task = _activeTask(taskId);
+        if (specHash != task.specHash) revert LedgerSpecMismatch(taskId, task.specHash, specHash);
+        Membership storage m = _members[taskId][msg.sender];
+        _requireNew(taskId, msg.sender, m);
+        _join(task, taskId, msg.sender, m, datasetSize, dataHash, false);
+    }
+
+    /// @notice Joins a participant to task `taskId` with its EIP-712 signed Consent, relayed by anyone.
+    function joinTaskFor(uint256 taskId, SignedConsent calldata consent) external whenNotPaused {
+        Task storage task = _activeTask(taskId);
+        _verifyConsent(taskId, task.specHash, consent);
+        Membership storage m = _members[taskId][consent.participant];
+        _requireNew(taskId, consent.participant, m);
+        _join(task, taskId, consent.participant, m, consent.datasetSize, consent.dataHash, true);
+    }
+
+    /// @notice `joinTaskFor` for several consents. A consent of a participant that is a member
+    /// already, or left, is skipped with ConsentSkipped (so nobody can make the batch revert).
+    /// @dev Bounded by the caller's own calldata. A bad signature or an unregistered organisation
+    /// reverts: the relayer checks those before sending.
+    function joinTaskForBatch(uint256 taskId, SignedConsent[] calldata consents) external whenNotPaused {
+        Task storage task = _activeTask(taskId);
+        bytes32 specHash = task.specHash;
+        for (uint256 i = 0; i < consents.length; ++i) {
+            SignedConsent calldata c = consents[i];
+            _verifyConsent(taskId, specHash, c);
+            Membership storage m = _members[taskId][c.participant];
+            if (m.leftRound != 0) {
+                emit ConsentSkipped(taskId, c.participant, SkipReason.Left);
+            } else if (m.joinedRound != 0) {
+                emit ConsentSkipped(taskId, c.participant, SkipReason.AlreadyMember);
+            } else {
+                _join(task, taskId, c.participant, m, c.datasetSize, c.dataHash, true);
+            }
         }
     }
 
-    /// @notice Withdraws the caller's consent: its commitments are refused from now on.
-    /// @dev Rewards already attributed stay claimable.
-    function withdraw() external {
-        _withdraw(msg.sender);
+    /// @notice Leaves task `taskId`, effective from its first uncommitted round (the round open
+    /// now, if any): no commitment or reward of the caller counts from that round on. Final.
+    /// @dev Never paused. Rewards of committed rounds stay claimable.
+    function leaveTask(uint256 taskId) external {
+        uint256 fromRound = _leave(taskId, msg.sender);
+        emit MemberLeft(taskId, msg.sender, fromRound);
     }
 
-    /// @dev Renouncing PARTICIPANT_ROLE is a withdrawal, so it is recorded as one.
-    function renounceRole(bytes32 role, address callerConfirmation) public override {
-        if (role == PARTICIPANT_ROLE && callerConfirmation == msg.sender) {
-            _withdraw(msg.sender);
-        } else {
-            super.renounceRole(role, callerConfirmation);
-        }
+    /// @notice Removes `account` from task `taskId`, like `leaveTask` but by the task's coordinator.
+    function removeMember(uint256 taskId, address account) external {
+        _coordinatedTask(taskId);
+        uint256 fromRound = _leave(taskId, account);
+        emit MemberRemoved(taskId, account, fromRound, msg.sender);
     }
 
-    /// @notice The stored record of `account` as a participant.
-    function getParticipant(address account) external view returns (Participant memory) {
-        return _participants[account];
+    /// @notice The membership of `account` in task `taskId` (all zero if it never joined).
+    function getMembership(uint256 taskId, address account) external view returns (Membership memory) {
+        return _members[taskId][account];
     }
 
-    /// @notice The stored records of several participants in one call (a round's replies).
-    function getParticipants(address[] calldata accounts) external view returns (Participant[] memory records) {
-        records = new Participant[](accounts.length);
-        for (uint256 i = 0; i < accounts.length; ++i) {
-            records[i] = _participants[accounts[i]];
-        }
+    /// @notice Whether `account` is an eligible member of task `taskId` for round `round`.
+    function isEligible(uint256 taskId, uint256 round, address account) external view returns (bool) {
+        return _eligible(_members[taskId][account], round);
+    }
+
+    /// @notice The EIP-712 digest a participant signs to consent to a task.
+    function consentDigest(uint256 taskId, bytes32 specHash, uint256 datasetSize, bytes32 dataHash)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(CONSENT_TYPEHASH, taskId, specHash, datasetSize, dataHash)));
     }
 
     // ------------------------------------------------------------------ rounds
 
     /// @notice Opens the next round of task `taskId` on top of the latest committed global model.
-    function openRound(uint256 taskId, uint256 round, bytes32 parentModelHash) external {
+    function openRound(uint256 taskId, uint256 round, bytes32 parentModelHash) external whenNotPaused {
         Task storage task = _coordinatedTask(taskId);
+        if (task.status != TaskStatus.Active) revert LedgerTaskNotActive(taskId);
         uint256 last = task.lastRound;
         if (round != last + 1) revert LedgerRoundOutOfOrder(taskId, last + 1, round);
         if (last != 0 && _rounds[taskId][last].state == RoundState.Open) revert LedgerRoundStillOpen(taskId, last);
         if (parentModelHash != task.headModelHash) {
             revert LedgerParentMismatch(taskId, round, task.headModelHash, parentModelHash);
         }
-        task.lastRound = uint64(round);
+        task.lastRound = round.toUint64();
+        task.roundOpenedAt = block.timestamp.toUint40();
+        task.roundOpenedBlock = block.number.toUint40();
         Round storage r = _rounds[taskId][round];
         r.state = RoundState.Open;
         r.parentModelHash = parentModelHash;
@@ -292,10 +576,18 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
     }
 
     /// @notice Records the caller's own commitment for an open round (no coordinator needed).
-    function submitCommitment(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples) external {
+    /// @dev The caller must be an eligible member; numExamples may not exceed its dataset size.
+    function submitCommitment(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples)
+        external
+        whenNotPaused
+    {
         Round storage r = _openRound(taskId, round);
         if (updateHash == 0) revert LedgerZeroHash();
-        _requireActive(msg.sender);
+        Membership storage m = _members[taskId][msg.sender];
+        if (!_eligible(m, round)) revert LedgerNotEligible(taskId, round, msg.sender);
+        if (numExamples > m.datasetSize) {
+            revert LedgerExamplesAboveDataset(taskId, msg.sender, numExamples, m.datasetSize);
+        }
         if (_directCommitments[taskId][round][msg.sender] != 0) {
             revert LedgerDuplicateCommitment(taskId, round, msg.sender);
         }
@@ -306,30 +598,33 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
 
     /// @notice Closes an open round with the relayed commitments, the global model, its evaluation
     /// and the rewards, in one transaction.
+    /// @dev A validly signed commitment that cannot count (the participant committed directly,
+    /// is not an eligible member, or claims more examples than its dataset) is skipped with
+    /// CommitmentSkipped, so no participant can make the commit revert. A reward is credited only
+    /// for a counted commitment of an eligible member; otherwise it is skipped with RewardSkipped
+    /// and stays in the pool. Not in the block the round was opened, nor before minRoundDuration.
     /// @param commitments Signed commitments, strictly ascending by participant address.
     /// @param outcome The aggregated global model's hash and evaluation.
     /// @param rewards Scores and amounts, strictly ascending by participant; each participant must
-    /// have a commitment in this round.
+    /// have a commitment (relayed or direct) in this round.
     function commitRound(
         uint256 taskId,
         uint256 round,
         SignedCommitment[] calldata commitments,
         RoundOutcome calldata outcome,
         Reward[] calldata rewards
-    ) external {
+    ) external whenNotPaused {
         Task storage task = _coordinatedTask(taskId);
-        Round storage r = _rounds[taskId][round];
-        if (r.state == RoundState.Committed) revert LedgerRoundAlreadyCommitted(taskId, round);
-        if (r.state != RoundState.Open) revert LedgerRoundNotOpen(taskId, round);
+        Round storage r = _committableRound(task, taskId, round);
         if (outcome.globalModelHash == 0) revert LedgerZeroHash();
 
-        _recordRelayed(taskId, round, r.directCount, commitments);
-        uint256 total = _attribute(task, taskId, round, commitments, rewards);
+        uint256 directCount = r.directCount;
+        uint256 count = _recordRelayed(taskId, round, directCount, commitments) + directCount;
+        uint256 total = _attribute(task, taskId, round, directCount, commitments, rewards);
 
         r.state = RoundState.Committed;
         r.globalModelHash = outcome.globalModelHash;
-        uint256 count = commitments.length + r.directCount;
-        r.commitmentCount = uint32(count);
+        r.commitmentCount = count.toUint32();
         task.headModelHash = outcome.globalModelHash;
         emit RoundCommitted(
             taskId,
@@ -341,9 +636,11 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
             count,
             total
         );
+        emit RoundSettled(taskId, round, total, task.rewardPerRound - total);
     }
 
     /// @notice Closes an open round without a model; the next round builds on the same parent.
+    /// @dev Moves no tokens, so it is allowed during a pause.
     function failRound(uint256 taskId, uint256 round, string calldata reason) external {
         _coordinatedTask(taskId);
         Round storage r = _openRound(taskId, round);
@@ -372,20 +669,23 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
 
     // ------------------------------------------------------------------ merkle commit mode
     //
-    // A round of a large federation is committed by one Merkle root over its reward leaves
-    // (participant, updateHash, numExamples, score, amount), so its gas does not depend on the
-    // number of participants: no per-participant event or storage at commit. The leaves, their
-    // proofs and the participants' signed commitments are published off chain (the record whose
-    // SHA-256 is `recordHash`); each participant later proves its leaf to be credited its reward.
+    // A round of a large federation is committed by one Merkle root over its reward leaves, so its
+    // gas does not depend on the number of participants. Each leaf is bound to its task, round and
+    // index (the participant's member index), so one participant has at most one claimable leaf
+    // per round and identical leaves cannot collapse; claims are marked in a bitmap per round
+    // (Uniswap's merkle-distributor). A root becomes claimable after the task's challenge period,
+    // during which anyone holding the published record can void it by proving one faulty leaf.
     // The tree is OpenZeppelin's StandardMerkleTree (double-hashed ABI-encoded leaves, sorted pairs).
 
     /// @notice One leaf of a round's reward tree: a participant's commitment, score and reward.
+    /// @dev `index` (added at the end) is the participant's member index in the task.
     struct RewardLeaf {
         address participant;
         bytes32 updateHash;
         uint256 numExamples;
         int256 score; // fixed point, 1e6 = 1.0
         uint256 amount;
+        uint256 index;
     }
 
     /// @notice A reward leaf and its proof, for claiming several rounds in one transaction.
@@ -399,29 +699,35 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
     struct RoundRoot {
         bytes32 root; // StandardMerkleTree root over the round's reward leaves
         bytes32 recordHash; // SHA-256 of the published round record (leaves, proofs, signatures)
-        uint32 leafCount;
-        uint256 totalReward; // sum of the leaves' amounts
+        uint32 leafCount; // declared: claims can never exceed it
+        uint256 totalReward; // declared sum of the leaves' amounts: reserved, and claims never exceed it
     }
 
-    /// @notice A committed reward root and how much of its total has been claimed.
+    /// @notice A committed reward root and what has been claimed against it.
+    /// @dev The first three fields keep their pre-issue-16 positions; the rest were added.
     struct RewardRoot {
         bytes32 root;
-        uint256 total;
-        uint256 claimed;
+        uint256 total; // declared total, reserved from the pool
+        uint128 claimed;
+        uint32 declaredLeafCount;
+        uint32 claimedCount;
+        uint40 claimableAt; // commit time + the task's challenge period
+        bool voided;
     }
 
     mapping(uint256 taskId => mapping(uint256 round => RewardRoot)) private _rewardRoots;
-    mapping(uint256 taskId => mapping(uint256 round => mapping(bytes32 leaf => bool))) private _leafClaimed;
+    mapping(uint256 taskId => mapping(uint256 round => mapping(uint256 word => uint256 bits))) private _claimedBitmap;
 
     /// @notice Round `round` of task `taskId` was committed by the root of its reward tree; its
-    /// published record (leaves, proofs, signed commitments) hashes to `recordHash`.
+    /// published record (leaves, proofs, signed commitments) hashes to `recordHash`. The counts are
+    /// the coordinator's declaration, enforced as upper bounds on claims.
     event RoundRootCommitted(
         uint256 indexed taskId,
         uint256 indexed round,
         bytes32 root,
         bytes32 recordHash,
-        uint256 leafCount,
-        uint256 totalReward
+        uint256 declaredLeafCount,
+        uint256 declaredTotalReward
     );
     /// @notice The reward leaf `leaf` of `participant` was proven for a round and `amount` credited.
     event RewardLeafClaimed(
@@ -432,42 +738,76 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
         int256 score,
         uint256 amount
     );
+    /// @notice `challenger` proved a faulty leaf (paying `participant`) in round `round`'s reward
+    /// root; the root is void and its `returned` reserve is back in the pool.
+    event RoundRootVoided(
+        uint256 indexed taskId,
+        uint256 indexed round,
+        address indexed participant,
+        VoidReason reason,
+        address challenger,
+        uint256 returned
+    );
 
     /// @notice Round `round` of task `taskId` has no reward root: it is not committed in merkle mode.
     error LedgerRewardRootUnknown(uint256 taskId, uint256 round);
-    /// @notice The reward leaf of `participant` for this round was claimed already.
+    /// @notice The reward root of the round was voided by a challenge.
+    error LedgerRewardRootVoided(uint256 taskId, uint256 round);
+    /// @notice The reward root is in its challenge period until `claimableAt`.
+    error LedgerRewardRootInChallenge(uint256 taskId, uint256 round, uint256 claimableAt);
+    /// @notice The challenge period of the root ended at `claimableAt`.
+    error LedgerChallengePeriodOver(uint256 taskId, uint256 round, uint256 claimableAt);
+    /// @notice The challenged leaf is valid: nothing to void.
+    error LedgerChallengeUnfounded(uint256 taskId, uint256 round, address participant);
+    /// @notice The task's claim deadline passed; unproven leaves are now swept to the funders.
+    error LedgerClaimDeadlinePassed(uint256 taskId, uint256 claimDeadline);
+    /// @notice The reward leaf at this index of the round was claimed already.
     error LedgerLeafAlreadyClaimed(uint256 taskId, uint256 round, address participant);
     /// @notice The proof does not lead from `participant`'s leaf to the round's reward root.
     error LedgerLeafProofInvalid(uint256 taskId, uint256 round, address participant);
+    /// @notice The leaf's index is not `participant`'s member index.
+    error LedgerLeafIndexMismatch(uint256 taskId, address participant, uint256 expected, uint256 got);
+    /// @notice The round's declared leaf count is all claimed already.
+    error LedgerLeafCountExceeded(uint256 taskId, uint256 round, uint256 declaredLeafCount);
+    /// @notice A declared leaf count above the task's member count.
+    error LedgerLeafCountAboveMembers(uint256 taskId, uint256 leafCount, uint256 memberCount);
     /// @notice Claims of the round would credit `claimed`, more than the `total` committed with its root.
     error LedgerRewardRootOverdrawn(uint256 taskId, uint256 round, uint256 total, uint256 claimed);
 
     /// @notice Closes an open round in merkle mode: the global model, its evaluation and the root
     /// of the round's reward leaves, in one transaction of constant gas.
-    /// @dev The leaves are not on chain, so their sum cannot be checked here: `tree.totalReward`
-    /// is checked against the round budget and the pool and reserved from it, and claims of the
-    /// round can never credit more than it (`LedgerRewardRootOverdrawn`). An auditor rebuilds the
-    /// root and the total from the published record.
-    /// @param tree The root, the published record's hash, the number of leaves and their total.
+    /// @dev The leaves are not on chain: `tree.totalReward` is checked against the round budget and
+    /// the pool and reserved; claims never credit more than it, nor more leaves than
+    /// `tree.leafCount`, and each leaf's participant is checked at claim time.
+    /// @param tree The root, the published record's hash, the declared leaf count and total.
     /// @param outcome The aggregated global model's hash and evaluation.
     function commitRoundRoot(uint256 taskId, uint256 round, RoundRoot calldata tree, RoundOutcome calldata outcome)
         external
+        whenNotPaused
     {
         Task storage task = _coordinatedTask(taskId);
-        Round storage r = _rounds[taskId][round];
-        if (r.state == RoundState.Committed) revert LedgerRoundAlreadyCommitted(taskId, round);
-        if (r.state != RoundState.Open) revert LedgerRoundNotOpen(taskId, round);
+        Round storage r = _committableRound(task, taskId, round);
         if (outcome.globalModelHash == 0 || tree.root == 0) revert LedgerZeroHash();
+        if (tree.leafCount > task.memberCount) {
+            revert LedgerLeafCountAboveMembers(taskId, tree.leafCount, task.memberCount);
+        }
         uint256 total = tree.totalReward;
-        if (total > task.rewardPerRound) revert LedgerRoundBudgetExceeded(taskId, round, total, task.rewardPerRound);
-        uint256 available = task.funded - task.attributed;
-        if (total > available) revert LedgerPoolInsufficient(taskId, total, available);
+        _reserve(task, taskId, round, total);
+        task.reserved += total;
 
-        task.attributed += total;
-        _rewardRoots[taskId][round] = RewardRoot({root: tree.root, total: total, claimed: 0});
+        _rewardRoots[taskId][round] = RewardRoot({
+            root: tree.root,
+            total: total,
+            claimed: 0,
+            declaredLeafCount: tree.leafCount,
+            claimedCount: 0,
+            claimableAt: (block.timestamp + task.challengePeriod).toUint40(),
+            voided: false
+        });
+        uint256 direct = r.directCount;
         r.state = RoundState.Committed;
         r.globalModelHash = outcome.globalModelHash;
-        r.commitmentCount = tree.leafCount;
+        r.commitmentCount = direct.toUint32();
         task.headModelHash = outcome.globalModelHash;
         emit RoundRootCommitted(taskId, round, tree.root, tree.recordHash, tree.leafCount, total);
         emit RoundCommitted(
@@ -477,27 +817,55 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
             outcome.accuracyPpm,
             outcome.lossPpm,
             outcome.scoringHash,
-            tree.leafCount,
+            direct,
             total
         );
+        emit RoundSettled(taskId, round, total, task.rewardPerRound - total);
     }
 
     /// @notice Proves `leaf` against round `round`'s reward root and credits its amount to the
     /// leaf's participant, who pulls it with `claim(token)`.
     /// @dev Anyone may submit a proof (a relayer, say); the tokens only ever go to the leaf's
-    /// participant. Each leaf is credited once.
+    /// participant, which must have been an eligible member at that round, at its member index.
+    /// Never paused; refused after the claim deadline of a closed task.
     /// @param proof The leaf's StandardMerkleTree proof (sibling hashes, leaf to root).
     function claimLeaf(uint256 taskId, uint256 round, RewardLeaf calldata leaf, bytes32[] calldata proof) external {
-        _claimLeaf(_existingTask(taskId).token, taskId, round, leaf, proof);
+        _claimLeaf(_existingTask(taskId), taskId, round, leaf, proof);
     }
 
     /// @notice `claimLeaf` for several rounds in one transaction.
     /// @dev Bounded by the caller's own calldata.
     function claimLeaves(uint256 taskId, LeafClaim[] calldata claims) external {
-        address token = _existingTask(taskId).token;
+        Task storage task = _existingTask(taskId);
         for (uint256 i = 0; i < claims.length; ++i) {
-            _claimLeaf(token, taskId, claims[i].round, claims[i].leaf, claims[i].proof);
+            _claimLeaf(task, taskId, claims[i].round, claims[i].leaf, claims[i].proof);
         }
+    }
+
+    /// @notice Voids round `round`'s reward root by proving one faulty leaf, during the challenge
+    /// period: the leaf pays an account that was not an eligible member at that round, carries
+    /// another index than its participant's member index, or more examples than its dataset.
+    /// @dev Anyone may challenge; never paused. The root's reserve returns to the pool
+    /// (unattributed); the round's global model stands.
+    function voidRoot(uint256 taskId, uint256 round, RewardLeaf calldata leaf, bytes32[] calldata proof) external {
+        Task storage task = _existingTask(taskId);
+        RewardRoot storage tree = _rewardRootOf(taskId, round);
+        if (block.timestamp >= tree.claimableAt) revert LedgerChallengePeriodOver(taskId, round, tree.claimableAt);
+        if (!MerkleProof.verifyCalldata(proof, tree.root, rewardLeafHash(taskId, round, leaf))) {
+            revert LedgerLeafProofInvalid(taskId, round, leaf.participant);
+        }
+        Membership storage m = _members[taskId][leaf.participant];
+        VoidReason reason;
+        if (!_eligible(m, round)) reason = VoidReason.NotMember;
+        else if (leaf.index != m.index) reason = VoidReason.IndexMismatch;
+        else if (leaf.numExamples > m.datasetSize) reason = VoidReason.ExamplesAboveDataset;
+        else revert LedgerChallengeUnfounded(taskId, round, leaf.participant);
+
+        uint256 total = tree.total; // nothing claimed yet: claims start after the challenge period
+        tree.voided = true;
+        task.attributed -= total;
+        task.reserved -= total;
+        emit RoundRootVoided(taskId, round, leaf.participant, reason, msg.sender, total);
     }
 
     /// @notice The reward root committed for round `round` of task `taskId` (zero if none).
@@ -505,49 +873,144 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
         return _rewardRoots[taskId][round];
     }
 
-    /// @notice Whether the reward leaf with hash `leaf` of a round has been claimed.
-    function leafClaimed(uint256 taskId, uint256 round, bytes32 leaf) external view returns (bool) {
-        return _leafClaimed[taskId][round][leaf];
+    /// @notice Whether the reward leaf at `index` of a round has been claimed.
+    function leafClaimed(uint256 taskId, uint256 round, uint256 index) public view returns (bool) {
+        return _claimedBitmap[taskId][round][index >> 8] & (1 << (index & 0xff)) != 0;
     }
 
-    /// @notice The StandardMerkleTree hash of a reward leaf:
-    /// keccak256(bytes.concat(keccak256(abi.encode(participant, updateHash, numExamples, score, amount)))).
-    function rewardLeafHash(RewardLeaf calldata leaf) public pure returns (bytes32) {
+    /// @notice The StandardMerkleTree hash of a reward leaf of round `round` of task `taskId`:
+    /// keccak256(bytes.concat(keccak256(abi.encode(taskId, round, index, participant, updateHash,
+    /// numExamples, score, amount)))).
+    function rewardLeafHash(uint256 taskId, uint256 round, RewardLeaf calldata leaf) public pure returns (bytes32) {
         return keccak256(
             bytes.concat(
-                keccak256(abi.encode(leaf.participant, leaf.updateHash, leaf.numExamples, leaf.score, leaf.amount))
+                keccak256(
+                    abi.encode(
+                        taskId,
+                        round,
+                        leaf.index,
+                        leaf.participant,
+                        leaf.updateHash,
+                        leaf.numExamples,
+                        leaf.score,
+                        leaf.amount
+                    )
+                )
             )
         );
     }
 
     function _claimLeaf(
-        address token,
+        Task storage task,
         uint256 taskId,
         uint256 round,
         RewardLeaf calldata leaf,
         bytes32[] calldata proof
     ) private {
-        RewardRoot storage tree = _rewardRoots[taskId][round];
-        bytes32 root = tree.root;
-        if (root == 0) revert LedgerRewardRootUnknown(taskId, round);
-        bytes32 hash = rewardLeafHash(leaf);
-        if (_leafClaimed[taskId][round][hash]) revert LedgerLeafAlreadyClaimed(taskId, round, leaf.participant);
-        if (!MerkleProof.verifyCalldata(proof, root, hash)) {
-            revert LedgerLeafProofInvalid(taskId, round, leaf.participant);
+        RewardRoot storage tree = _rewardRootOf(taskId, round);
+        if (block.timestamp < tree.claimableAt) revert LedgerRewardRootInChallenge(taskId, round, tree.claimableAt);
+        if (task.status != TaskStatus.Active && block.timestamp > task.claimDeadline) {
+            revert LedgerClaimDeadlinePassed(taskId, task.claimDeadline);
+        }
+        address participant = leaf.participant;
+        if (leafClaimed(taskId, round, leaf.index)) revert LedgerLeafAlreadyClaimed(taskId, round, participant);
+        bytes32 hash = rewardLeafHash(taskId, round, leaf);
+        if (!MerkleProof.verifyCalldata(proof, tree.root, hash)) {
+            revert LedgerLeafProofInvalid(taskId, round, participant);
+        }
+        Membership storage m = _members[taskId][participant];
+        if (!_eligible(m, round)) revert LedgerNotEligible(taskId, round, participant);
+        if (leaf.index != m.index) revert LedgerLeafIndexMismatch(taskId, participant, m.index, leaf.index);
+        if (leaf.numExamples > m.datasetSize) {
+            revert LedgerExamplesAboveDataset(taskId, participant, leaf.numExamples, m.datasetSize);
+        }
+        if (tree.claimedCount >= tree.declaredLeafCount) {
+            revert LedgerLeafCountExceeded(taskId, round, tree.declaredLeafCount);
         }
         uint256 paidOut = tree.claimed + leaf.amount;
         if (paidOut > tree.total) revert LedgerRewardRootOverdrawn(taskId, round, tree.total, paidOut);
-        _leafClaimed[taskId][round][hash] = true;
-        tree.claimed = paidOut;
-        if (leaf.amount != 0) _credit(token, leaf.participant, leaf.amount);
-        emit RewardLeafClaimed(taskId, round, leaf.participant, hash, leaf.score, leaf.amount);
+
+        _claimedBitmap[taskId][round][leaf.index >> 8] |= 1 << (leaf.index & 0xff);
+        tree.claimed = paidOut.toUint128();
+        tree.claimedCount += 1;
+        if (leaf.amount != 0) {
+            task.reserved -= leaf.amount;
+            _credit(task.token, participant, leaf.amount);
+        }
+        emit RewardLeafClaimed(taskId, round, participant, hash, leaf.score, leaf.amount);
+    }
+
+    function _rewardRootOf(uint256 taskId, uint256 round) private view returns (RewardRoot storage tree) {
+        tree = _rewardRoots[taskId][round];
+        if (tree.root == 0) revert LedgerRewardRootUnknown(taskId, round);
+        if (tree.voided) revert LedgerRewardRootVoided(taskId, round);
     }
 
     // ------------------------------------------------------------------ internals
 
+    function _createTask(
+        bytes32 specHash,
+        bytes32 initialModelHash,
+        address token,
+        uint256 rewardPerRound,
+        TaskTerms memory terms
+    ) private whenNotPaused onlyRole(COORDINATOR_ROLE) returns (uint256 taskId) {
+        if (specHash == 0 || initialModelHash == 0) revert LedgerZeroHash();
+        if (token == address(0)) revert LedgerZeroAddress();
+        if (terms.claimPeriod <= terms.challengePeriod) {
+            revert LedgerClaimPeriodTooShort(terms.claimPeriod, terms.challengePeriod);
+        }
+        taskId = ++taskCount;
+        Task storage task = _tasks[taskId];
+        task.specHash = specHash;
+        task.headModelHash = initialModelHash;
+        task.token = token;
+        task.coordinator = msg.sender;
+        task.rewardPerRound = rewardPerRound;
+        task.status = TaskStatus.Active;
+        task.minRoundDuration = terms.minRoundDuration;
+        task.challengePeriod = terms.challengePeriod;
+        task.claimPeriod = terms.claimPeriod;
+        emit TaskCreated(taskId, msg.sender, specHash, initialModelHash, token, rewardPerRound);
+        emit TaskTermsSet(taskId, terms.minRoundDuration, terms.challengePeriod, terms.claimPeriod);
+    }
+
+    /// @dev Ends an active task (its coordinator or the admin), failing a round still open.
+    function _end(uint256 taskId, TaskStatus status, string memory reason) private returns (uint256 deadline) {
+        Task storage task = _existingTask(taskId);
+        bool isCoordinator = task.coordinator == msg.sender && hasRole(COORDINATOR_ROLE, msg.sender);
+        if (!isCoordinator && !hasRole(DEFAULT_ADMIN_ROLE, msg.sender)) {
+            revert LedgerNotTaskCoordinator(taskId, msg.sender);
+        }
+        if (task.status != TaskStatus.Active) revert LedgerTaskNotActive(taskId);
+        deadline = block.timestamp + task.claimPeriod;
+        task.status = status;
+        task.claimDeadline = deadline.toUint40();
+        uint256 last = task.lastRound;
+        if (last != 0 && _rounds[taskId][last].state == RoundState.Open) {
+            _rounds[taskId][last].state = RoundState.Failed;
+            emit RoundFailed(taskId, last, reason);
+        }
+    }
+
     function _existingTask(uint256 taskId) private view returns (Task storage task) {
         task = _tasks[taskId];
-        if (task.specHash == 0) revert LedgerTaskUnknown(taskId);
+        if (task.status == TaskStatus.None) revert LedgerTaskUnknown(taskId);
+    }
+
+    function _activeTask(uint256 taskId) private view returns (Task storage task) {
+        task = _existingTask(taskId);
+        if (task.status != TaskStatus.Active) revert LedgerTaskNotActive(taskId);
+    }
+
+    function _endedTask(uint256 taskId) private view returns (Task storage task) {
+        task = _existingTask(taskId);
+        if (task.status == TaskStatus.Active) revert LedgerTaskStillActive(taskId);
+    }
+
+    function _funder(uint256 taskId, address account) private view returns (Funder storage f) {
+        f = _funders[taskId][account];
+        if (f.contributed == 0) revert LedgerNotFunder(taskId, account);
     }
 
     function _coordinatedTask(uint256 taskId) private view returns (Task storage task) {
@@ -564,57 +1027,129 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
         if (r.state != RoundState.Open) revert LedgerRoundNotOpen(taskId, round);
     }
 
-    function _requireActive(address account) private view {
-        if (hasRole(PARTICIPANT_ROLE, account)) return;
-        if (_participants[account].status == ParticipantStatus.Withdrawn) revert LedgerParticipantWithdrawn(account);
-        revert LedgerParticipantNotRegistered(account);
+    /// @dev The open round `round`, old enough to commit: not opened in this block, and open for
+    /// at least the task's minRoundDuration. One round per block at most, so no transaction can
+    /// run more than one round's budget out of a pool.
+    function _committableRound(Task storage task, uint256 taskId, uint256 round) private view returns (Round storage r) {
+        r = _openRound(taskId, round);
+        if (block.number <= task.roundOpenedBlock) revert LedgerRoundOpenedThisBlock(taskId, round);
+        uint256 earliest = uint256(task.roundOpenedAt) + task.minRoundDuration;
+        if (block.timestamp < earliest) revert LedgerRoundTooShort(taskId, round, earliest);
     }
 
-    function _withdraw(address account) private {
-        Participant storage p = _participants[account];
-        if (p.status != ParticipantStatus.Active) revert LedgerParticipantNotRegistered(account);
-        p.status = ParticipantStatus.Withdrawn;
-        p.withdrawnAt = uint64(block.number);
-        _revokeRole(PARTICIPANT_ROLE, account);
-        emit ParticipantWithdrew(account);
+    /// @dev The first round not yet committed or failed: the round open now, or the next one.
+    function _currentRound(Task storage task, uint256 taskId) private view returns (uint256) {
+        uint256 last = task.lastRound;
+        if (last != 0 && _rounds[taskId][last].state == RoundState.Open) return last;
+        return last + 1;
     }
 
-    /// @dev Verifies and records relayed commitments. Ascending order makes "at most once per round"
-    /// checkable without storage; direct commitments are looked up only when the round has any.
+    function _eligible(Membership storage m, uint256 round) private view returns (bool) {
+        uint256 joined = m.joinedRound;
+        uint256 left = m.leftRound;
+        return joined != 0 && joined <= round && (left == 0 || round < left);
+    }
+
+    function _ineligibility(Membership storage m) private view returns (SkipReason) {
+        return m.leftRound != 0 ? SkipReason.Left : SkipReason.NotMember;
+    }
+
+    function _requireNew(uint256 taskId, address account, Membership storage m) private view {
+        if (m.leftRound != 0) revert LedgerMemberLeft(taskId, account, m.leftRound);
+        if (m.joinedRound != 0) revert LedgerAlreadyMember(taskId, account);
+    }
+
+    function _verifyConsent(uint256 taskId, bytes32 specHash, SignedConsent calldata c) private view {
+        bytes32 digest = consentDigest(taskId, specHash, c.datasetSize, c.dataHash);
+        // slither-disable-next-line unused-return
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, c.r, c.vs);
+        if (err != ECDSA.RecoverError.NoError || signer != c.participant) {
+            revert LedgerConsentSignatureInvalid(taskId, c.participant);
+        }
+    }
+
+    function _join(
+        Task storage task,
+        uint256 taskId,
+        address account,
+        Membership storage m,
+        uint256 datasetSize,
+        bytes32 dataHash,
+        bool relayed
+    ) private {
+        _requireRegistered(account);
+        uint256 fromRound = _currentRound(task, taskId);
+        uint256 index = task.memberCount;
+        m.joinedRound = fromRound.toUint64();
+        m.index = index.toUint64();
+        m.datasetSize = datasetSize.toUint64();
+        m.dataHash = dataHash;
+        task.memberCount += 1;
+        emit MemberJoined(taskId, account, index, fromRound, datasetSize, dataHash, relayed);
+    }
+
+    function _leave(uint256 taskId, address account) private returns (uint256 fromRound) {
+        Task storage task = _existingTask(taskId);
+        Membership storage m = _members[taskId][account];
+        if (m.leftRound != 0) revert LedgerMemberLeft(taskId, account, m.leftRound);
+        if (m.joinedRound == 0) revert LedgerNotMember(taskId, account);
+        fromRound = _currentRound(task, taskId);
+        m.leftRound = fromRound.toUint64();
+    }
+
+    /// @dev Checks `total` against the round budget and what is left in the pool, then books it.
+    function _reserve(Task storage task, uint256 taskId, uint256 round, uint256 total) private {
+        if (total > task.rewardPerRound) revert LedgerRoundBudgetExceeded(taskId, round, total, task.rewardPerRound);
+        uint256 available = task.funded - task.attributed;
+        if (total > available) revert LedgerPoolInsufficient(taskId, total, available);
+        task.attributed += total;
+    }
+
+    /// @dev Verifies and records relayed commitments; returns how many were recorded. Ascending
+    /// order makes "at most once per round" checkable without storage; direct commitments are
+    /// looked up only when the round has any. A valid signature that cannot count is skipped.
     function _recordRelayed(uint256 taskId, uint256 round, uint256 directCount, SignedCommitment[] calldata cs)
         private
+        returns (uint256 recorded)
     {
         address previous = address(0);
         for (uint256 i = 0; i < cs.length; ++i) {
             SignedCommitment calldata c = cs[i];
-            if (c.participant <= previous) {
-                if (c.participant == previous) revert LedgerDuplicateCommitment(taskId, round, c.participant);
+            address p = c.participant;
+            if (p <= previous) {
+                if (p == previous) revert LedgerDuplicateCommitment(taskId, round, p);
                 revert LedgerCommitmentsUnsorted(i);
             }
-            previous = c.participant;
+            previous = p;
             if (c.updateHash == 0) revert LedgerZeroHash();
             bytes32 digest = commitmentDigest(taskId, round, c.updateHash, c.numExamples);
             // False positive: the error code is checked on the next line; the third value only
             // details why a malformed signature failed, and any failure is LedgerSignatureInvalid.
             // slither-disable-next-line unused-return
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, c.r, c.vs);
-            if (err != ECDSA.RecoverError.NoError || signer != c.participant) {
-                revert LedgerSignatureInvalid(taskId, round, c.participant);
+            if (err != ECDSA.RecoverError.NoError || signer != p) revert LedgerSignatureInvalid(taskId, round, p);
+            Membership storage m = _members[taskId][p];
+            if (directCount != 0 && _directCommitments[taskId][round][p] != 0) {
+                emit CommitmentSkipped(taskId, round, p, SkipReason.CommittedDirectly);
+            } else if (!_eligible(m, round)) {
+                emit CommitmentSkipped(taskId, round, p, _ineligibility(m));
+            } else if (c.numExamples > m.datasetSize) {
+                emit CommitmentSkipped(taskId, round, p, SkipReason.ExamplesAboveDataset);
+            } else {
+                ++recorded;
+                emit CommitmentRecorded(taskId, round, p, c.updateHash, c.numExamples, true);
             }
-            _requireActive(c.participant);
-            if (directCount != 0 && _directCommitments[taskId][round][c.participant] != 0) {
-                revert LedgerDuplicateCommitment(taskId, round, c.participant);
-            }
-            emit CommitmentRecorded(taskId, round, c.participant, c.updateHash, c.numExamples, true);
         }
     }
 
-    /// @dev Credits each reward after checking it has a commitment this round (merge walk over the
-    /// two ascending lists) and that the round's total stays within the budget and the pool.
+    /// @dev Credits each reward of a counted commitment (merge walk over the two ascending lists)
+    /// and checks the round's credited total against the budget and the pool. A reward without
+    /// any commitment reverts (the coordinator's error); one whose commitment cannot count is skipped.
     function _attribute(
         Task storage task,
         uint256 taskId,
         uint256 round,
+        uint256 directCount,
         SignedCommitment[] calldata cs,
         Reward[] calldata rewards
     ) private returns (uint256 total) {
@@ -623,20 +1158,31 @@ contract Ledger is AccessControl, EIP712, RewardPool, Multicall {
         uint256 j = 0;
         for (uint256 i = 0; i < rewards.length; ++i) {
             Reward calldata w = rewards[i];
-            if (w.participant <= previous) revert LedgerRewardsUnsorted(i);
-            previous = w.participant;
-            while (j < cs.length && cs[j].participant < w.participant) ++j;
-            bool relayed = j < cs.length && cs[j].participant == w.participant;
-            if (!relayed && _directCommitments[taskId][round][w.participant] == 0) {
-                revert LedgerRewardWithoutCommitment(taskId, round, w.participant);
+            address p = w.participant;
+            if (p <= previous) revert LedgerRewardsUnsorted(i);
+            previous = p;
+            while (j < cs.length && cs[j].participant < p) ++j;
+            bool relayed = j < cs.length && cs[j].participant == p;
+            bool direct = directCount != 0 && _directCommitments[taskId][round][p] != 0;
+            if (!relayed && !direct) revert LedgerRewardWithoutCommitment(taskId, round, p);
+            Membership storage m = _members[taskId][p];
+            if (!_eligible(m, round)) {
+                emit RewardSkipped(taskId, round, p, w.amount, _ineligibility(m));
+                continue;
+            }
+            if (!direct && cs[j].numExamples > m.datasetSize) {
+                emit RewardSkipped(taskId, round, p, w.amount, SkipReason.ExamplesAboveDataset);
+                continue;
             }
             total += w.amount;
-            if (w.amount != 0) _credit(token, w.participant, w.amount);
-            emit RewardAttributed(taskId, round, w.participant, w.score, w.amount);
+            if (w.amount != 0) _credit(token, p, w.amount);
+            emit RewardAttributed(taskId, round, p, w.score, w.amount);
         }
-        if (total > task.rewardPerRound) revert LedgerRoundBudgetExceeded(taskId, round, total, task.rewardPerRound);
-        uint256 available = task.funded - task.attributed;
-        if (total > available) revert LedgerPoolInsufficient(taskId, total, available);
-        task.attributed += total;
+        _reserve(task, taskId, round, total);
+    }
+
+    function _nonZero(address admin) private pure returns (address) {
+        if (admin == address(0)) revert LedgerZeroAddress();
+        return admin;
     }
 }

@@ -7,9 +7,10 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 
 /// @title RewardPool
 /// @notice Token pools per task and pull-payment claims of attributed rewards.
-/// @dev Abstract: the ledger decides what is attributed; this contract only keeps the books
-/// (funded, attributed, owed, claimed) and pays out. Claims follow checks-effects-interactions
-/// and are guarded against reentrancy.
+/// @dev Abstract: the ledger decides what is attributed, refunded and swept; this contract only
+/// keeps the participants' books (owed, claimed) and moves tokens. Claims follow
+/// checks-effects-interactions, are guarded against reentrancy and are never paused: what a
+/// participant is owed is always claimable.
 abstract contract RewardPool is ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -51,6 +52,11 @@ abstract contract RewardPool is ReentrancyGuard {
         IERC20(token).safeTransferFrom(funder, address(this), amount);
         uint256 received = IERC20(token).balanceOf(address(this)) - before;
         if (received != amount) revert RewardPoolTransferShort(amount, received);
+    }
+
+    /// @dev Pays `amount` of `token` to `to` (a refund or a sweep); the caller has booked it first.
+    function _payOut(address token, address to, uint256 amount) internal {
+        IERC20(token).safeTransfer(to, amount);
     }
 
     /// @dev Credits `amount` of `token` to `participant`.

@@ -1,9 +1,10 @@
 // Shared fixtures and helpers for the Ledger / RewardPool / DevToken tests.
 const { ethers } = require("hardhat");
+const { StandardMerkleTree } = require("@openzeppelin/merkle-tree");
 
 const COORDINATOR_ROLE = ethers.id("COORDINATOR_ROLE");
-const PARTICIPANT_ROLE = ethers.id("PARTICIPANT_ROLE");
-const LEDGER_ONLY = ethers.id("LEDGER_ONLY");
+const REGISTRAR_ROLE = ethers.id("REGISTRAR_ROLE");
+const PAUSER_ROLE = ethers.id("PAUSER_ROLE");
 const DEFAULT_ADMIN_ROLE = ethers.ZeroHash;
 const MINTER_ROLE = ethers.id("MINTER_ROLE");
 
@@ -12,6 +13,8 @@ const INITIAL_MODEL = ethers.id("initial model");
 const SUPPLY = ethers.parseEther("1000000");
 const REWARD_PER_ROUND = ethers.parseEther("100");
 const FUNDING = ethers.parseEther("1000");
+const DATASET_SIZE = 1000n;
+const DAY = 24n * 3600n;
 
 const COMMITMENT_TYPES = {
   Commitment: [
@@ -22,11 +25,21 @@ const COMMITMENT_TYPES = {
   ],
 };
 
+const CONSENT_TYPES = {
+  Consent: [
+    { name: "taskId", type: "uint256" },
+    { name: "specHash", type: "bytes32" },
+    { name: "datasetSize", type: "uint256" },
+    { name: "dataHash", type: "bytes32" },
+  ],
+};
+
 /** A deterministic non-zero bytes32 from a label. */
 const h = (label) => ethers.id(String(label));
 const orgHash = (label) => h(`org:${label}`);
 const updateHash = (who, taskId, round) => h(`update:${who}:${taskId}:${round}`);
 const modelHash = (taskId, round) => h(`global:${taskId}:${round}`);
+const dataHash = (who) => h(`data:${who}`);
 
 function outcome(globalModelHash, overrides = {}) {
   return {
@@ -60,6 +73,31 @@ async function signCommitment(signer, ledger, { taskId, round, updateHash, numEx
   return { participant: signer.address, updateHash, numExamples, r: sig.r, vs: sig.yParityAndS };
 }
 
+/**
+ * Signs a consent to task `taskId` (spec `specHash`) with `signer`'s own key and returns the
+ * relayable SignedConsent struct (EIP-2098 compact signature).
+ */
+async function signConsent(signer, ledger, { taskId, specHash = SPEC_HASH, datasetSize = DATASET_SIZE, dataHash: dh }, domainOverrides = {}) {
+  const domain = { ...(await domainOf(ledger)), ...domainOverrides };
+  const value = { taskId, specHash, datasetSize, dataHash: dh ?? dataHash(signer.address) };
+  const sig = ethers.Signature.from(await signer.signTypedData(domain, CONSENT_TYPES, value));
+  return { participant: signer.address, datasetSize, dataHash: value.dataHash, r: sig.r, vs: sig.yParityAndS };
+}
+
+/** Registers each signer (or address) as an organisation named after its address. */
+async function registerAll(ledger, accounts, registrar) {
+  const calls = accounts.map((a) => {
+    const address = a.address ?? a;
+    return ledger.interface.encodeFunctionData("registerOrganisation", [address, `org ${address.slice(0, 8)}`, orgHash(address), ""]);
+  });
+  await (registrar ? ledger.connect(registrar) : ledger).multicall(calls);
+}
+
+/** Each signer joins task `taskId` itself (spec SPEC_HASH unless given), with DATASET_SIZE. */
+async function joinAll(ledger, taskId, signers, specHash = SPEC_HASH, datasetSize = DATASET_SIZE) {
+  for (const s of signers) await ledger.connect(s).joinTask(taskId, specHash, datasetSize, dataHash(s.address));
+}
+
 /** Signs one commitment per signer for (taskId, round), sorted ascending by participant. */
 async function signAll(signers, ledger, taskId, round, numExamples = 100n) {
   const out = [];
@@ -67,6 +105,42 @@ async function signAll(signers, ledger, taskId, round, numExamples = 100n) {
     out.push(await signCommitment(s, ledger, { taskId, round, updateHash: updateHash(s.address, taskId, round), numExamples }));
   }
   return byAddress(out);
+}
+
+// ------------------------------------------------------------------ merkle rounds
+
+/** StandardMerkleTree encoding of a reward leaf: (taskId, round, index, participant, updateHash, numExamples, score, amount). */
+const LEAF_ENCODING = ["uint256", "uint256", "uint256", "address", "bytes32", "uint256", "int256", "uint256"];
+
+/** One reward leaf as an array in LEAF_ENCODING order. */
+function rewardLeaf(taskId, round, index, participant, amount, { numExamples = 100n, score = 1000000n, update } = {}) {
+  const who = participant.address ?? participant;
+  return [BigInt(taskId), BigInt(round), BigInt(index), who, update ?? updateHash(who, taskId, round), numExamples, score, amount];
+}
+
+/** The StandardMerkleTree of `leaves`, and the RoundRoot commitRoundRoot takes (declared count and total by default exact). */
+function treeOf(leaves, overrides = {}) {
+  const tree = StandardMerkleTree.of(leaves, LEAF_ENCODING);
+  const total = leaves.reduce((sum, leaf) => sum + leaf[7], 0n);
+  return {
+    tree,
+    root: { root: tree.root, recordHash: h(`record ${tree.root}`), leafCount: leaves.length, totalReward: total, ...overrides },
+  };
+}
+
+/** A LEAF_ENCODING array as the contract's RewardLeaf struct. */
+const asLeaf = ([, , index, participant, updateHash, numExamples, score, amount]) => ({
+  participant,
+  updateHash,
+  numExamples,
+  score,
+  amount,
+  index,
+});
+
+/** Member index of `account` in task `taskId`. */
+async function memberIndex(ledger, taskId, account) {
+  return (await ledger.getMembership(taskId, account.address ?? account)).index;
 }
 
 /** Parsed args of every `name` event `contract` emitted in the receipt, in log order. */
@@ -81,7 +155,7 @@ function eventsOf(receipt, contract, name) {
 
 // ------------------------------------------------------------------ fixtures
 
-/** Ledger + DevToken deployed; `admin` is admin and coordinator; nobody registered yet. */
+/** Ledger + DevToken deployed; `admin` is admin, coordinator, registrar and pauser; nobody registered yet. */
 async function deployFixture() {
   const [admin, coordinator2, alice, bob, carol, dave, outsider, funder] = await ethers.getSigners();
   const token = await ethers.deployContract("DevToken", [admin.address, SUPPLY]);
@@ -90,14 +164,15 @@ async function deployFixture() {
   return { ledger, token, admin, coordinator2, alice, bob, carol, dave, outsider, funder };
 }
 
-/** deployFixture + task 1 (coordinator admin) funded with FUNDING, alice..dave registered. */
+/** deployFixture + task 1 (coordinator admin) funded with FUNDING by admin; alice..dave registered and members of task 1. */
 async function taskFixture() {
   const f = await deployFixture();
-  const { ledger, token, admin, alice, bob, carol, dave } = f;
+  const { ledger, token, alice, bob, carol, dave } = f;
   await ledger.createTask(SPEC_HASH, INITIAL_MODEL, token.target, REWARD_PER_ROUND);
   await token.approve(ledger.target, FUNDING);
   await ledger.fundTask(1n, FUNDING);
-  for (const p of [alice, bob, carol, dave]) await ledger.connect(admin).registerParticipant(p.address, orgHash(p.address));
+  await registerAll(ledger, [alice, bob, carol, dave]);
+  await joinAll(ledger, 1n, [alice, bob, carol, dave]);
   return { ...f, taskId: 1n, participants: byAddress([alice, bob, carol, dave]) };
 }
 
@@ -110,8 +185,8 @@ async function openRoundFixture() {
 
 module.exports = {
   COORDINATOR_ROLE,
-  PARTICIPANT_ROLE,
-  LEDGER_ONLY,
+  REGISTRAR_ROLE,
+  PAUSER_ROLE,
   DEFAULT_ADMIN_ROLE,
   MINTER_ROLE,
   SPEC_HASH,
@@ -119,17 +194,29 @@ module.exports = {
   SUPPLY,
   REWARD_PER_ROUND,
   FUNDING,
+  DATASET_SIZE,
+  DAY,
   COMMITMENT_TYPES,
+  CONSENT_TYPES,
   h,
   orgHash,
   updateHash,
   modelHash,
+  dataHash,
   outcome,
   byAddress,
   domainOf,
   signCommitment,
   signAll,
+  signConsent,
+  registerAll,
+  joinAll,
   eventsOf,
+  LEAF_ENCODING,
+  rewardLeaf,
+  treeOf,
+  asLeaf,
+  memberIndex,
   deployFixture,
   taskFixture,
   openRoundFixture,

@@ -1,16 +1,19 @@
 const { expect } = require("chai");
 const { ethers } = require("hardhat");
-const { loadFixture } = require("@nomicfoundation/hardhat-network-helpers");
+const { loadFixture, time } = require("@nomicfoundation/hardhat-network-helpers");
 const {
   COORDINATOR_ROLE,
-  PARTICIPANT_ROLE,
-  LEDGER_ONLY,
+  REGISTRAR_ROLE,
+  PAUSER_ROLE,
   DEFAULT_ADMIN_ROLE,
   SPEC_HASH,
   INITIAL_MODEL,
   REWARD_PER_ROUND,
   FUNDING,
+  DATASET_SIZE,
+  DAY,
   COMMITMENT_TYPES,
+  CONSENT_TYPES,
   h,
   orgHash,
   updateHash,
@@ -20,34 +23,57 @@ const {
   domainOf,
   signCommitment,
   signAll,
+  signConsent,
+  registerAll,
+  joinAll,
   eventsOf,
   deployFixture,
   taskFixture,
   openRoundFixture,
 } = require("./helpers");
 
-const Status = { None: 0n, Active: 1n, Withdrawn: 2n };
+const Status = { None: 0n, Registered: 1n, Revoked: 2n };
+const TaskStatus = { None: 0n, Active: 1n, Closed: 2n, Cancelled: 3n };
+const Skip = { CommittedDirectly: 0n, NotMember: 1n, Left: 2n, ExamplesAboveDataset: 3n, AlreadyMember: 4n };
 const State = { None: 0n, Open: 1n, Committed: 2n, Failed: 3n };
 
 describe("Ledger", function () {
   // ================================================================== deployment & roles
   describe("deployment and roles", function () {
-    it("gives the admin DEFAULT_ADMIN_ROLE and COORDINATOR_ROLE and nobody PARTICIPANT_ROLE's admin", async function () {
+    it("gives the admin DEFAULT_ADMIN_ROLE (delayed), COORDINATOR_ROLE, REGISTRAR_ROLE and PAUSER_ROLE, each administered by DEFAULT_ADMIN_ROLE", async function () {
       // Prepare / Execute
       const { ledger, admin, outsider } = await loadFixture(deployFixture);
 
       // Assert
-      expect(await ledger.hasRole(DEFAULT_ADMIN_ROLE, admin.address)).to.equal(true);
-      expect(await ledger.hasRole(COORDINATOR_ROLE, admin.address)).to.equal(true);
-      expect(await ledger.hasRole(COORDINATOR_ROLE, outsider.address)).to.equal(false);
+      for (const role of [DEFAULT_ADMIN_ROLE, COORDINATOR_ROLE, REGISTRAR_ROLE, PAUSER_ROLE]) {
+        expect(await ledger.hasRole(role, admin.address)).to.equal(true);
+        expect(await ledger.hasRole(role, outsider.address)).to.equal(false);
+        expect(await ledger.getRoleAdmin(role)).to.equal(DEFAULT_ADMIN_ROLE);
+      }
+      expect(await ledger.defaultAdmin()).to.equal(admin.address);
+      expect(await ledger.defaultAdminDelay()).to.equal(2n * DAY);
+      expect(await ledger.INITIAL_ADMIN_DELAY()).to.equal(2n * DAY);
       expect(await ledger.COORDINATOR_ROLE()).to.equal(COORDINATOR_ROLE);
-      expect(await ledger.PARTICIPANT_ROLE()).to.equal(PARTICIPANT_ROLE);
-      expect(await ledger.getRoleAdmin(PARTICIPANT_ROLE)).to.equal(LEDGER_ONLY);
-      expect(await ledger.getRoleAdmin(COORDINATOR_ROLE)).to.equal(DEFAULT_ADMIN_ROLE);
+      expect(await ledger.REGISTRAR_ROLE()).to.equal(REGISTRAR_ROLE);
+      expect(await ledger.PAUSER_ROLE()).to.equal(PAUSER_ROLE);
       expect(await ledger.COMMITMENT_TYPEHASH()).to.equal(
         ethers.id("Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples)"),
       );
+      expect(await ledger.CONSENT_TYPEHASH()).to.equal(
+        ethers.id("Consent(uint256 taskId,bytes32 specHash,uint256 datasetSize,bytes32 dataHash)"),
+      );
       expect(await ledger.taskCount()).to.equal(0n);
+      expect(await ledger.paused()).to.equal(false);
+    });
+
+    it("supports the ERC-165 ids of IAccessControl and IAccessControlDefaultAdminRules", async function () {
+      // Prepare
+      const { ledger } = await loadFixture(deployFixture);
+
+      // Execute / Assert
+      expect(await ledger.supportsInterface("0x7965db0b")).to.equal(true); // IAccessControl
+      expect(await ledger.supportsInterface("0x31498786")).to.equal(true); // IAccessControlDefaultAdminRules
+      expect(await ledger.supportsInterface("0xffffffff")).to.equal(false);
     });
 
     it("refuses a zero admin with LedgerZeroAddress", async function () {
@@ -78,25 +104,13 @@ describe("Ledger", function () {
       await expect(ledger.connect(outsider).grantRole(COORDINATOR_ROLE, coordinator2.address))
         .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
         .withArgs(outsider.address, DEFAULT_ADMIN_ROLE);
+      await expect(ledger.connect(outsider).revokeRole(COORDINATOR_ROLE, coordinator2.address))
+        .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
+        .withArgs(outsider.address, DEFAULT_ADMIN_ROLE);
       expect(await ledger.hasRole(COORDINATOR_ROLE, coordinator2.address)).to.equal(false);
     });
 
-    it("lets nobody, not even the admin, grant or revoke PARTICIPANT_ROLE directly", async function () {
-      // Prepare
-      const { ledger, admin, alice } = await loadFixture(taskFixture);
-
-      // Execute / Assert
-      await expect(ledger.connect(admin).grantRole(PARTICIPANT_ROLE, admin.address))
-        .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
-        .withArgs(admin.address, LEDGER_ONLY);
-      await expect(ledger.connect(admin).revokeRole(PARTICIPANT_ROLE, alice.address))
-        .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
-        .withArgs(admin.address, LEDGER_ONLY);
-      expect(await ledger.hasRole(PARTICIPANT_ROLE, admin.address)).to.equal(false);
-      expect(await ledger.hasRole(PARTICIPANT_ROLE, alice.address)).to.equal(true);
-    });
-
-    it("refuses createTask and registerParticipant from a non-coordinator", async function () {
+    it("refuses createTask from a non-coordinator and registerOrganisation from a non-registrar", async function () {
       // Prepare
       const { ledger, token, outsider, alice } = await loadFixture(deployFixture);
 
@@ -104,19 +118,28 @@ describe("Ledger", function () {
       await expect(ledger.connect(outsider).createTask(SPEC_HASH, INITIAL_MODEL, token.target, REWARD_PER_ROUND))
         .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
         .withArgs(outsider.address, COORDINATOR_ROLE);
-      await expect(ledger.connect(outsider).registerParticipant(alice.address, orgHash("a")))
+      await expect(ledger.connect(outsider).registerOrganisation(alice.address, "A", orgHash("a"), ""))
         .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
-        .withArgs(outsider.address, COORDINATOR_ROLE);
+        .withArgs(outsider.address, REGISTRAR_ROLE);
+      await expect(ledger.connect(outsider).revokeOrganisation(alice.address))
+        .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
+        .withArgs(outsider.address, REGISTRAR_ROLE);
     });
 
     it("lets only a task's own coordinator run its rounds (LedgerNotTaskCoordinator)", async function () {
       // Prepare: coordinator2 is a coordinator, but task 1 belongs to admin
-      const { ledger, admin, coordinator2, outsider, taskId } = await loadFixture(taskFixture);
+      const { ledger, admin, coordinator2, outsider, alice, taskId } = await loadFixture(taskFixture);
       await ledger.connect(admin).grantRole(COORDINATOR_ROLE, coordinator2.address);
 
       // Execute / Assert
       for (const who of [coordinator2, outsider]) {
         await expect(ledger.connect(who).openRound(taskId, 1n, INITIAL_MODEL))
+          .to.be.revertedWithCustomError(ledger, "LedgerNotTaskCoordinator")
+          .withArgs(taskId, who.address);
+        await expect(ledger.connect(who).removeMember(taskId, alice.address))
+          .to.be.revertedWithCustomError(ledger, "LedgerNotTaskCoordinator")
+          .withArgs(taskId, who.address);
+        await expect(ledger.connect(who).closeTask(taskId))
           .to.be.revertedWithCustomError(ledger, "LedgerNotTaskCoordinator")
           .withArgs(taskId, who.address);
       }
@@ -140,6 +163,9 @@ describe("Ledger", function () {
       await expect(ledger.connect(coordinator2).openRound(2n, 1n, INITIAL_MODEL))
         .to.be.revertedWithCustomError(ledger, "LedgerNotTaskCoordinator")
         .withArgs(2n, coordinator2.address);
+      await expect(ledger.connect(coordinator2).closeTask(2n))
+        .to.be.revertedWithCustomError(ledger, "LedgerNotTaskCoordinator")
+        .withArgs(2n, coordinator2.address);
     });
 
     it("lets a coordinator renounce COORDINATOR_ROLE normally", async function () {
@@ -151,18 +177,51 @@ describe("Ledger", function () {
 
       // Assert
       await expect(tx).to.emit(ledger, "RoleRevoked").withArgs(COORDINATOR_ROLE, admin.address, admin.address);
-      await expect(tx).not.to.emit(ledger, "ParticipantWithdrew");
+      expect(await ledger.hasRole(COORDINATOR_ROLE, admin.address)).to.equal(false);
+    });
+
+    it("moves DEFAULT_ADMIN_ROLE only by begin / accept after the delay; renouncing it also waits", async function () {
+      // Prepare
+      const { ledger, admin, outsider, coordinator2 } = await loadFixture(deployFixture);
+
+      // Execute / Assert: a one-step grant or revoke of the admin role is refused
+      await expect(ledger.grantRole(DEFAULT_ADMIN_ROLE, outsider.address)).to.be.revertedWithCustomError(
+        ledger,
+        "AccessControlEnforcedDefaultAdminRules",
+      );
+      await expect(ledger.revokeRole(DEFAULT_ADMIN_ROLE, admin.address)).to.be.revertedWithCustomError(
+        ledger,
+        "AccessControlEnforcedDefaultAdminRules",
+      );
+      await expect(ledger.renounceRole(DEFAULT_ADMIN_ROLE, admin.address)).to.be.revertedWithCustomError(
+        ledger,
+        "AccessControlEnforcedDefaultAdminDelay",
+      );
+      // only the pending admin accepts, only after the delay
+      await ledger.beginDefaultAdminTransfer(outsider.address);
+      await expect(ledger.connect(coordinator2).acceptDefaultAdminTransfer())
+        .to.be.revertedWithCustomError(ledger, "AccessControlInvalidDefaultAdmin")
+        .withArgs(coordinator2.address);
+      await time.increase(2n * DAY + 1n);
+      await expect(ledger.connect(outsider).acceptDefaultAdminTransfer())
+        .to.emit(ledger, "RoleGranted")
+        .withArgs(DEFAULT_ADMIN_ROLE, outsider.address, outsider.address);
+      expect(await ledger.owner()).to.equal(outsider.address);
+      // the old admin keeps its other roles until the new admin revokes them
+      expect(await ledger.hasRole(COORDINATOR_ROLE, admin.address)).to.equal(true);
+      await ledger.connect(outsider).revokeRole(COORDINATOR_ROLE, admin.address);
       expect(await ledger.hasRole(COORDINATOR_ROLE, admin.address)).to.equal(false);
     });
   });
 
   // ================================================================== tasks
   describe("tasks", function () {
-    it("creates tasks with ids from 1, emitting TaskCreated, and records them", async function () {
+    it("creates tasks with ids from 1, emitting TaskCreated and TaskTermsSet, and records them", async function () {
       // Prepare
       const { ledger, token, admin } = await loadFixture(deployFixture);
       const spec2 = h("spec 2");
       const init2 = h("init 2");
+      const terms = { minRoundDuration: 60, challengePeriod: 3600, claimPeriod: 7200 };
 
       // Execute
       const returned = await ledger.createTask.staticCall(SPEC_HASH, INITIAL_MODEL, token.target, REWARD_PER_ROUND);
@@ -170,11 +229,15 @@ describe("Ledger", function () {
       await expect(tx1)
         .to.emit(ledger, "TaskCreated")
         .withArgs(1n, admin.address, SPEC_HASH, INITIAL_MODEL, token.target, REWARD_PER_ROUND);
-      const tx2 = ledger.createTask(spec2, init2, token.target, 7n);
+      await expect(tx1).to.emit(ledger, "TaskTermsSet").withArgs(1n, 0n, 0n, 90n * DAY);
+      const returned2 = await ledger.createTaskWithTerms.staticCall(spec2, init2, token.target, 7n, terms);
+      const tx2 = ledger.createTaskWithTerms(spec2, init2, token.target, 7n, terms);
 
       // Assert
       expect(returned).to.equal(1n);
+      expect(returned2).to.equal(2n);
       await expect(tx2).to.emit(ledger, "TaskCreated").withArgs(2n, admin.address, spec2, init2, token.target, 7n);
+      await expect(tx2).to.emit(ledger, "TaskTermsSet").withArgs(2n, 60n, 3600n, 7200n);
       expect(await ledger.taskCount()).to.equal(2n);
       const t1 = await ledger.getTask(1n);
       expect(t1.specHash).to.equal(SPEC_HASH);
@@ -185,13 +248,17 @@ describe("Ledger", function () {
       expect(t1.rewardPerRound).to.equal(REWARD_PER_ROUND);
       expect(t1.funded).to.equal(0n);
       expect(t1.attributed).to.equal(0n);
+      expect(t1.status).to.equal(TaskStatus.Active);
+      expect(t1.claimPeriod).to.equal(await ledger.DEFAULT_CLAIM_PERIOD());
+      expect(t1.claimDeadline).to.equal(0n);
       const t2 = await ledger.getTask(2n);
       expect(t2.specHash).to.equal(spec2);
       expect(t2.headModelHash).to.equal(init2);
       expect(t2.rewardPerRound).to.equal(7n);
+      expect([t2.minRoundDuration, t2.challengePeriod, t2.claimPeriod]).to.deep.equal([60n, 3600n, 7200n]);
     });
 
-    it("refuses zero hashes (LedgerZeroHash) and a zero token (LedgerZeroAddress)", async function () {
+    it("refuses zero hashes (LedgerZeroHash), a zero token (LedgerZeroAddress) and a claim period within the challenge period", async function () {
       // Prepare
       const { ledger, token } = await loadFixture(deployFixture);
 
@@ -207,6 +274,11 @@ describe("Ledger", function () {
         ledger,
         "LedgerZeroAddress",
       );
+      for (const [claimPeriod, challengePeriod] of [[100, 100], [0, 0], [99, 100]]) {
+        await expect(ledger.createTaskWithTerms(SPEC_HASH, INITIAL_MODEL, token.target, 1n, { minRoundDuration: 0, challengePeriod, claimPeriod }))
+          .to.be.revertedWithCustomError(ledger, "LedgerClaimPeriodTooShort")
+          .withArgs(claimPeriod, challengePeriod);
+      }
       expect(await ledger.taskCount()).to.equal(0n);
     });
 
@@ -220,148 +292,7 @@ describe("Ledger", function () {
       // Assert
       expect(t.specHash).to.equal(ethers.ZeroHash);
       expect(t.coordinator).to.equal(ethers.ZeroAddress);
-    });
-  });
-
-  // ================================================================== participants
-  describe("participants", function () {
-    it("registers a participant, emitting ParticipantRegistered and granting PARTICIPANT_ROLE", async function () {
-      // Prepare
-      const { ledger, admin, alice } = await loadFixture(deployFixture);
-      const org = orgHash("hospital A");
-
-      // Execute
-      const tx = await ledger.connect(admin).registerParticipant(alice.address, org);
-      const receipt = await tx.wait();
-
-      // Assert
-      await expect(tx).to.emit(ledger, "ParticipantRegistered").withArgs(alice.address, admin.address, org);
-      await expect(tx).to.emit(ledger, "RoleGranted").withArgs(PARTICIPANT_ROLE, alice.address, admin.address);
-      expect(await ledger.hasRole(PARTICIPANT_ROLE, alice.address)).to.equal(true);
-      const p = await ledger.getParticipant(alice.address);
-      expect(p.status).to.equal(Status.Active);
-      expect(p.registeredAt).to.equal(BigInt(receipt.blockNumber));
-      expect(p.withdrawnAt).to.equal(0n);
-      expect(p.orgHash).to.equal(org);
-    });
-
-    it("registers several participants in one transaction and reads them back in one call", async function () {
-      // Prepare
-      const { ledger, admin, alice, bob } = await loadFixture(deployFixture);
-      const orgs = [orgHash("hospital A"), orgHash("hospital B")];
-
-      // Execute
-      const tx = await ledger.connect(admin).registerParticipants([alice.address, bob.address], orgs);
-
-      // Assert
-      await expect(tx).to.emit(ledger, "ParticipantRegistered").withArgs(alice.address, admin.address, orgs[0]);
-      await expect(tx).to.emit(ledger, "ParticipantRegistered").withArgs(bob.address, admin.address, orgs[1]);
-      const records = await ledger.getParticipants([alice.address, bob.address, admin.address]);
-      expect(records.map((r) => r.status)).to.deep.equal([Status.Active, Status.Active, Status.None]);
-      expect(records[1].orgHash).to.equal(orgs[1]);
-    });
-
-    it("refuses a batch whose lists differ in length, and a batch with a registered member", async function () {
-      // Prepare
-      const { ledger, admin, alice, bob } = await loadFixture(taskFixture);
-
-      // Execute / Assert
-      await expect(ledger.connect(admin).registerParticipants([bob.address], []))
-        .to.be.revertedWithCustomError(ledger, "LedgerLengthMismatch")
-        .withArgs(1n, 0n);
-      await expect(
-        ledger.connect(admin).registerParticipants([alice.address, bob.address], [orgHash("a"), orgHash("b")]),
-      )
-        .to.be.revertedWithCustomError(ledger, "LedgerParticipantAlreadyRegistered")
-        .withArgs(alice.address);
-    });
-
-    it("refuses a zero address and a second registration", async function () {
-      // Prepare
-      const { ledger, alice } = await loadFixture(taskFixture);
-
-      // Execute / Assert
-      await expect(ledger.registerParticipant(ethers.ZeroAddress, orgHash("z"))).to.be.revertedWithCustomError(
-        ledger,
-        "LedgerZeroAddress",
-      );
-      await expect(ledger.registerParticipant(alice.address, orgHash("again")))
-        .to.be.revertedWithCustomError(ledger, "LedgerParticipantAlreadyRegistered")
-        .withArgs(alice.address);
-      expect((await ledger.getParticipant(alice.address)).orgHash).to.equal(orgHash(alice.address));
-    });
-
-    it("withdraws on withdraw(), emitting ParticipantWithdrew and revoking the role", async function () {
-      // Prepare
-      const { ledger, alice } = await loadFixture(taskFixture);
-
-      // Execute
-      const tx = await ledger.connect(alice).withdraw();
-      const receipt = await tx.wait();
-
-      // Assert
-      await expect(tx).to.emit(ledger, "ParticipantWithdrew").withArgs(alice.address);
-      await expect(tx).to.emit(ledger, "RoleRevoked").withArgs(PARTICIPANT_ROLE, alice.address, alice.address);
-      expect(await ledger.hasRole(PARTICIPANT_ROLE, alice.address)).to.equal(false);
-      const p = await ledger.getParticipant(alice.address);
-      expect(p.status).to.equal(Status.Withdrawn);
-      expect(p.withdrawnAt).to.equal(BigInt(receipt.blockNumber));
-      expect(p.orgHash).to.equal(orgHash(alice.address));
-    });
-
-    it("treats renounceRole(PARTICIPANT_ROLE) as a withdrawal", async function () {
-      // Prepare
-      const { ledger, bob } = await loadFixture(taskFixture);
-
-      // Execute
-      const tx = ledger.connect(bob).renounceRole(PARTICIPANT_ROLE, bob.address);
-
-      // Assert
-      await expect(tx).to.emit(ledger, "ParticipantWithdrew").withArgs(bob.address);
-      expect(await ledger.hasRole(PARTICIPANT_ROLE, bob.address)).to.equal(false);
-      expect((await ledger.getParticipant(bob.address)).status).to.equal(Status.Withdrawn);
-    });
-
-    it("refuses renounceRole(PARTICIPANT_ROLE) on someone else's behalf", async function () {
-      // Prepare
-      const { ledger, alice, bob } = await loadFixture(taskFixture);
-
-      // Execute / Assert
-      await expect(ledger.connect(alice).renounceRole(PARTICIPANT_ROLE, bob.address)).to.be.revertedWithCustomError(
-        ledger,
-        "AccessControlBadConfirmation",
-      );
-      expect(await ledger.hasRole(PARTICIPANT_ROLE, bob.address)).to.equal(true);
-    });
-
-    it("refuses withdrawal by an unregistered or already withdrawn account", async function () {
-      // Prepare
-      const { ledger, alice, outsider } = await loadFixture(taskFixture);
-      await ledger.connect(alice).withdraw();
-
-      // Execute / Assert
-      await expect(ledger.connect(outsider).withdraw())
-        .to.be.revertedWithCustomError(ledger, "LedgerParticipantNotRegistered")
-        .withArgs(outsider.address);
-      await expect(ledger.connect(outsider).renounceRole(PARTICIPANT_ROLE, outsider.address))
-        .to.be.revertedWithCustomError(ledger, "LedgerParticipantNotRegistered")
-        .withArgs(outsider.address);
-      // A second withdrawal reports "not registered" (see report: arguably LedgerParticipantWithdrawn).
-      await expect(ledger.connect(alice).withdraw())
-        .to.be.revertedWithCustomError(ledger, "LedgerParticipantNotRegistered")
-        .withArgs(alice.address);
-    });
-
-    it("never registers a withdrawn participant again (LedgerParticipantWithdrawn)", async function () {
-      // Prepare
-      const { ledger, alice } = await loadFixture(taskFixture);
-      await ledger.connect(alice).withdraw();
-
-      // Execute / Assert
-      await expect(ledger.registerParticipant(alice.address, orgHash("back")))
-        .to.be.revertedWithCustomError(ledger, "LedgerParticipantWithdrawn")
-        .withArgs(alice.address);
-      expect(await ledger.hasRole(PARTICIPANT_ROLE, alice.address)).to.equal(false);
+      expect(t.status).to.equal(0n);
     });
   });
 
@@ -552,7 +483,7 @@ describe("Ledger", function () {
 
       // Assert: both happened, in order, in one transaction
       const names = receipt.logs.map((log) => ledger.interface.parseLog(log).name);
-      expect(names).to.deep.equal(["RoundCommitted", "RoundOpened"]);
+      expect(names).to.deep.equal(["RoundCommitted", "RoundSettled", "RoundOpened"]);
       expect((await ledger.getRound(taskId, 1n)).state).to.equal(State.Committed);
       expect((await ledger.getRound(taskId, 2n)).parentModelHash).to.equal(g1);
       expect((await ledger.getTask(taskId)).lastRound).to.equal(2n);
@@ -616,21 +547,25 @@ describe("Ledger", function () {
       expect((await ledger.getRound(taskId, 1n)).directCount).to.equal(1n);
     });
 
-    it("refuses a zero update hash, an unregistered and a withdrawn participant", async function () {
+    it("refuses a zero update hash, a non-member, a member that left, and more examples than its dataset", async function () {
       // Prepare
       const { ledger, alice, bob, outsider, taskId } = await loadFixture(openRoundFixture);
-      await ledger.connect(bob).withdraw();
+      await ledger.connect(bob).leaveTask(taskId);
 
       // Execute / Assert
       await expect(
         ledger.connect(alice).submitCommitment(taskId, 1n, ethers.ZeroHash, 1n),
       ).to.be.revertedWithCustomError(ledger, "LedgerZeroHash");
       await expect(ledger.connect(outsider).submitCommitment(taskId, 1n, h("u"), 1n))
-        .to.be.revertedWithCustomError(ledger, "LedgerParticipantNotRegistered")
-        .withArgs(outsider.address);
+        .to.be.revertedWithCustomError(ledger, "LedgerNotEligible")
+        .withArgs(taskId, 1n, outsider.address);
       await expect(ledger.connect(bob).submitCommitment(taskId, 1n, h("u"), 1n))
-        .to.be.revertedWithCustomError(ledger, "LedgerParticipantWithdrawn")
-        .withArgs(bob.address);
+        .to.be.revertedWithCustomError(ledger, "LedgerNotEligible")
+        .withArgs(taskId, 1n, bob.address);
+      await expect(ledger.connect(alice).submitCommitment(taskId, 1n, h("u"), DATASET_SIZE + 1n))
+        .to.be.revertedWithCustomError(ledger, "LedgerExamplesAboveDataset")
+        .withArgs(taskId, alice.address, DATASET_SIZE + 1n, DATASET_SIZE);
+      await expect(ledger.connect(alice).submitCommitment(taskId, 1n, h("u"), DATASET_SIZE)).to.emit(ledger, "CommitmentRecorded");
     });
 
     it("accepts direct commitments only while the round is open", async function () {
@@ -715,18 +650,6 @@ describe("Ledger", function () {
       await expect(ledger.commitRound(taskId, 1n, [c, c], outcome(h("g")), []))
         .to.be.revertedWithCustomError(ledger, "LedgerDuplicateCommitment")
         .withArgs(taskId, 1n, alice.address);
-    });
-
-    it("refuses a relayed commitment from a participant that committed directly", async function () {
-      // Prepare
-      const { ledger, alice, bob, taskId } = await loadFixture(openRoundFixture);
-      await ledger.connect(bob).submitCommitment(taskId, 1n, h("direct"), 1n);
-      const cs = await signAll([alice, bob], ledger, taskId, 1n);
-
-      // Execute / Assert
-      await expect(ledger.commitRound(taskId, 1n, cs, outcome(h("g")), []))
-        .to.be.revertedWithCustomError(ledger, "LedgerDuplicateCommitment")
-        .withArgs(taskId, 1n, bob.address);
     });
 
     it("refuses commitments not sorted by participant (LedgerCommitmentsUnsorted)", async function () {
@@ -815,7 +738,8 @@ describe("Ledger", function () {
         const { ledger, token, admin, alice, taskId } = await loadFixture(openRoundFixture);
         const other = await ethers.deployContract("Ledger", [admin.address]);
         await other.createTask(SPEC_HASH, INITIAL_MODEL, token.target, 0n);
-        await other.registerParticipant(alice.address, orgHash("a"));
+        await registerAll(other, [alice]);
+        await joinAll(other, 1n, [alice]);
         await other.openRound(1n, 1n, INITIAL_MODEL);
         const forOther = await signCommitment(alice, other, value(taskId, 1n));
 
@@ -843,27 +767,65 @@ describe("Ledger", function () {
       });
     });
 
-    it("refuses a withdrawn participant's relayed commitment, even signed before withdrawal", async function () {
+    it("skips a left participant's relayed commitment, even signed before it left (CommitmentSkipped)", async function () {
       // Prepare
-      const { ledger, alice, taskId } = await loadFixture(openRoundFixture);
-      const c = await signCommitment(alice, ledger, { taskId, round: 1n, updateHash: h("u"), numExamples: 1n });
-      await ledger.connect(alice).withdraw();
+      const { ledger, alice, bob, taskId } = await loadFixture(openRoundFixture);
+      const cs = await signAll([alice, bob], ledger, taskId, 1n);
+      await ledger.connect(alice).leaveTask(taskId);
 
-      // Execute / Assert
-      await expect(ledger.commitRound(taskId, 1n, [c], outcome(h("g")), []))
-        .to.be.revertedWithCustomError(ledger, "LedgerParticipantWithdrawn")
-        .withArgs(alice.address);
+      // Execute
+      const tx = await ledger.commitRound(taskId, 1n, cs, outcome(h("g")), []);
+      const receipt = await tx.wait();
+
+      // Assert
+      await expect(tx).to.emit(ledger, "CommitmentSkipped").withArgs(taskId, 1n, alice.address, Skip.Left);
+      expect(eventsOf(receipt, ledger, "CommitmentRecorded").map((e) => e.participant)).to.deep.equal([bob.address]);
+      expect((await ledger.getRound(taskId, 1n)).commitmentCount).to.equal(1n);
     });
 
-    it("refuses a validly signed commitment from an unregistered account", async function () {
+    it("skips a validly signed commitment from a non-member (CommitmentSkipped NotMember), and its reward", async function () {
       // Prepare
       const { ledger, outsider, taskId } = await loadFixture(openRoundFixture);
       const c = await signCommitment(outsider, ledger, { taskId, round: 1n, updateHash: h("u"), numExamples: 1n });
 
-      // Execute / Assert
-      await expect(ledger.commitRound(taskId, 1n, [c], outcome(h("g")), []))
-        .to.be.revertedWithCustomError(ledger, "LedgerParticipantNotRegistered")
-        .withArgs(outsider.address);
+      // Execute
+      const tx = ledger.commitRound(taskId, 1n, [c], outcome(h("g")), [{ participant: outsider.address, score: 1n, amount: 2n }]);
+
+      // Assert
+      await expect(tx).to.emit(ledger, "CommitmentSkipped").withArgs(taskId, 1n, outsider.address, Skip.NotMember);
+      await expect(tx).to.emit(ledger, "RewardSkipped").withArgs(taskId, 1n, outsider.address, 2n, Skip.NotMember);
+      expect((await ledger.getRound(taskId, 1n)).commitmentCount).to.equal(0n);
+    });
+
+    it("skips a relayed commitment claiming more examples than the dataset consented to, and its reward", async function () {
+      // Prepare
+      const { ledger, token, alice, taskId } = await loadFixture(openRoundFixture);
+      const c = await signCommitment(alice, ledger, { taskId, round: 1n, updateHash: h("u"), numExamples: DATASET_SIZE + 1n });
+
+      // Execute
+      const tx = ledger.commitRound(taskId, 1n, [c], outcome(h("g")), [{ participant: alice.address, score: 1n, amount: 9n }]);
+
+      // Assert
+      await expect(tx).to.emit(ledger, "CommitmentSkipped").withArgs(taskId, 1n, alice.address, Skip.ExamplesAboveDataset);
+      await expect(tx).to.emit(ledger, "RewardSkipped").withArgs(taskId, 1n, alice.address, 9n, Skip.ExamplesAboveDataset);
+      await expect(tx).to.emit(ledger, "RoundSettled").withArgs(taskId, 1n, 0n, REWARD_PER_ROUND);
+      expect(await ledger.owed(token.target, alice.address)).to.equal(0n);
+    });
+
+    it("skips a relayed duplicate of a direct commitment and rewards the direct one", async function () {
+      // Prepare: bob committed himself; the coordinator also relays his signed commitment
+      const { ledger, token, alice, bob, taskId } = await loadFixture(openRoundFixture);
+      await ledger.connect(bob).submitCommitment(taskId, 1n, h("own"), 3n);
+      const cs = await signAll([alice, bob], ledger, taskId, 1n);
+
+      // Execute
+      const tx = ledger.commitRound(taskId, 1n, cs, outcome(h("g")), [{ participant: bob.address, score: 1n, amount: 4n }]);
+
+      // Assert
+      await expect(tx).to.emit(ledger, "CommitmentSkipped").withArgs(taskId, 1n, bob.address, Skip.CommittedDirectly);
+      await expect(tx).to.emit(ledger, "RewardAttributed").withArgs(taskId, 1n, bob.address, 1n, 4n);
+      expect((await ledger.getRound(taskId, 1n)).commitmentCount).to.equal(2n);
+      expect(await ledger.owed(token.target, bob.address)).to.equal(4n);
     });
   });
 
@@ -970,6 +932,7 @@ describe("Ledger", function () {
       // Prepare: task 2 funded with 150 for a budget of 100 per round
       const { ledger, token, alice, bob } = await loadFixture(taskFixture);
       await ledger.createTask(h("spec 2"), INITIAL_MODEL, token.target, 100n);
+      await joinAll(ledger, 2n, [alice, bob], h("spec 2"));
       await token.approve(ledger.target, 150n);
       await ledger.fundTask(2n, 150n);
       await ledger.openRound(2n, 1n, INITIAL_MODEL);
@@ -997,6 +960,7 @@ describe("Ledger", function () {
       // Prepare
       const { ledger, token, alice } = await loadFixture(taskFixture);
       await ledger.createTask(h("spec 2"), INITIAL_MODEL, token.target, 100n);
+      await joinAll(ledger, 2n, [alice], h("spec 2"));
       await ledger.openRound(2n, 1n, INITIAL_MODEL);
       const cs = await signAll([alice], ledger, 2n, 1n);
 
@@ -1012,6 +976,7 @@ describe("Ledger", function () {
       // Prepare: task 1 funded with FUNDING; task 2 (same token) funded with 10
       const { ledger, token, alice } = await loadFixture(taskFixture);
       await ledger.createTask(h("spec 2"), INITIAL_MODEL, token.target, 100n);
+      await joinAll(ledger, 2n, [alice], h("spec 2"));
       await token.approve(ledger.target, 10n);
       await ledger.fundTask(2n, 10n);
       await ledger.openRound(2n, 1n, INITIAL_MODEL);
@@ -1036,6 +1001,7 @@ describe("Ledger", function () {
       await ledger.connect(alice).submitCommitment(taskId, 2n, h("a2"), 1n);
       await ledger.commitRound(taskId, 2n, [], outcome(modelHash(1, 2)), reward(20n));
       await ledger.createTask(h("spec 2"), INITIAL_MODEL, token.target, 100n);
+      await joinAll(ledger, 2n, [alice], h("spec 2"));
       await token.approve(ledger.target, 5n);
       await ledger.fundTask(2n, 5n);
       await ledger.openRound(2n, 1n, INITIAL_MODEL);

@@ -12,6 +12,7 @@ const {
   outcome,
   byAddress,
   signAll,
+  registerAll,
   deployFixture,
   taskFixture,
   openRoundFixture,
@@ -40,7 +41,8 @@ async function reentrantFixture() {
   await ledger.createTask(SPEC_HASH, INITIAL_MODEL, token.target, REWARD_PER_ROUND);
   await token.approve(ledger.target, 100n);
   await ledger.fundTask(1n, 100n);
-  await ledger.registerParticipant(token.target, orgHash("attacker"));
+  await registerAll(ledger, [token.target]);
+  await token.joinTask(1n, SPEC_HASH, 10n, h("attacker data"));
   await ledger.openRound(1n, 1n, INITIAL_MODEL);
   await token.submitCommitment(1n, 1n, h("attacker update"), 1n);
   await ledger.commitRound(1n, 1n, [], outcome(modelHash(1, 1)), [
@@ -172,10 +174,10 @@ describe("RewardPool", function () {
       await expect(tx).to.changeTokenBalance(token, alice, 75n);
     });
 
-    it("keeps rewards claimable after the participant withdraws", async function () {
+    it("keeps rewards claimable after the participant leaves the task", async function () {
       // Prepare
-      const { ledger, token, bob } = await loadFixture(rewardedFixture);
-      await ledger.connect(bob).withdraw();
+      const { ledger, token, bob, taskId } = await loadFixture(rewardedFixture);
+      await ledger.connect(bob).leaveTask(taskId);
 
       // Execute
       const tx = ledger.connect(bob).claim(token.target);

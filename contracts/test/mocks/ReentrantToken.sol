@@ -6,11 +6,14 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 interface ILedgerForReentrancy {
     function claim(address token) external returns (uint256);
     function submitCommitment(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples) external;
+    function joinTask(uint256 taskId, bytes32 specHash, uint256 datasetSize, bytes32 dataHash) external;
+    function refund(uint256 taskId) external returns (uint256);
+    function fundTask(uint256 taskId, uint256 amount) external;
 }
 
 /// @title ReentrantToken
 /// @notice Test-only ERC-20 that is also a ledger participant: when the ledger pays it, its
-/// `transfer` calls back `ledger.claim` to try to be paid twice.
+/// `transfer` calls back `ledger.claim` (or `ledger.refund(refundTaskId)` when set) to try to be paid twice.
 contract ReentrantToken is ERC20 {
     /// @notice Re-entry off, re-entry whose revert bubbles up, or re-entry whose revert is swallowed.
     enum Mode {
@@ -25,6 +28,7 @@ contract ReentrantToken is ERC20 {
     bool public reentryReverted;
     uint256 public reentryPaid;
     bytes public reentryRevertData;
+    uint256 public refundTaskId;
 
     constructor(address ledger_, address holder, uint256 supply) ERC20("reentrant token", "RNT") {
         ledger = ILedgerForReentrancy(ledger_);
@@ -33,6 +37,23 @@ contract ReentrantToken is ERC20 {
 
     function setMode(Mode m) external {
         mode = m;
+    }
+
+    function setRefundTaskId(uint256 taskId) external {
+        refundTaskId = taskId;
+    }
+
+    function joinTask(uint256 taskId, bytes32 specHash, uint256 datasetSize, bytes32 dataHash) external {
+        ledger.joinTask(taskId, specHash, datasetSize, dataHash);
+    }
+
+    function fundLedger(uint256 taskId, uint256 amount) external {
+        _approve(address(this), address(ledger), amount);
+        ledger.fundTask(taskId, amount);
+    }
+
+    function refundFromLedger(uint256 taskId) external returns (uint256) {
+        return ledger.refund(taskId);
     }
 
     function submitCommitment(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples) external {
@@ -48,9 +69,9 @@ contract ReentrantToken is ERC20 {
         if (msg.sender == address(ledger) && mode != Mode.Off && !reentered) {
             reentered = true;
             if (mode == Mode.Bubble) {
-                reentryPaid = ledger.claim(address(this));
+                reentryPaid = refundTaskId != 0 ? ledger.refund(refundTaskId) : ledger.claim(address(this));
             } else {
-                try ledger.claim(address(this)) returns (uint256 paid) {
+                try this.reenter() returns (uint256 paid) {
                     reentryPaid = paid;
                 } catch (bytes memory reason) {
                     reentryReverted = true;
@@ -59,5 +80,10 @@ contract ReentrantToken is ERC20 {
             }
         }
         return ok;
+    }
+
+    /// @dev The re-entrant call, external so that Swallow mode can catch its revert.
+    function reenter() external returns (uint256) {
+        return refundTaskId != 0 ? ledger.refund(refundTaskId) : ledger.claim(address(this));
     }
 }

@@ -855,11 +855,12 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
             revert LedgerLeafProofInvalid(taskId, round, leaf.participant);
         }
         Membership storage m = _members[taskId][leaf.participant];
-        VoidReason reason;
-        if (!_eligible(m, round)) reason = VoidReason.NotMember;
-        else if (leaf.index != m.index) reason = VoidReason.IndexMismatch;
-        else if (leaf.numExamples > m.datasetSize) reason = VoidReason.ExamplesAboveDataset;
-        else revert LedgerChallengeUnfounded(taskId, round, leaf.participant);
+        VoidReason reason = VoidReason.NotMember;
+        if (_eligible(m, round)) {
+            if (leaf.index != m.index) reason = VoidReason.IndexMismatch;
+            else if (leaf.numExamples > m.datasetSize) reason = VoidReason.ExamplesAboveDataset;
+            else revert LedgerChallengeUnfounded(taskId, round, leaf.participant);
+        }
 
         uint256 total = tree.total; // nothing claimed yet: claims start after the challenge period
         tree.voided = true;

@@ -115,8 +115,9 @@ abstract contract OrganisationRegistry is AccessControl {
     /// @dev Reverts unless `account` is registered and not revoked.
     function _requireRegistered(address account) internal view {
         ParticipantStatus status = _organisations[account].status;
-        if (status == ParticipantStatus.Registered) return;
-        if (status == ParticipantStatus.Revoked) revert OrganisationRegistryRevoked(account);
-        revert OrganisationRegistryNotRegistered(account);
+        if (status != ParticipantStatus.Registered) {
+            if (status != ParticipantStatus.None) revert OrganisationRegistryRevoked(account);
+            revert OrganisationRegistryNotRegistered(account);
+        }
     }
 }

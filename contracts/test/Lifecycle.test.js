@@ -186,6 +186,44 @@ describe("Task lifecycle", function () {
         .withArgs(taskId, alice.address);
     });
 
+    it("reverts a sweep whose payout re-enters the ledger (ReentrancyGuardReentrantCall)", async function () {
+      // Prepare: a ReentrantToken task funded by the token contract; a root reserving 30 that can
+      // never be claimed (declared leaf count 0); closed; the claim period over
+      const { ledger, admin } = await loadFixture(deployFixture);
+      const token = await ethers.deployContract("ReentrantToken", [ledger.target, admin.address, FUNDING]);
+      await ledger.createTask(SPEC_HASH, INITIAL_MODEL, token.target, REWARD_PER_ROUND);
+      await token.transfer(token.target, 100n);
+      await token.fundLedger(1n, 100n);
+      await ledger.openRound(1n, 1n, INITIAL_MODEL);
+      const { root } = treeOf([rewardLeaf(1n, 1n, 0n, admin, 30n)], { leafCount: 0 });
+      await ledger.commitRoundRoot(1n, 1n, root, outcome(modelHash(1, 1)));
+      await ledger.closeTask(1n);
+      await time.increase(91n * DAY);
+      await token.setRefundTaskId(1n);
+      await token.setReentryTarget(1);
+      await token.setMode(1); // Bubble: the sweep's transfer re-enters sweep
+
+      // Execute / Assert
+      await expect(token.sweepFromLedger(1n)).to.be.revertedWithCustomError(ledger, "ReentrancyGuardReentrantCall");
+      await token.setMode(0);
+      await expect(token.sweepFromLedger(1n)).to.emit(ledger, "UnclaimedSwept").withArgs(1n, token.target, 30n);
+    });
+
+    it("reverts a funding whose transfer re-enters fundTask (ReentrancyGuardReentrantCall)", async function () {
+      // Prepare: the token contract funds a task of its own token and re-enters fundTask
+      const { ledger, admin } = await loadFixture(deployFixture);
+      const token = await ethers.deployContract("ReentrantToken", [ledger.target, admin.address, FUNDING]);
+      await ledger.createTask(SPEC_HASH, INITIAL_MODEL, token.target, REWARD_PER_ROUND);
+      await token.transfer(token.target, 100n);
+      await token.setRefundTaskId(1n);
+      await token.setReentryTarget(2);
+      await token.setMode(1);
+
+      // Execute / Assert
+      await expect(token.fundLedger(1n, 50n)).to.be.revertedWithCustomError(ledger, "ReentrancyGuardReentrantCall");
+      expect((await ledger.getTask(1n)).funded).to.equal(0n);
+    });
+
     it("refuses a sweep of an active task", async function () {
       // Prepare
       const { ledger, taskId } = await loadFixture(taskFixture);
@@ -251,13 +289,16 @@ describe("Emergency pause", function () {
 
   it("is raised by PAUSER_ROLE and lifted by the admin only (Paused / Unpaused)", async function () {
     // Prepare
-    const { ledger, admin, coordinator2 } = await loadFixture(deployFixture);
+    const { ledger, admin, coordinator2, outsider } = await loadFixture(deployFixture);
     await ledger.grantRole(PAUSER_ROLE, coordinator2.address);
 
     // Execute / Assert
     await expect(ledger.connect(coordinator2).unpause())
       .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
       .withArgs(coordinator2.address, DEFAULT_ADMIN_ROLE);
+    await expect(ledger.connect(outsider).pause())
+      .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
+      .withArgs(outsider.address, PAUSER_ROLE);
     await expect(ledger.connect(coordinator2).pause()).to.emit(ledger, "Paused").withArgs(coordinator2.address);
     expect(await ledger.paused()).to.equal(true);
     await expect(ledger.connect(coordinator2).pause()).to.be.revertedWithCustomError(ledger, "EnforcedPause");
@@ -282,17 +323,17 @@ describe("Emergency pause", function () {
 
     // Execute / Assert
     const blocked = [
-      ledger.createTask(h("s"), INITIAL_MODEL, token.target, 1n),
-      ledger.createTaskWithTerms(h("s"), INITIAL_MODEL, token.target, 1n, terms),
-      ledger.fundTask(taskId, 1n),
-      ledger.connect(outsider).joinTask(taskId, SPEC_HASH, 1n, h("d")),
-      ledger.joinTaskFor(taskId, consent),
-      ledger.joinTaskForBatch(taskId, [consent]),
-      ledger.connect(alice).submitCommitment(taskId, 3n, h("u"), 1n),
-      ledger.commitRound(taskId, 3n, cs, outcome(modelHash(taskId, 3)), []),
-      ledger.commitRoundRoot(taskId, 3n, root, outcome(modelHash(taskId, 3))),
+      () => ledger.createTask(h("s"), INITIAL_MODEL, token.target, 1n),
+      () => ledger.createTaskWithTerms(h("s"), INITIAL_MODEL, token.target, 1n, terms),
+      () => ledger.fundTask(taskId, 1n),
+      () => ledger.connect(outsider).joinTask(taskId, SPEC_HASH, 1n, h("d")),
+      () => ledger.joinTaskFor(taskId, consent),
+      () => ledger.joinTaskForBatch(taskId, [consent]),
+      () => ledger.connect(alice).submitCommitment(taskId, 3n, h("u"), 1n),
+      () => ledger.commitRound(taskId, 3n, cs, outcome(modelHash(taskId, 3)), []),
+      () => ledger.commitRoundRoot(taskId, 3n, root, outcome(modelHash(taskId, 3))),
     ];
-    for (const tx of blocked) await expect(tx).to.be.revertedWithCustomError(ledger, "EnforcedPause");
+    for (const send of blocked) await expect(send()).to.be.revertedWithCustomError(ledger, "EnforcedPause");
     await ledger.failRound(taskId, 3n, "paused"); // moves no tokens
     await expect(ledger.openRound(taskId, 4n, modelHash(taskId, 2))).to.be.revertedWithCustomError(ledger, "EnforcedPause");
   });

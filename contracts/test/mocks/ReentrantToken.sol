@@ -9,6 +9,7 @@ interface ILedgerForReentrancy {
     function joinTask(uint256 taskId, bytes32 specHash, uint256 datasetSize, bytes32 dataHash) external;
     function refund(uint256 taskId) external returns (uint256);
     function fundTask(uint256 taskId, uint256 amount) external;
+    function sweep(uint256 taskId) external returns (uint256);
 }
 
 /// @title ReentrantToken
@@ -29,6 +30,8 @@ contract ReentrantToken is ERC20 {
     uint256 public reentryPaid;
     bytes public reentryRevertData;
     uint256 public refundTaskId;
+    /// @notice What a re-entry calls when refundTaskId is set: 0 refund, 1 sweep, 2 fundTask.
+    uint8 public reentryTarget;
 
     constructor(address ledger_, address holder, uint256 supply) ERC20("reentrant token", "RNT") {
         ledger = ILedgerForReentrancy(ledger_);
@@ -41,6 +44,10 @@ contract ReentrantToken is ERC20 {
 
     function setRefundTaskId(uint256 taskId) external {
         refundTaskId = taskId;
+    }
+
+    function setReentryTarget(uint8 target) external {
+        reentryTarget = target;
     }
 
     function joinTask(uint256 taskId, bytes32 specHash, uint256 datasetSize, bytes32 dataHash) external {
@@ -56,6 +63,10 @@ contract ReentrantToken is ERC20 {
         return ledger.refund(taskId);
     }
 
+    function sweepFromLedger(uint256 taskId) external returns (uint256) {
+        return ledger.sweep(taskId);
+    }
+
     function submitCommitment(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples) external {
         ledger.submitCommitment(taskId, round, updateHash, numExamples);
     }
@@ -66,10 +77,21 @@ contract ReentrantToken is ERC20 {
 
     function transfer(address to, uint256 value) public override returns (bool) {
         bool ok = super.transfer(to, value);
+        _maybeReenter();
+        return ok;
+    }
+
+    function transferFrom(address from, address to, uint256 value) public override returns (bool) {
+        bool ok = super.transferFrom(from, to, value);
+        _maybeReenter();
+        return ok;
+    }
+
+    function _maybeReenter() private {
         if (msg.sender == address(ledger) && mode != Mode.Off && !reentered) {
             reentered = true;
             if (mode == Mode.Bubble) {
-                reentryPaid = refundTaskId != 0 ? ledger.refund(refundTaskId) : ledger.claim(address(this));
+                reentryPaid = this.reenter();
             } else {
                 try this.reenter() returns (uint256 paid) {
                     reentryPaid = paid;
@@ -79,11 +101,17 @@ contract ReentrantToken is ERC20 {
                 }
             }
         }
-        return ok;
     }
 
     /// @dev The re-entrant call, external so that Swallow mode can catch its revert.
     function reenter() external returns (uint256) {
-        return refundTaskId != 0 ? ledger.refund(refundTaskId) : ledger.claim(address(this));
+        if (refundTaskId == 0) return ledger.claim(address(this));
+        if (reentryTarget == 1) return ledger.sweep(refundTaskId);
+        if (reentryTarget == 2) {
+            _approve(address(this), address(ledger), 1);
+            ledger.fundTask(refundTaskId, 1);
+            return 0;
+        }
+        return ledger.refund(refundTaskId);
     }
 }

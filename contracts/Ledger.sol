@@ -69,7 +69,7 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
 
     /// @notice What a challenger proved wrong with a leaf of a reward root.
     enum VoidReason {
-        NotMember, // the leaf pays an account that was not an eligible member at that round
+        NotMember, // the leaf pays an account that was not a member when the round opened
         IndexMismatch, // the leaf's index is not its participant's member index
         ExamplesAboveDataset // the leaf claims more examples than the member consented with
     }
@@ -843,8 +843,10 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
     }
 
     /// @notice Voids round `round`'s reward root by proving one faulty leaf, during the challenge
-    /// period: the leaf pays an account that was not an eligible member at that round, carries
-    /// another index than its participant's member index, or more examples than its dataset.
+    /// period: the leaf pays an account that was not a member when the round opened (never
+    /// joined, joined later, or had left before), carries another index than its participant's
+    /// member index, or more examples than its dataset. A member that left during the round is no
+    /// ground: its leaf is only unclaimable, so a participant cannot void everyone's rewards.
     /// @dev Anyone may challenge; never paused. The root's reserve returns to the pool
     /// (unattributed); the round's global model stands.
     function voidRoot(uint256 taskId, uint256 round, RewardLeaf calldata leaf, bytes32[] calldata proof) external {
@@ -856,7 +858,11 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         }
         Membership storage m = _members[taskId][leaf.participant];
         VoidReason reason = VoidReason.NotMember;
-        if (_eligible(m, round)) {
+        // A member when the round opened is no fault of the coordinator even if it left during the
+        // round (its leaf is then simply unclaimable): otherwise one leaver could void everyone's rewards.
+        uint256 joined = m.joinedRound;
+        uint256 left = m.leftRound;
+        if (joined != 0 && joined <= round && (left == 0 || left >= round)) {
             if (leaf.index != m.index) reason = VoidReason.IndexMismatch;
             else if (leaf.numExamples > m.datasetSize) reason = VoidReason.ExamplesAboveDataset;
             else revert LedgerChallengeUnfounded(taskId, round, leaf.participant);

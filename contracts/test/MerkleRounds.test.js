@@ -524,6 +524,23 @@ describe("Ledger merkle mode", function () {
       await expect(ledger.voidRoot(9n, 1n, asLeaf(bad), [])).to.be.revertedWithCustomError(ledger, "LedgerTaskUnknown");
     });
 
+    it("voids a root paying a member that had left before the round opened (NotMember)", async function () {
+      // Prepare: carol leaves during round 1; round 2's root still pays her
+      const f = await loadFixture(challengeFixture);
+      const { ledger, taskId, carol } = f;
+      await ledger.connect(carol).leaveTask(taskId);
+      await ledger.commitRound(taskId, 1n, [], outcome(modelHash(taskId, 1n)), []);
+      await ledger.openRound(taskId, 2n, modelHash(taskId, 1n));
+      const leaf = rewardLeaf(taskId, 2n, await memberIndex(ledger, taskId, carol), carol, 9n);
+      const { tree, root } = treeOf([leaf]);
+      await ledger.commitRoundRoot(taskId, 2n, root, outcome(modelHash(taskId, 2n)));
+
+      // Execute / Assert
+      await expect(ledger.voidRoot(taskId, 2n, asLeaf(leaf), tree.getProof(leaf)))
+        .to.emit(ledger, "RoundRootVoided")
+        .withArgs(taskId, 2n, carol.address, Void.NotMember, f.admin.address, 9n);
+    });
+
     it("refuses a challenge once the root is claimable (LedgerChallengePeriodOver)", async function () {
       // Prepare
       const f = await loadFixture(challengeFixture);

@@ -377,6 +377,29 @@ describe("Issue 16 scenarios", function () {
       expect((await ledger.getRound(taskId, 1n)).state).to.equal(State.Committed);
     });
 
+    it("lets no participant void a merkle round by leaving during it: its own leaf just becomes unclaimable", async function () {
+      // Prepare: bob is in round 1's tree, leaves before the root lands
+      const { ledger, token, alice, bob, outsider, taskId } = await loadFixture(merkleTaskFixture);
+      const leaves = [
+        rewardLeaf(taskId, 1n, await memberIndex(ledger, taskId, alice), alice, 10n),
+        rewardLeaf(taskId, 1n, await memberIndex(ledger, taskId, bob), bob, 20n),
+      ];
+      await ledger.connect(bob).leaveTask(taskId);
+      const { tree, root } = treeOf(leaves);
+      await ledger.commitRoundRoot(taskId, 1n, root, outcome(modelHash(taskId, 1)));
+
+      // Execute / Assert
+      await expect(ledger.connect(outsider).voidRoot(taskId, 1n, asLeaf(leaves[1]), tree.getProof(leaves[1])))
+        .to.be.revertedWithCustomError(ledger, "LedgerChallengeUnfounded")
+        .withArgs(taskId, 1n, bob.address);
+      await time.increase(DAY);
+      await ledger.claimLeaf(taskId, 1n, asLeaf(leaves[0]), tree.getProof(leaves[0]));
+      await expect(ledger.claimLeaf(taskId, 1n, asLeaf(leaves[1]), tree.getProof(leaves[1])))
+        .to.be.revertedWithCustomError(ledger, "LedgerNotEligible")
+        .withArgs(taskId, 1n, bob.address);
+      expect(await ledger.owed(token.target, alice.address)).to.equal(10n);
+    });
+
     it("confines a participant to the tasks it consented to, and lets a coordinator remove one from its task", async function () {
       // Prepare: task 2 where only bob is a member
       const { ledger, token, alice, bob, taskId } = await loadFixture(openRoundFixture);

@@ -257,36 +257,67 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
     /// @notice Round `round` of task `taskId` was closed without a model (too few valid updates, say).
     event RoundFailed(uint256 indexed taskId, uint256 indexed round, string reason);
 
+    /// @notice A hash that must be set is zero.
     error LedgerZeroHash();
+    /// @notice An address that must be set is zero.
     error LedgerZeroAddress();
+    /// @notice No task `taskId` was created.
     error LedgerTaskUnknown(uint256 taskId);
+    /// @notice Task `taskId` was closed or cancelled: no new funding, members or rounds.
     error LedgerTaskNotActive(uint256 taskId);
+    /// @notice Task `taskId` is still active: refunds and sweeps start when it is closed or cancelled.
     error LedgerTaskStillActive(uint256 taskId);
+    /// @notice `account` is not task `taskId`'s coordinator holding COORDINATOR_ROLE (nor, where allowed, the admin).
     error LedgerNotTaskCoordinator(uint256 taskId, address account);
+    /// @notice `account` does not hold COORDINATOR_ROLE, so it cannot be handed a task.
     error LedgerNotCoordinator(address account);
+    /// @notice A task's claim period must exceed its challenge period.
     error LedgerClaimPeriodTooShort(uint256 claimPeriod, uint256 challengePeriod);
+    /// @notice The spec hash the caller consents to is not task `taskId`'s.
     error LedgerSpecMismatch(uint256 taskId, bytes32 expected, bytes32 got);
+    /// @notice The consent is not signed by `participant` for this task, spec, dataset size and data hash.
     error LedgerConsentSignatureInvalid(uint256 taskId, address participant);
+    /// @notice `account` is a member of task `taskId` already.
     error LedgerAlreadyMember(uint256 taskId, address account);
+    /// @notice `account` never joined task `taskId`.
     error LedgerNotMember(uint256 taskId, address account);
+    /// @notice `account` left task `taskId` (from round `leftRound`); leaving is final.
     error LedgerMemberLeft(uint256 taskId, address account, uint256 leftRound);
+    /// @notice `account` is not an eligible member of task `taskId` for round `round`.
     error LedgerNotEligible(uint256 taskId, uint256 round, address account);
+    /// @notice `numExamples` exceeds the dataset size `account` consented with.
     error LedgerExamplesAboveDataset(uint256 taskId, address account, uint256 numExamples, uint256 datasetSize);
+    /// @notice Rounds open strictly in sequence: `expected` is next.
     error LedgerRoundOutOfOrder(uint256 taskId, uint256 expected, uint256 got);
+    /// @notice Round `round` must be committed or failed before the next one opens.
     error LedgerRoundStillOpen(uint256 taskId, uint256 round);
+    /// @notice A round builds on the latest committed global model, `expected`.
     error LedgerParentMismatch(uint256 taskId, uint256 round, bytes32 expected, bytes32 got);
+    /// @notice Round `round` of task `taskId` is not open.
     error LedgerRoundNotOpen(uint256 taskId, uint256 round);
+    /// @notice Round `round` of task `taskId` was committed already.
     error LedgerRoundAlreadyCommitted(uint256 taskId, uint256 round);
+    /// @notice A round cannot be committed in the block it was opened (one round per block at most).
     error LedgerRoundOpenedThisBlock(uint256 taskId, uint256 round);
+    /// @notice The task's minimum round duration has not passed: commit from `earliestCommit` on.
     error LedgerRoundTooShort(uint256 taskId, uint256 round, uint256 earliestCommit);
+    /// @notice The relayed commitment is not signed by `participant` for this task, round, update and size.
     error LedgerSignatureInvalid(uint256 taskId, uint256 round, address participant);
+    /// @notice `participant` has a commitment for this round already (direct twice, or relayed twice in one list).
     error LedgerDuplicateCommitment(uint256 taskId, uint256 round, address participant);
+    /// @notice Relayed commitments must be strictly ascending by participant; entry `index` is not.
     error LedgerCommitmentsUnsorted(uint256 index);
+    /// @notice Rewards must be strictly ascending by participant; entry `index` is not.
     error LedgerRewardsUnsorted(uint256 index);
+    /// @notice A reward for `participant`, which has no commitment at all in this round.
     error LedgerRewardWithoutCommitment(uint256 taskId, uint256 round, address participant);
+    /// @notice The round would take `total`, above the task's rewardPerRound `budget`.
     error LedgerRoundBudgetExceeded(uint256 taskId, uint256 round, uint256 total, uint256 budget);
+    /// @notice The round would take `needed`, above the `available` unattributed pool.
     error LedgerPoolInsufficient(uint256 taskId, uint256 needed, uint256 available);
+    /// @notice `account` never funded task `taskId`.
     error LedgerNotFunder(uint256 taskId, address account);
+    /// @notice Unproven rewards are swept only after the claim deadline `claimDeadline`.
     error LedgerClaimPeriodNotOver(uint256 taskId, uint256 claimDeadline);
 
     /// @param admin Account given DEFAULT_ADMIN_ROLE (two-step transfer, INITIAL_ADMIN_DELAY),

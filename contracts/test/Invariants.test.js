@@ -23,7 +23,7 @@ const { h, orgHash, outcome, modelHash, byAddress, signCommitment, signConsent, 
 const SEQUENCES = Number(process.env.INVARIANT_SEQUENCES ?? 200);
 const STEPS = Number(process.env.INVARIANT_STEPS ?? 20);
 const SEED = Number(process.env.INVARIANT_SEED ?? 1);
-const CHECK_EVERY = 6;
+const CHECK_EVERY = 10;
 const CAP = 100n;
 const SPECS = [h("inv spec 1"), h("inv spec 2"), h("inv spec 3")];
 const COORDINATOR_ROLE = ethers.id("COORDINATOR_ROLE");

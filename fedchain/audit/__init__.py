@@ -1065,17 +1065,15 @@ def _replies(updates: Sequence[Weights], examples: Sequence[int]) -> list[Any]:
     """Train replies as the server received them: the update and its number of examples."""
     from flwr.app import MetricRecord, RecordDict
 
-    from fedchain import record_keys
     from fedchain.federation.messages import numpy_to_arrays, reply_message
+    from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
 
     return [
         reply_message(
             RecordDict(
                 {
-                    record_keys.RECORD_ARRAYS: numpy_to_arrays(u),
-                    record_keys.RECORD_METRICS: MetricRecord(
-                        {record_keys.METRIC_NUM_EXAMPLES: int(n)}
-                    ),
+                    RECORD_ARRAYS: numpy_to_arrays(u),
+                    RECORD_METRICS: MetricRecord({METRIC_NUM_EXAMPLES: int(n)}),
                 }
             )
         )

@@ -19,7 +19,6 @@ from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord
 from flwr.serverapp import Grid
 
-from fedchain import record_keys
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain, ChainBackend, EmbeddedChain, RpcChain
 from fedchain.chain.bridge import RpcBridge
@@ -43,6 +42,7 @@ from fedchain.federation.workload import (
     model_name,
 )
 from fedchain.hashing import ModelHash, model_hash, save_canonical, to_hex
+from fedchain.record_keys import CONFIG_NUM_CLASSES
 from fedchain.settings import RunSettings
 from fedchain.store import ModelStore
 from fedchain.task import TaskSpec
@@ -400,7 +400,7 @@ def run_federation(
                 train_config=ConfigRecord(
                     {
                         "local-epochs": settings.local_epochs,
-                        record_keys.CONFIG_NUM_CLASSES: hold.num_classes,
+                        CONFIG_NUM_CLASSES: hold.num_classes,
                     }
                 ),
             )

@@ -23,7 +23,6 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fedchain import record_keys
 from fedchain.chain.gateway import LedgerPort, TxResult
 from fedchain.chain.merkle import RewardLeaf
 from fedchain.chain.queue import WriteQueue
@@ -44,6 +43,21 @@ from fedchain.federation.merkle_rounds import MerkleRound, publish
 from fedchain.federation.messages import Weights, arrays_to_numpy
 from fedchain.federation.round_report import ParticipantOutcome, RoundReport
 from fedchain.hashing import ModelHash, model_hash, to_hex
+from fedchain.record_keys import (
+    COMMIT_NUM_EXAMPLES,
+    COMMIT_PARTICIPANT,
+    COMMIT_SIGNATURE,
+    COMMIT_UPDATE_HASH,
+    CONFIG_CHAIN_ID,
+    CONFIG_DIRECT,
+    CONFIG_LEDGER,
+    CONFIG_PARENT_HASH,
+    CONFIG_RPC_URL,
+    CONFIG_TASK_ID,
+    METRIC_NUM_EXAMPLES,
+    RECORD_COMMITMENT,
+    RECORD_PARTICIPANT,
+)
 from fedchain.store import ModelStore
 
 __all__ = ["LedgerLink", "LedgerStrategy"]
@@ -151,12 +165,12 @@ class LedgerStrategy(Strategy):
                 lambda: link.ledger.open_round(link.task_id, RoundId(server_round), parent)
             )
             domain = link.ledger.domain
-            config[record_keys.CONFIG_TASK_ID] = int(link.task_id)
-            config[record_keys.CONFIG_CHAIN_ID] = domain.chain_id
-            config[record_keys.CONFIG_LEDGER] = domain.verifying_contract
-            config[record_keys.CONFIG_RPC_URL] = link.client_rpc_url
-            config[record_keys.CONFIG_DIRECT] = link.direct
-        config[record_keys.CONFIG_PARENT_HASH] = to_hex(parent)
+            config[CONFIG_TASK_ID] = int(link.task_id)
+            config[CONFIG_CHAIN_ID] = domain.chain_id
+            config[CONFIG_LEDGER] = domain.verifying_contract
+            config[CONFIG_RPC_URL] = link.client_rpc_url
+            config[CONFIG_DIRECT] = link.direct
+        config[CONFIG_PARENT_HASH] = to_hex(parent)
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self._sampled[server_round] = [m.metadata.dst_node_id for m in messages]
         return messages
@@ -410,14 +424,14 @@ class LedgerStrategy(Strategy):
         weights = checked.weights = self._read_arrays(next(iter(content.array_records.values())))
         self._check_tensors(weights)
         metrics = next(iter(content.metric_records.values()))
-        examples = metrics.get(record_keys.METRIC_NUM_EXAMPLES)
+        examples = metrics.get(METRIC_NUM_EXAMPLES)
         if not isinstance(examples, int) or examples <= 0:
-            raise _Rejected(f"metric {record_keys.METRIC_NUM_EXAMPLES} must be a positive integer")
+            raise _Rejected(f"metric {METRIC_NUM_EXAMPLES} must be a positive integer")
         update_hash = model_hash(weights)
         outcome.update_hash, outcome.num_examples = to_hex(update_hash), examples
         if self.link is None:  # no ledger: the declared address, or the node id
-            declared = content.config_records.get(record_keys.RECORD_PARTICIPANT)
-            address = declared.get(record_keys.COMMIT_PARTICIPANT) if declared is not None else None
+            declared = content.config_records.get(RECORD_PARTICIPANT)
+            address = declared.get(COMMIT_PARTICIPANT) if declared is not None else None
             outcome.address = str(address) if address else f"node-{outcome.node_id}"
             return
         self._check_commitment(server_round, checked, update_hash, examples)
@@ -452,14 +466,14 @@ class LedgerStrategy(Strategy):
         self, server_round: int, checked: _Checked, update_hash: bytes, examples: int
     ) -> None:
         assert self.link is not None
-        record = checked.message.content.config_records.get(record_keys.RECORD_COMMITMENT)
+        record = checked.message.content.config_records.get(RECORD_COMMITMENT)
         if record is None:
             raise _Rejected("no signed commitment in the reply")
         try:
-            participant = str(record[record_keys.COMMIT_PARTICIPANT])
-            claimed = bytes(record[record_keys.COMMIT_UPDATE_HASH])  # type: ignore[arg-type]
-            signature = bytes(record[record_keys.COMMIT_SIGNATURE])  # type: ignore[arg-type]
-            committed_examples = int(record[record_keys.COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
+            participant = str(record[COMMIT_PARTICIPANT])
+            claimed = bytes(record[COMMIT_UPDATE_HASH])  # type: ignore[arg-type]
+            signature = bytes(record[COMMIT_SIGNATURE])  # type: ignore[arg-type]
+            committed_examples = int(record[COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise _Rejected(f"malformed commitment: {exc}") from exc
         checked.outcome.address = participant

@@ -22,9 +22,10 @@ from flwr.serverapp import Grid
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain, ChainBackend, EmbeddedChain, RpcChain
 from fedchain.chain.bridge import RpcBridge
+from fedchain.chain.deploy import deploy
 from fedchain.chain.deployments import Deployment
 from fedchain.chain.errors import ChainError
-from fedchain.chain.gateway import LedgerEvent, LedgerGateway, deploy
+from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import TaskId
 from fedchain.federation.flower_strategies import build_strategy

@@ -9,7 +9,8 @@ import pytest
 from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import AnvilChain, EmbeddedChain, RpcChain
 from fedchain.chain.bridge import RpcBridge
-from fedchain.chain.gateway import LedgerGateway, deploy
+from fedchain.chain.deploy import deploy
+from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import RoundId, RoundOutcome
 
 

@@ -67,6 +67,10 @@ class RunSettings:
     out: str = "runs/latest"
     holdout_fraction: float = 0.2
     label_column: str = "label"
+    # CSV columns read as features ("" = every other numeric one) and the task's class names
+    # (set by `fedchain task create` for the sites); see fedchain.task.encode_names.
+    features: str = ""
+    classes: str = ""
     dropout: float = 0.0
     round_timeout: float = 3600.0
     commit_mode: str = "relayed"

@@ -41,6 +41,7 @@ from fedchain.federation.workload import (
     holdout,
     initial_weights,
     model_name,
+    spec_data,
 )
 from fedchain.hashing import ModelHash, model_hash, save_canonical, to_hex
 from fedchain.record_keys import CONFIG_NUM_CLASSES
@@ -305,7 +306,7 @@ def _org_hash(partition_id: int) -> bytes:
 
 def _spec(settings: RunSettings, hold: Holdout, initial: ModelHash) -> TaskSpec:
     return TaskSpec(
-        dataset=settings.dataset,
+        **spec_data(settings),  # the data by its hash, never by its path
         model=model_name(settings, hold.input_shape),
         num_classes=hold.num_classes,
         input_shape=hold.input_shape,

@@ -116,7 +116,9 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     site = context.node_config.get(NODE_DATA_PATH)
     if site:  # a hospital's SuperNode: its own CSV file, named in its node config only
         num_classes = int(config.get(CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
-        data = site_data(str(site), settings.label_column, num_classes)
+        data = site_data(
+            str(site), settings.label_column, num_classes, settings.features, settings.classes
+        )
         seed = _seed(settings, server_round, 0)
         update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
     else:  # a simulated client: its partition of the run's dataset

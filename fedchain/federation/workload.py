@@ -15,13 +15,24 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from fedchain.ml.data import Dataset, dataset_hash, load_dataset, split_holdout
+from fedchain.hashing import file_hash, to_hex
+from fedchain.ml.data import (
+    CSV_PREFIX,
+    DEFAULT_LABEL_COLUMN,
+    Dataset,
+    dataset_hash,
+    load_dataset,
+    parse_dataset_spec,
+    split_holdout,
+)
+from fedchain.ml.errors import DatasetError
 from fedchain.ml.models import CNN, MLP, build_model
 from fedchain.ml.partition import partition
 from fedchain.ml.preprocess import preprocess_local
 from fedchain.ml.training import evaluate, train
 from fedchain.ml.weights import get_weights, set_weights
 from fedchain.settings import RunSettings
+from fedchain.task import SpecData, decode_names, encode_names
 
 __all__ = [
     "Holdout",
@@ -30,7 +41,10 @@ __all__ = [
     "holdout",
     "initial_weights",
     "model_name",
+    "run_dataset",
+    "site_columns",
     "site_data",
+    "spec_data",
     "train_locally",
 ]
 
@@ -52,14 +66,58 @@ class Holdout:
     input_shape: tuple[int, ...]
 
 
-@cache
-def _dataset(spec: str, label_column: str) -> Dataset:
-    return load_dataset(spec, label_column=label_column)
+# (dataset spec, label column, features, classes): how the settings name the task's data.
+_DataKey = tuple[str, str, str, str]
 
 
 @cache
-def _split(spec: str, label_column: str, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    return split_holdout(_dataset(spec, label_column), fraction, seed)
+def _dataset(spec: str, label_column: str, features: str, classes: str) -> Dataset:
+    """The task's data: a simulation's whole dataset or a coordinator's holdout file."""
+    parsed = parse_dataset_spec(spec)
+    if parsed.kind != "csv":
+        if features or label_column != DEFAULT_LABEL_COLUMN:
+            raise DatasetError(
+                f"--features and --label-column select the columns of a CSV file "
+                f"({CSV_PREFIX}PATH); {spec} has its own: drop them"
+            )
+        return load_dataset(parsed)
+    data = load_dataset(
+        parsed,
+        label_column=label_column,
+        feature_columns=decode_names(features) or None,
+        classes=decode_names(classes) or None,
+    )
+    found = np.unique(data.labels)
+    if found.size < 2:
+        value = data.class_names[found[0]] if data.class_names else str(found[0])
+        raise DatasetError(
+            f"{parsed.path}: the label column {label_column!r} has one class ({value!r}): a "
+            "classifier cannot learn from it; name another column with --label-column, or add "
+            "rows of the other classes"
+        )
+    return data
+
+
+def _data_key(settings: RunSettings, spec: str) -> _DataKey:
+    return (spec, settings.label_column, settings.features, settings.classes)
+
+
+@cache
+def _split(key: _DataKey, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    return split_holdout(_dataset(*key), fraction, seed)
+
+
+def run_dataset(settings: RunSettings) -> Dataset:
+    """A simulation's whole dataset (``settings.dataset``) as the run reads it, before the
+    holdout is split off: a CSV file with the settings' label column, features and classes.
+
+    Raises
+    ------
+    DatasetError
+        If the file cannot be read as the settings say (the message names what to change), or
+        its labels hold a single class.
+    """
+    return _dataset(*_data_key(settings, settings.dataset))
 
 
 def holdout(settings: RunSettings) -> Holdout:
@@ -69,34 +127,74 @@ def holdout(settings: RunSettings) -> Holdout:
     its own in ``settings.holdout`` (``csv:PATH``), used whole.
     """
     if settings.holdout:
-        raw = _dataset(settings.holdout, settings.label_column)
+        raw = _dataset(*_data_key(settings, settings.holdout))
     else:
-        _, raw = _split(
-            settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed
-        )
+        key = _data_key(settings, settings.dataset)
+        _, raw = _split(key, settings.holdout_fraction, settings.seed)
     return Holdout(preprocess_local(raw), dataset_hash(raw), raw.num_classes, raw.input_shape)
+
+
+def spec_data(settings: RunSettings) -> SpecData:
+    """How the task spec names the settings' data: a built-in dataset by its name, a CSV file
+    (a simulation's dataset, or a consortium coordinator's holdout) by its SHA-256, its file
+    name (for display only: a path means nothing on another machine), the columns read and the
+    class names its labels were mapped from."""
+    source = settings.holdout or settings.dataset
+    path = parse_dataset_spec(source).path
+    if path is None:
+        return SpecData(
+            dataset=settings.dataset, data_hash="", label_column="", features=(), classes=()
+        )
+    data = _dataset(*_data_key(settings, source))
+    return SpecData(
+        dataset=settings.dataset if settings.holdout else f"{CSV_PREFIX}{path.name}",
+        data_hash=to_hex(file_hash(path)),
+        label_column=settings.label_column,
+        features=data.feature_names,
+        classes=data.class_names,
+    )
+
+
+def site_columns(settings: RunSettings) -> RunSettings:
+    """``settings`` with the feature columns and class names of the coordinator's holdout file
+    written out, so every site reads its own file as the holdout was read (the run config
+    carries them to the sites); settings without a CSV holdout are returned as they are.
+
+    Raises
+    ------
+    DatasetError
+        If the holdout cannot be read as the settings say, or holds a single class.
+    """
+    if not settings.holdout or parse_dataset_spec(settings.holdout).path is None:
+        return settings
+    data = _dataset(*_data_key(settings, settings.holdout))
+    return settings.with_changes(
+        features=encode_names(data.feature_names), classes=encode_names(data.class_names)
+    )
 
 
 @lru_cache(maxsize=4)
 def _partition(
-    split: tuple[str, str, float, int], scheme: str, num_partitions: int
+    key: _DataKey, fraction: float, seed: int, scheme: str, num_partitions: int
 ) -> tuple[NDArray[np.int64], ...]:
     """Every client's example indices: computed once per process, deterministic for the seed.
 
     Only index arrays (one int64 per training example in all) are kept, whatever the number of
     clients; a client's data is built from them when it is sampled.
     """
-    train_part, _ = _split(*split)
-    return tuple(partition(train_part.labels, num_partitions, scheme, split[3]))
+    train_part, _ = _split(key, fraction, seed)
+    return tuple(partition(train_part.labels, num_partitions, scheme, seed))
 
 
 # A worker process trains the clients it is handed one at a time: a few recent datasets are
 # kept (a small federation keeps all of its clients), never one per client of a large one.
 @lru_cache(maxsize=_CLIENT_DATA_CACHE)
 def _client_data(settings: RunSettings, partition_id: int, num_partitions: int) -> Dataset:
-    key = (settings.dataset, settings.label_column, settings.holdout_fraction, settings.seed)
-    train_part, _ = _split(*key)
-    indices = _partition(key, settings.partition, num_partitions)[partition_id]
+    key = _data_key(settings, settings.dataset)
+    train_part, _ = _split(key, settings.holdout_fraction, settings.seed)
+    indices = _partition(
+        key, settings.holdout_fraction, settings.seed, settings.partition, num_partitions
+    )[partition_id]
     return preprocess_local(train_part.subset(indices))
 
 
@@ -115,12 +213,33 @@ def client_data(
 
 
 @cache
-def site_data(path: str, label_column: str, num_classes: int | None) -> Dataset:
+def site_data(
+    path: str, label_column: str, num_classes: int | None, features: str = "", classes: str = ""
+) -> Dataset:
     """A hospital's own CSV file (its SuperNode's ``data-path``), preprocessed with its own
-    statistics; ``num_classes`` is the task's (a site may lack some classes)."""
-    return preprocess_local(
-        load_dataset(f"csv:{path}", label_column=label_column, num_classes=num_classes)
+    statistics; ``num_classes`` is the task's (a site may lack some classes), ``features`` and
+    ``classes`` the run config's (see :func:`fedchain.task.encode_names`).
+
+    Raises
+    ------
+    DatasetError
+        If the file cannot be read so, or its labels are class names but the task names no
+        classes (a site would number them on its own, unlike the others).
+    """
+    data = load_dataset(
+        f"{CSV_PREFIX}{path}",
+        label_column=label_column,
+        feature_columns=decode_names(features) or None,
+        num_classes=num_classes,
+        classes=decode_names(classes) or None,
     )
+    if data.class_names and not classes:
+        raise DatasetError(
+            f"{path}: the labels are class names ({', '.join(map(repr, data.class_names))}) but "
+            "the task names no classes, so this site would number them unlike the others: the "
+            "coordinator creates the task with `fedchain task create`, which records them"
+        )
+    return preprocess_local(data)
 
 
 def model_name(settings: RunSettings, input_shape: tuple[int, ...]) -> str:

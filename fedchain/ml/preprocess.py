@@ -105,5 +105,10 @@ def preprocess_local(dataset: Dataset) -> Dataset:
     else:
         features = Standardizer.fit(dataset.features).transform(dataset.features)
     return Dataset(
-        features=features, labels=dataset.labels, num_classes=dataset.num_classes, name=dataset.name
+        features=features,
+        labels=dataset.labels,
+        num_classes=dataset.num_classes,
+        name=dataset.name,
+        feature_names=dataset.feature_names,
+        class_names=dataset.class_names,
     )

@@ -178,13 +178,16 @@ class LedgerGateway:
         """The task's latest committed model hash and latest opened round, read cheaply.
 
         Two storage words instead of a contract call (a participant polls this every round),
-        located with the compiler's storage layout shipped in the artifact.
+        located with the compiler's storage layout shipped in the artifact. Both are read at
+        one block: at ``latest`` each, a block mined between them paired the new round with the
+        previous head, and the participant refused the model the chain had just committed.
         """
         head_slot, round_slot, shift, width = _task_head_slots(task_id)
         address = self.ledger.address
+        block = self._transport.rpc(lambda: self.w3.eth.block_number)
         words = self._transport.read_together(
-            lambda: self.w3.eth.get_storage_at(address, head_slot),
-            lambda: self.w3.eth.get_storage_at(address, round_slot),
+            lambda: self.w3.eth.get_storage_at(address, head_slot, block),
+            lambda: self.w3.eth.get_storage_at(address, round_slot, block),
         )
         head, packed = bytes(words[0]), bytes(words[1])
         last_round = (int.from_bytes(packed, "big") >> shift) & ((1 << width) - 1)

@@ -22,6 +22,7 @@ import sklearn.datasets as sk_datasets
 from numpy.typing import ArrayLike, NDArray
 
 from fedchain.ml.errors import DatasetError, DatasetFileNotFoundError
+from fedchain.ml.threads import blas_threads
 
 __all__ = [
     "BREAST_CANCER",
@@ -289,14 +290,17 @@ def load_synthetic(size: int = SYNTHETIC_DEFAULT_SIZE) -> Dataset:
         If ``size`` is outside ``[10, SYNTHETIC_MAX_SIZE]``.
     """
     _synthetic_size(f"{SYNTHETIC}:{size}", str(size))
-    features, labels = sk_datasets.make_classification(
-        n_samples=size,
-        n_features=_SYNTHETIC_FEATURES,
-        n_informative=_SYNTHETIC_INFORMATIVE,
-        n_redundant=_SYNTHETIC_REDUNDANT,
-        n_classes=_SYNTHETIC_CLASSES,
-        random_state=_SYNTHETIC_SEED,
-    )
+    # One BLAS thread: Flower's ServerApp thread generates this while Ray forks from the main
+    # thread, and a fork mid-call left OpenBLAS's pool waiting forever (see blas_threads).
+    with blas_threads(1):
+        features, labels = sk_datasets.make_classification(
+            n_samples=size,
+            n_features=_SYNTHETIC_FEATURES,
+            n_informative=_SYNTHETIC_INFORMATIVE,
+            n_redundant=_SYNTHETIC_REDUNDANT,
+            n_classes=_SYNTHETIC_CLASSES,
+            random_state=_SYNTHETIC_SEED,
+        )
     return Dataset(
         features=features,
         labels=labels,

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from fedchain._version import __version__
 
-if TYPE_CHECKING:
-    from fedchain.api import Run, audit_run, simulate, verify_model, write_report
-
 __all__ = ["Run", "__version__", "audit_run", "simulate", "verify_model", "write_report"]
 
 _API = frozenset(__all__) - {"__version__"}
 
-if not TYPE_CHECKING:  # hidden from type checkers, which would type every unknown name Any
+if TYPE_CHECKING:
+    from fedchain.api import Run, audit_run, simulate, verify_model, write_report
+else:  # type checkers see the imports above; a __getattr__ would type every unknown name Any
 
     def __getattr__(name: str) -> Any:
         if name not in _API:

@@ -53,6 +53,8 @@ ENGINES = ("flower", "inprocess")
 RUN_MARKERS = ("summary.json", "run.json", "task.json", "store")
 #: Options whose None means their default, as on the command line.
 _NONE_IS_DEFAULT = frozenset({"rpc_url"})
+#: Options that name CSV columns or classes: "a,b,c" as on the command line, or a list.
+_NAME_LISTS = frozenset({"features", "classes"})
 
 
 class RunExistsError(FedchainError, FileExistsError):
@@ -125,8 +127,9 @@ def run_settings(**options: Any) -> RunSettings:
 
     Options are the command line's, in Python spelling (``clients``, ``rounds``, ``lr``,
     ``fraction``, ``rpc_url``, ...), or RunSettings' field names (``num_clients``, ...). As on
-    the command line, ``rpc_url`` selects the chain ``rpc`` and the strategy name is
-    case-insensitive.
+    the command line, ``rpc_url`` selects the chain ``rpc``, the strategy name is
+    case-insensitive, and a ``csv:PATH`` dataset is named by its absolute path. ``features``
+    is ``"a,b,c"`` or a list of column names.
 
     Raises
     ------
@@ -145,15 +148,37 @@ def run_settings(**options: Any) -> RunSettings:
             raise SettingsError(f"give {alias} or {target}, not both: they are the same option")
         if value is None and target in _NONE_IS_DEFAULT:
             continue  # as the command line's default: no node
-        values[target] = _checked(name, value, kinds[target])
+        listed = target in _NAME_LISTS and isinstance(value, (list, tuple))
+        values[target] = _checked(name, _names(name, value) if listed else value, kinds[target])
     if values.get("rpc_url") and values.setdefault("chain", "rpc") != "rpc":
         raise SettingsError(
             f"chain={values['chain']!r} with an rpc_url: drop rpc_url, or drop chain "
             "(an rpc_url selects the node at that URL)"
         )
+    return RunSettings(**_as_the_command_line(values))
+
+
+def _as_the_command_line(values: dict[str, Any]) -> dict[str, Any]:
+    """What ``fedchain simulate`` does to its options besides naming them."""
+    from fedchain.ml.data import absolute_dataset_spec
+    from fedchain.task import decode_names, encode_names
+
     if "strategy" in values:
         values["strategy"] = values["strategy"].lower()
-    return RunSettings(**values)
+    if "dataset" in values:  # a CSV by its absolute path: the same file from any directory
+        values["dataset"] = absolute_dataset_spec(values["dataset"])
+    for name in _NAME_LISTS & set(values):
+        values[name] = encode_names(decode_names(values[name]))
+    return values
+
+
+def _names(name: str, value: list[Any] | tuple[Any, ...]) -> str:
+    """A list of column or class names as the one string the settings hold."""
+    from fedchain.task import encode_names
+
+    if not all(isinstance(n, str) for n in value):
+        raise SettingsError(f"{name} must be column names (str), not {value!r}")
+    return encode_names(value)
 
 
 def _unknown(name: str, valid: list[str]) -> str:

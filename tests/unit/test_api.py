@@ -53,11 +53,13 @@ def test_every_option_of_fedchain_simulate_is_an_option_with_its_default() -> No
     from fedchain.cli.simulate import simulate as command
 
     parameters = inspect.signature(command).parameters
-    options = {name: p.default for name, p in parameters.items() if name != "resume"}
+    arguments = set(inspect.signature(simulate).parameters)  # resume, overwrite, ...
+    options = {name: p.default for name, p in parameters.items() if name not in arguments}
     # Execute
     each = {name: run_settings(**{name: default}) for name, default in options.items()}
     # Assert
     assert {"clients", "rounds", "lr", "fraction", "rpc_url", "out"} <= set(options)
+    assert "resume" in parameters
     for name, settings in each.items():
         assert settings == run_settings(), name  # the API's defaults are the command's
 
@@ -100,6 +102,22 @@ def test_rpc_url_selects_the_rpc_chain_and_the_strategy_is_case_insensitive() ->
     assert settings.strategy == "fedmedian"
     assert settings.learning_rate == 1.0
     assert isinstance(settings.learning_rate, float)
+
+
+def test_csv_options_are_mapped_as_the_command_line_maps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare
+    monkeypatch.chdir(tmp_path)
+    # Execute
+    listed = run_settings(dataset="csv:data/wine.csv", features=["alcohol", "ash, raw"])
+    typed = run_settings(features="alcohol, ash")
+    # Assert
+    assert listed.dataset == f"csv:{tmp_path.resolve() / 'data' / 'wine.csv'}"
+    assert listed.features == '["alcohol", "ash, raw"]'  # a name with a comma survives
+    assert typed.features == "alcohol,ash"
+    with pytest.raises(SettingsError, match="features must be column names"):
+        run_settings(features=["alcohol", 3])
 
 
 def test_an_output_directory_holding_a_run_is_refused_unless_overwrite(tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ def check_lineage(
     recompute: bool,
     final_model: Path | None = None,
     run_dir: Path | None = None,
+    data: Path | None = None,
 ) -> list[Check]:
     """Every check of ``tasks`` (all the ledger's when None), in no particular order.
 
@@ -79,6 +80,8 @@ def check_lineage(
         A run's final model file, which must be the last committed global model.
     run_dir : Path, optional
         A run directory, whose ``rounds/`` holds merkle rounds' records.
+    data : Path, optional
+        The task's CSV file a recomputation reads, instead of the run's own path.
     """
     wanted = list(lineage.tasks) if tasks is None else list(tasks)
     checks = [Check(LEDGER, False, None, None, None, orphan) for orphan in lineage.orphans]
@@ -94,7 +97,8 @@ def check_lineage(
             detail = f"task {task_id} is not on the ledger {ledger}: check --task or the chain"
             checks.append(Check(LEDGER, False, task_id, None, None, detail))
             continue
-        checks += _TaskAudit(lineage, task, store, specs, base_settings).run(recompute, final_model)
+        audit = _TaskAudit(lineage, task, store, specs, base_settings, data=data)
+        checks += audit.run(recompute, final_model)
     checks += _claims(lineage, wanted)
     return checks
 
@@ -130,9 +134,11 @@ class _TaskAudit:
         store: ModelStore | None,
         specs: Sequence[tuple[str, Path]],
         base_settings: RunSettings | None,
+        *,
+        data: Path | None = None,
     ) -> None:
         self.lineage, self.task, self.store = lineage, task, store
-        self.specs, self.base_settings = specs, base_settings
+        self.specs, self.base_settings, self.data = specs, base_settings, data
         self.spec: TaskSpec | None = None  # the first spec given that matches the chain
 
     def run(self, recompute: bool, final_model: Path | None) -> list[Check]:
@@ -325,7 +331,7 @@ class _TaskAudit:
         if self.spec is None:
             detail = "no task spec matching the chain's spec hash: pass --spec FILE"
             return [Check(k, False, self.task.task_id, None, None, detail) for k in rows]
-        settings = settings_for(self.spec, self.base_settings, self.lineage, self.task)
+        settings = settings_for(self.spec, self.base_settings, self.lineage, self.task, self.data)
         results = replay_task(self.task, self.store, self.spec, settings)
         scored = 0
         for result in results:

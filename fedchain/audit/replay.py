@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,9 +44,15 @@ class RoundReplay:
 
 
 def settings_for(
-    spec: TaskSpec, base: RunSettings | None, lineage: LedgerLineage, task: TaskLineage
+    spec: TaskSpec,
+    base: RunSettings | None,
+    lineage: LedgerLineage,
+    task: TaskLineage,
+    data: Path | None = None,
 ) -> RunSettings:
-    """The settings a round is recomputed with: the spec's fields over the run's settings.
+    """The settings a round is recomputed with: the spec's fields over the run's settings, the
+    task's CSV file read from ``data`` when given (checked first, see
+    :func:`fedchain.audit.auditor.check_data`).
 
     Without a run, the number of clients (which sizes Krum's and Bulyan's tolerance) is the
     number of participants registered when round 1 opened.
@@ -54,7 +61,7 @@ def settings_for(
         first = task.ordered_rounds()[0].opened if task.rounds else (1 << 62, 0)
         registered = sum(m.active_at(first) for m in lineage.members.values())
         base = RunSettings(num_clients=max(2, registered))
-    return spec.training_settings(base)
+    return spec.training_settings(base, data)
 
 
 def replay_task(

@@ -368,7 +368,7 @@ def load_csv(
     feature_positions = [header.index(name) for name in columns]
     label_position = header.index(label_column)
     features = [
-        [_parse_number(row[i], _where(path, n, line), header[i]) for i in feature_positions]
+        _parse_row(row, feature_positions, header, _where(path, n, line))
         for n, (line, row) in enumerate(rows, start=1)
     ]
     cells = [
@@ -501,6 +501,16 @@ def _text_sample(rows: list[tuple[int, list[str]]], position: int) -> str | None
             continue
         return None
     return sample if sample is not None else ""
+
+
+def _parse_row(row: list[str], positions: list[int], header: list[str], where: str) -> list[float]:
+    try:  # the common case in one pass; a bad cell is then found and named
+        values = [float(row[i]) for i in positions]
+        if all(math.isfinite(v) for v in values):
+            return values
+    except ValueError:
+        pass
+    return [_parse_number(row[i], where, header[i]) for i in positions]
 
 
 def _parse_number(cell: str, where: str, column: str) -> float:

@@ -34,7 +34,7 @@ from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
 from fedchain.federation.participant import FIRST_PARTICIPANT_KEY
 from fedchain.federation.resume import ResumeError, ResumePoint, RunJournal, find_resume_point
 from fedchain.federation.round_report import RoundReport
-from fedchain.federation.run_artifacts import RunRecord, write_artifacts
+from fedchain.federation.run_artifacts import RunRecord, read_reward_token, write_artifacts
 from fedchain.federation.workload import (
     Holdout,
     evaluate_weights,
@@ -411,6 +411,9 @@ def run_federation(
         strategy.flush()  # every round on chain before the record is read back
         final_hash = save_canonical(final, out / "final_model.safetensors")
         chain, events = _read_back(session, settings)
+        token = None
+        if session is not None and task_id is not None:
+            token = read_reward_token(session.gateway, task_id)
     record = RunRecord(
         roles=_roles(settings),
         settings=settings,
@@ -420,6 +423,7 @@ def run_federation(
         reports=strategy.reports,
         final_model_hash=to_hex(final_hash),
         events=events,
+        token=token,
     )
     write_artifacts(record, out)
     return record

@@ -294,7 +294,7 @@ def flwr_command(*args: str) -> list[str]:
 
 def app_dir() -> Path:
     """The fedchain Flower App: the checkout whose pyproject.toml holds ``[tool.flwr.app]``."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file() or "[tool.flwr.app]" not in pyproject.read_text():
         raise ConsortiumError(

@@ -14,10 +14,11 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
-from fedchain.attacks import flipped_labels, parse_attack
+from fedchain.attacks import Trainer, flipped_labels, parse_attack
 from fedchain.chain.accounts import devnet_account, environment_password, load_keystore
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
@@ -57,6 +58,8 @@ from fedchain.settings import RunSettings
 __all__ = ["ModelNotOnChainError", "participant_account", "train_reply"]
 
 log = logging.getLogger(__name__)
+
+Weights = dict[str, np.ndarray[Any, Any]]
 
 #: Simulated participant p signs with DEVNET TEST key 1 + p (key 0 is the coordinator's).
 FIRST_PARTICIPANT_KEY = 1
@@ -113,11 +116,18 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
         _verify_on_chain(view, received, context)
 
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
+    examples: int | None = None  # what the reply claims; None: the examples it trained on
     site = context.node_config.get(NODE_DATA_PATH)
     if site:  # a hospital's SuperNode: its own CSV file, named in its node config only
         num_classes = int(config.get(CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
         data = site_data(
-            str(site), settings.label_column, num_classes, settings.features, settings.classes
+            str(site),
+            settings.label_column,
+            num_classes,
+            settings.features,
+            settings.classes,
+            standardize=settings.standardize,
+            standardize_stats=settings.standardize_stats,
         )
         seed = _seed(settings, server_round, 0)
         update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
@@ -127,39 +137,76 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
         seed = _seed(settings, server_round, partition_id)
         plan = parse_attack(settings.attack)
         if plan is not None and partition_id in plan.attackers(partitions):
-
-            def train(p: int, flip_labels: bool) -> tuple[dict[str, Any], float]:
-                local = client_data(settings, p, partitions)
-                if flip_labels:
-                    local = Dataset(
-                        local.features,
-                        flipped_labels(local.labels, local.num_classes),
-                        local.num_classes,
-                        f"{local.name}[label-flip]",
-                    )
-                return train_locally(
-                    settings, local, weights, seed=_seed(settings, server_round, p), proximal_mu=mu
-                )
-
-            # A simulated attacker forges its update; it still signs it below with its own key.
+            train = _attacker_training(
+                settings, weights, received, server_round=server_round, partitions=partitions, mu=mu
+            )
+            # A simulated attacker forges its update (and may lie about its example count); it
+            # still signs both below with its own key.
             update, loss = plan.forge(weights, partition_id, partitions, train=train, seed=seed)
+            examples = plan.claimed_examples(
+                partition_id, partitions, lambda p: len(client_data(settings, p, partitions))
+            )
         else:
             update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
+    examples = examples if examples is not None else len(data)
 
     records: dict[str, Any] = {
         RECORD_ARRAYS: numpy_to_arrays(update),
         RECORD_METRICS: MetricRecord(
-            {METRIC_NUM_EXAMPLES: len(data), METRIC_TRAIN_LOSS: float(loss)}
+            {METRIC_NUM_EXAMPLES: examples, METRIC_TRAIN_LOSS: float(loss)}
         ),
     }
     if view is not None:
-        records[RECORD_COMMITMENT] = _commit(view, model_hash(update), len(data), context)
+        records[RECORD_COMMITMENT] = _commit(view, model_hash(update), examples, context)
     elif NODE_KEYSTORE in context.node_config or NODE_PARTITION_ID in context.node_config:
         # No ledger: the address still names the participant in the run's record.
         records[RECORD_PARTICIPANT] = ConfigRecord(
             {COMMIT_PARTICIPANT: participant_account(context).address}
         )
     return Message(RecordDict(records), reply_to=message)
+
+
+def _attacker_training(
+    settings: RunSettings,
+    weights: Weights,
+    received: bytes,
+    *,
+    server_round: int,
+    partitions: int,
+    mu: float,
+) -> Trainer:
+    """Honest training of any partition on the received model, as a colluding attacker
+    recomputes it (ALIE, IPM, sybil), remembered for the round: the colluders this process
+    plays train each partition once, with the same result as training it again."""
+    round_key = (settings, received, server_round, partitions, mu)
+    memo = _recomputed.get(round_key)
+    if memo is None:  # a new round: forget the last one's
+        memo = {}
+        _recomputed.clear()
+        _recomputed[round_key] = memo
+
+    def train(p: int, flip_labels: bool) -> tuple[Weights, float]:
+        done = memo.get((p, flip_labels))
+        if done is None:
+            local = client_data(settings, p, partitions)
+            if flip_labels:
+                local = Dataset(
+                    local.features,
+                    flipped_labels(local.labels, local.num_classes),
+                    local.num_classes,
+                    f"{local.name}[label-flip]",
+                )
+            seed = _seed(settings, server_round, p)
+            done = train_locally(settings, local, weights, seed=seed, proximal_mu=mu)
+            memo[p, flip_labels] = done
+        return done
+
+    return train
+
+
+#: The honest trainings attackers recomputed, for the current round only (at most one model
+#: per partition is kept), by (partition, flipped labels).
+_recomputed: dict[tuple[Any, ...], dict[tuple[int, bool], tuple[Weights, float]]] = {}
 
 
 def _seed(settings: RunSettings, server_round: int, partition_id: int) -> int:

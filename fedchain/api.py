@@ -299,7 +299,11 @@ def _run_dir(run: Run | str | os.PathLike[str]) -> Path:
 
 
 def audit_run(
-    run: Run | str | os.PathLike[str], *, recompute: bool = False, rpc_url: str | None = None
+    run: Run | str | os.PathLike[str],
+    *,
+    recompute: bool = False,
+    rpc_url: str | None = None,
+    data: str | os.PathLike[str] | None = None,
 ) -> Verdict:
     """Audit a run from its chain and store, as ``fedchain audit --run DIR``.
 
@@ -312,6 +316,9 @@ def audit_run(
         (``fedchain audit --recompute``).
     rpc_url : str, optional
         A node holding the run's chain, instead of the chain saved with the run.
+    data : path, optional
+        A CSV task's data file to recompute with (``fedchain audit --data``), checked against
+        the hash in the task spec first; by default the file the run's settings name.
 
     Returns
     -------
@@ -321,11 +328,13 @@ def audit_run(
     Raises
     ------
     fedchain.audit.AuditError
-        If the directory holds no auditable run (no summary.json, no ledger, a chain gone).
+        If the directory holds no auditable run (no summary.json, no ledger, a chain gone),
+        or ``data`` is not the task's.
     """
     from fedchain.audit import audit_run as audit_dir
 
-    return audit_dir(_run_dir(run), recompute=recompute, rpc_url=rpc_url)
+    path = Path(data) if data is not None else None
+    return audit_dir(_run_dir(run), recompute=recompute, rpc_url=rpc_url, data=path)
 
 
 def verify_model(

@@ -36,7 +36,7 @@ __all__ = [
 
 #: Fields added after the first release: left out of the canonical form while empty, so the
 #: specs (and spec hashes) of tasks that have none keep their bytes.
-_OPTIONAL_FIELDS = ("data_hash", "label_column", "features", "classes")
+_OPTIONAL_FIELDS = ("data_hash", "label_column", "features", "classes", "reward_full_gain")
 #: The partition of a consortium's task: the sites hold the training data, the coordinator the
 #: holdout file, so the spec's data is that holdout.
 SITES_PARTITION = "sites"
@@ -68,6 +68,10 @@ class TaskSpec:
     only, for display); ``data_hash`` is then the file's SHA-256, ``label_column`` and
     ``features`` the columns read, ``classes`` the label values in class-id order when the labels
     were names (empty when they were class ids already).
+
+    ``reward_full_gain`` is the measured gain that earns a round's whole budget (see
+    :mod:`fedchain.contribution.rewards`); 0, and absent from the specs of older tasks, pays
+    by the rule before issue 15 (the whole budget split over the positive scores).
     """
 
     dataset: str
@@ -90,6 +94,7 @@ class TaskSpec:
     label_column: str = ""
     features: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
+    reward_full_gain: float = 0.0
 
     def canonical(self) -> bytes:
         """Compact, key-sorted ASCII JSON: the bytes the spec hash is taken over."""
@@ -123,6 +128,7 @@ class TaskSpec:
             partition=self.partition or base.partition,
             seed=self.seed,
             contribution=self.contribution,
+            reward_full_gain=self.reward_full_gain,
         )
         if self.data_hash:  # the columns read are part of the spec
             settings = settings.with_changes(

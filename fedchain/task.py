@@ -34,9 +34,19 @@ __all__ = [
     "encode_names",
 ]
 
-#: Fields added after the first release: left out of the canonical form while empty, so the
-#: specs (and spec hashes) of tasks that have none keep their bytes.
-_OPTIONAL_FIELDS = ("data_hash", "label_column", "features", "classes", "reward_full_gain")
+#: Fields added after the first release, with the value that leaves them out of the canonical
+#: form, so the specs (and spec hashes) of tasks that do not use them keep their bytes.
+_OPTIONAL_FIELDS: dict[str, object] = {
+    "data_hash": "",
+    "label_column": "",
+    "features": (),
+    "classes": (),
+    "standardize": "local",
+    "feature_mean": (),
+    "feature_scale": (),
+}
+#: Spec fields read back from JSON arrays.
+_TUPLE_FIELDS = ("input_shape", "features", "classes", "feature_mean", "feature_scale")
 #: The partition of a consortium's task: the sites hold the training data, the coordinator the
 #: holdout file, so the spec's data is that holdout.
 SITES_PARTITION = "sites"
@@ -58,6 +68,9 @@ class SpecData(TypedDict):
     label_column: str
     features: tuple[str, ...]
     classes: tuple[str, ...]
+    standardize: str
+    feature_mean: tuple[float, ...]
+    feature_scale: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -69,9 +82,9 @@ class TaskSpec:
     ``features`` the columns read, ``classes`` the label values in class-id order when the labels
     were names (empty when they were class ids already).
 
-    ``reward_full_gain`` is the measured gain that earns a round's whole budget (see
-    :mod:`fedchain.contribution.rewards`); 0, and absent from the specs of older tasks, pays
-    by the rule before issue 15 (the whole budget split over the positive scores).
+    ``standardize`` is how clients standardize tabular features: ``local`` (each on its own
+    rows) or ``task``, with ``feature_mean`` and ``feature_scale`` (the holdout's per-feature
+    mean and standard deviation, see :mod:`fedchain.ml.preprocess`) under the spec hash.
     """
 
     dataset: str
@@ -94,13 +107,15 @@ class TaskSpec:
     label_column: str = ""
     features: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
-    reward_full_gain: float = 0.0
+    standardize: str = "local"
+    feature_mean: tuple[float, ...] = ()
+    feature_scale: tuple[float, ...] = ()
 
     def canonical(self) -> bytes:
         """Compact, key-sorted ASCII JSON: the bytes the spec hash is taken over."""
         fields = asdict(self)
-        for name in _OPTIONAL_FIELDS:
-            if not fields[name]:
+        for name, unused in _OPTIONAL_FIELDS.items():
+            if fields[name] == unused:
                 del fields[name]
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("ascii")
 
@@ -128,7 +143,7 @@ class TaskSpec:
             partition=self.partition or base.partition,
             seed=self.seed,
             contribution=self.contribution,
-            reward_full_gain=self.reward_full_gain,
+            standardize=self.standardize,
         )
         if self.data_hash:  # the columns read are part of the spec
             settings = settings.with_changes(
@@ -178,7 +193,7 @@ class TaskSpec:
         """Read a spec file (also one of an older run, which ends with a newline)."""
         try:
             data: dict[str, Any] = json.loads(path.read_text())
-            for name in ("input_shape", "features", "classes"):
+            for name in _TUPLE_FIELDS:
                 if name in data:
                     data[name] = tuple(data[name])
             return cls(**data)

@@ -39,7 +39,6 @@ class RoundReplay:
     aggregation: str = ""
     evaluation: str = ""
     scores: list[ScoreCheck] = field(default_factory=list)
-    unearned: str = ""  # how the recomputed unearned budget differs from the chain's
     blocked: str = ""  # why the round could not be replayed at all
     blocked_by: str | None = None  # the participant whose stored update is at fault
 
@@ -110,6 +109,10 @@ def _replay_task(
             f"the holdout rebuilt from the spec hashes to {to_hex(hold.data_hash)}, the spec "
             f"names {spec.holdout_hash}: the data or the spec differs from the run's"
         )
+    if not hold_problem:  # the spec's standardization statistics are its holdout's
+        from fedchain.federation.workload import standardization_problem
+
+        hold_problem = standardization_problem(spec, settings)
     replay = _Replay(
         strategy,
         spec,
@@ -252,14 +255,9 @@ class _Replay:
         global_model: Weights,
         result: RoundReplay,
     ) -> None:
-        from fedchain.contribution.rewards import RewardRule
         from fedchain.contribution.round import score_round, scoring_seed
         from fedchain.federation.coalitions import coalition_aggregator
 
-        # The weights the strategy gave the updates in the round's full aggregation, just
-        # replayed (coalitions run on copies of the strategy).
-        given = getattr(self.strategy, "last_update_weights", None)
-        full_gain = self.spec.reward_full_gain
         scoring = score_round(
             method=self.spec.contribution,
             addresses=loaded.addresses,
@@ -274,15 +272,7 @@ class _Replay:
             budget=self.budget,
             seed=scoring_seed(self.spec.seed, entry.round),
             holdout_hash=self.spec.holdout_hash,
-            rule=RewardRule(full_gain) if full_gain > 0 else None,
-            update_weights=None if given is None else [float(w) for w in given],
         )
-        unearned = self.budget - entry.total_reward
-        if scoring.unearned != unearned:
-            result.unearned = (
-                f"{unearned} of the budget {self.budget} left unearned on chain, "
-                f"{scoring.unearned} recomputed"
-            )
         recorded = {r.participant: r for r in entry.rewards}
         hash_problem = ""
         if to_hex(scoring.scoring_hash) != entry.scoring_hash:

@@ -92,6 +92,13 @@ def simulate(
     commit_mode: Annotated[
         str, typer.Option(help="relayed (signatures checked on chain) or merkle (one root).")
     ] = "relayed",
+    standardize: Annotated[
+        str,
+        typer.Option(
+            help="local (each client on its own rows) or task (everyone with the holdout's "
+            "statistics, recorded in the task spec)."
+        ),
+    ] = "local",
 ) -> None:
     """Simulate a federation on this machine, every round recorded on chain."""
     from fedchain.ml.data import absolute_dataset_spec
@@ -129,6 +136,7 @@ def simulate(
             round_timeout=round_timeout,
             min_train_nodes=min_train_nodes,
             commit_mode=commit_mode,
+            standardize=standardize,
         )
         _validate_workload(settings)
     except FedchainError as exc:  # a bad option: one line, exit code 2

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from fedchain.errors import FedchainError
 from fedchain.hashing import file_hash, to_hex
 from fedchain.ml.data import (
     CSV_PREFIX,
@@ -28,11 +29,11 @@ from fedchain.ml.data import (
 from fedchain.ml.errors import DatasetError
 from fedchain.ml.models import CNN, MLP, build_model
 from fedchain.ml.partition import partition
-from fedchain.ml.preprocess import preprocess_local
+from fedchain.ml.preprocess import Standardizer, preprocess
 from fedchain.ml.training import evaluate, train
 from fedchain.ml.weights import get_weights, set_weights
 from fedchain.settings import RunSettings
-from fedchain.task import SpecData, decode_names, encode_names
+from fedchain.task import SpecData, TaskSpec, decode_names, encode_names
 
 __all__ = [
     "Holdout",
@@ -45,6 +46,8 @@ __all__ = [
     "site_columns",
     "site_data",
     "spec_data",
+    "standardization_problem",
+    "task_standardizer",
     "train_locally",
 ]
 
@@ -58,7 +61,8 @@ _CLIENT_DATA_CACHE = 16
 
 @dataclass(frozen=True)
 class Holdout:
-    """The server's holdout set, preprocessed with its own statistics, and its hash."""
+    """The server's holdout set, preprocessed (with its own statistics, which are the task's
+    when ``standardize`` is ``task``), and its hash."""
 
     data: Dataset
     data_hash: bytes
@@ -120,18 +124,56 @@ def run_dataset(settings: RunSettings) -> Dataset:
     return _dataset(*_data_key(settings, settings.dataset))
 
 
+def _raw_holdout(settings: RunSettings) -> Dataset:
+    """The holdout as read, before preprocessing.
+
+    A simulation splits it off ``settings.dataset``; a consortium's coordinator names a file of
+    its own in ``settings.holdout`` (``csv:PATH``), used whole.
+    """
+    if settings.holdout:
+        return _dataset(*_data_key(settings, settings.holdout))
+    key = _data_key(settings, settings.dataset)
+    _, raw = _split(key, settings.holdout_fraction, settings.seed)
+    return raw
+
+
 def holdout(settings: RunSettings) -> Holdout:
     """The holdout the server evaluates on; its hash goes into the task spec.
 
     A simulation splits it off ``settings.dataset``; a consortium's coordinator names a file of
     its own in ``settings.holdout`` (``csv:PATH``), used whole.
     """
-    if settings.holdout:
-        raw = _dataset(*_data_key(settings, settings.holdout))
-    else:
-        key = _data_key(settings, settings.dataset)
-        _, raw = _split(key, settings.holdout_fraction, settings.seed)
-    return Holdout(preprocess_local(raw), dataset_hash(raw), raw.num_classes, raw.input_shape)
+    raw = _raw_holdout(settings)
+    data = preprocess(raw, task_standardizer(settings))
+    return Holdout(data, dataset_hash(raw), raw.num_classes, raw.input_shape)
+
+
+@lru_cache(maxsize=4)
+def holdout_statistics(settings: RunSettings) -> Standardizer | None:
+    """The task's standardization statistics: the holdout's per-feature mean and standard
+    deviation (see :meth:`fedchain.ml.preprocess.Standardizer.fit`); None for images, which
+    are scaled by a constant."""
+    raw = _raw_holdout(settings)
+    return None if raw.is_image else Standardizer.fit(raw.features)
+
+
+def task_standardizer(settings: RunSettings) -> Standardizer | None:
+    """The statistics every party standardizes with, or None when each uses its own
+    (``standardize = "local"``, or images).
+
+    A party that holds the holdout (the server, a simulated client, an auditor) rebuilds them
+    from it; a site reads them from ``standardize-stats`` in the run config.
+
+    Raises
+    ------
+    DatasetError
+        If ``standardize-stats`` cannot be read, or a site has neither them nor the holdout.
+    """
+    if settings.standardize == "local":
+        return None
+    if settings.standardize_stats:
+        return Standardizer.from_json(settings.standardize_stats)
+    return holdout_statistics(settings)
 
 
 def spec_data(settings: RunSettings) -> SpecData:
@@ -141,9 +183,15 @@ def spec_data(settings: RunSettings) -> SpecData:
     class names its labels were mapped from."""
     source = settings.holdout or settings.dataset
     path = parse_dataset_spec(source).path
+    standardization = _spec_standardization(settings)
     if path is None:
         return SpecData(
-            dataset=settings.dataset, data_hash="", label_column="", features=(), classes=()
+            dataset=settings.dataset,
+            data_hash="",
+            label_column="",
+            features=(),
+            classes=(),
+            **standardization,
         )
     data = _dataset(*_data_key(settings, source))
     return SpecData(
@@ -152,7 +200,65 @@ def spec_data(settings: RunSettings) -> SpecData:
         label_column=settings.label_column,
         features=data.feature_names,
         classes=data.class_names,
+        **standardization,
     )
+
+
+class _SpecStandardization(TypedDict):
+    standardize: str
+    feature_mean: tuple[float, ...]
+    feature_scale: tuple[float, ...]
+
+
+def _spec_standardization(settings: RunSettings) -> _SpecStandardization:
+    """The spec's standardization fields: the mode, and with ``task`` the holdout's statistics.
+
+    Raises
+    ------
+    DatasetError
+        If the run config's ``standardize-stats`` (what the sites use) are not the holdout's.
+    """
+    if settings.standardize == "local":
+        return _SpecStandardization(standardize="local", feature_mean=(), feature_scale=())
+    stats = holdout_statistics(settings)
+    if stats is None:  # images: scaled by a constant, nothing to record
+        return _SpecStandardization(
+            standardize=settings.standardize, feature_mean=(), feature_scale=()
+        )
+    if settings.standardize_stats and not stats.same_as(
+        Standardizer.from_json(settings.standardize_stats)
+    ):
+        raise DatasetError(
+            "the run config's standardize-stats are not the holdout's statistics, so the sites "
+            "would standardize unlike the task spec: use the run config `fedchain task create` "
+            "wrote, or clear standardize-stats"
+        )
+    return _SpecStandardization(
+        standardize=settings.standardize,
+        feature_mean=tuple(float(v) for v in stats.mean.ravel()),
+        feature_scale=tuple(float(v) for v in stats.scale.ravel()),
+    )
+
+
+def standardization_problem(spec: TaskSpec, settings: RunSettings) -> str:
+    """Why ``spec``'s standardization is not the one its holdout gives ("" when it is): with
+    ``task``, its ``feature_mean`` and ``feature_scale`` must be the statistics of the holdout
+    ``settings`` rebuild, bit for bit, or the clients trained in another input space."""
+    try:
+        rebuilt = _spec_standardization(
+            settings.with_changes(standardize=spec.standardize, standardize_stats="")
+        )
+    except FedchainError as exc:  # a holdout that cannot be read, a mode that does not exist
+        return f"the spec's standardization cannot be rebuilt: {exc}"
+    if (spec.feature_mean, spec.feature_scale) != (
+        rebuilt["feature_mean"],
+        rebuilt["feature_scale"],
+    ):
+        return (
+            f"the spec's standardization statistics ({spec.standardize}) are not those of the "
+            "holdout rebuilt from it: the clients standardized unlike the task the chain names"
+        )
+    return ""
 
 
 def site_columns(settings: RunSettings) -> RunSettings:
@@ -168,8 +274,11 @@ def site_columns(settings: RunSettings) -> RunSettings:
     if not settings.holdout or parse_dataset_spec(settings.holdout).path is None:
         return settings
     data = _dataset(*_data_key(settings, settings.holdout))
+    stats = holdout_statistics(settings) if settings.standardize == "task" else None
     return settings.with_changes(
-        features=encode_names(data.feature_names), classes=encode_names(data.class_names)
+        features=encode_names(data.feature_names),
+        classes=encode_names(data.class_names),
+        standardize_stats=stats.to_json() if stats is not None else "",
     )
 
 
@@ -195,13 +304,14 @@ def _client_data(settings: RunSettings, partition_id: int, num_partitions: int) 
     indices = _partition(
         key, settings.holdout_fraction, settings.seed, settings.partition, num_partitions
     )[partition_id]
-    return preprocess_local(train_part.subset(indices))
+    return preprocess(train_part.subset(indices), task_standardizer(settings))
 
 
 def client_data(
     settings: RunSettings, partition_id: int, num_partitions: int | None = None
 ) -> Dataset:
-    """Simulated client ``partition_id``'s training data, preprocessed with its own statistics.
+    """Simulated client ``partition_id``'s training data, preprocessed with its own statistics
+    or the task's (see :func:`task_standardizer`).
 
     ``num_partitions`` is the number of simulated nodes (Flower's node config), by default the
     settings' number of clients.
@@ -214,17 +324,26 @@ def client_data(
 
 @cache
 def site_data(
-    path: str, label_column: str, num_classes: int | None, features: str = "", classes: str = ""
+    path: str,
+    label_column: str,
+    num_classes: int | None,
+    features: str = "",
+    classes: str = "",
+    *,
+    standardize: str = "local",
+    standardize_stats: str = "",
 ) -> Dataset:
     """A hospital's own CSV file (its SuperNode's ``data-path``), preprocessed with its own
-    statistics; ``num_classes`` is the task's (a site may lack some classes), ``features`` and
-    ``classes`` the run config's (see :func:`fedchain.task.encode_names`).
+    statistics or (``standardize = "task"``) the task's, ``standardize_stats``; ``num_classes``
+    is the task's (a site may lack some classes); ``features``, ``classes`` and the
+    standardization are the run config's (see :func:`fedchain.task.encode_names`).
 
     Raises
     ------
     DatasetError
         If the file cannot be read so, or its labels are class names but the task names no
-        classes (a site would number them on its own, unlike the others).
+        classes (a site would number them on its own, unlike the others), or the task
+        standardizes with its statistics and the run config carries none.
     """
     data = load_dataset(
         f"{CSV_PREFIX}{path}",
@@ -239,7 +358,15 @@ def site_data(
             "the task names no classes, so this site would number them unlike the others: the "
             "coordinator creates the task with `fedchain task create`, which records them"
         )
-    return preprocess_local(data)
+    if standardize == "local":
+        return preprocess(data)
+    if not standardize_stats:
+        raise DatasetError(
+            f"the task standardizes features with its holdout's statistics, but the run config "
+            f"carries no standardize-stats for this site ({path}): the coordinator writes them "
+            "with `fedchain task create`; submit the run config it wrote"
+        )
+    return preprocess(data, Standardizer.from_json(standardize_stats))
 
 
 def model_name(settings: RunSettings, input_shape: tuple[int, ...]) -> str:

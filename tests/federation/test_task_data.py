@@ -29,6 +29,9 @@ def test_a_built_in_dataset_is_named_as_before() -> None:
         "label_column": "",
         "features": (),
         "classes": (),
+        "standardize": "local",
+        "feature_mean": (),
+        "feature_scale": (),
     }
 
 

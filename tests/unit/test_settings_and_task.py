@@ -56,6 +56,7 @@ def test_run_config_round_trip_and_coercion() -> None:
         ({"fraction-train": 1.5}, "fraction-train must lie in"),
         ({"direct": "maybe"}, "is not a bool"),
         ({"num-clients": 2.5}, "is not a int"),
+        ({"standardize": "global"}, "standardize must be one of local, task"),
     ],
 )
 def test_bad_settings_say_which_one(config: dict[str, object], message: str) -> None:
@@ -152,6 +153,58 @@ def test_the_spec_hash_covers_the_data_hash_columns_and_classes(
     assert _csv_spec(**change).spec_hash() != spec.spec_hash()
     assert TaskSpec.load(path) == spec
     assert b'"data_hash":"0x' + b"44" * 32 + b'"' in path.read_bytes()
+
+
+def _standardized_spec(**changes: object) -> TaskSpec:
+    base: dict[str, object] = dict(
+        standardize="task", feature_mean=(0.1, 14.127291739894552), feature_scale=(1.0, 3.5)
+    )
+    base.update(changes)
+    return _spec(**base)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"standardize": "local"},
+        {"feature_mean": (0.1, 14.127291739894554)},  # one unit in the last place
+        {"feature_scale": (1.0, 3.25)},
+        {"feature_mean": (), "feature_scale": ()},
+    ],
+)
+def test_the_spec_hash_covers_the_standardization_statistics(
+    change: dict[str, object], tmp_path: Path
+) -> None:
+    # Prepare
+    spec = _standardized_spec()
+    path = tmp_path / "task.json"
+    # Execute
+    spec.save(path)
+    loaded = TaskSpec.load(path)
+    # Assert: the statistics are in the hashed bytes and read back bit for bit
+    assert _standardized_spec(**change).spec_hash() != spec.spec_hash()
+    assert loaded == spec
+    assert loaded.feature_mean == (0.1, 14.127291739894552)
+    assert b'"feature_mean":[0.1,14.127291739894552]' in path.read_bytes()
+    assert b'"standardize":"task"' in path.read_bytes()
+
+
+def test_a_locally_standardized_spec_keeps_the_bytes_it_had() -> None:
+    # Execute
+    canonical = _spec(standardize="local").canonical()
+    # Assert: no new keys, so the spec hashes of earlier tasks still match their chain
+    assert canonical == _spec().canonical()
+    assert b"standardize" not in canonical
+    assert b"feature_" not in canonical
+
+
+def test_training_settings_carry_the_spec_standardization() -> None:
+    # Execute
+    task = _standardized_spec().training_settings(RunSettings())
+    local = _spec().training_settings(RunSettings(standardize="task"))
+    # Assert
+    assert task.standardize == "task"
+    assert local.standardize == "local"
 
 
 def test_training_settings_read_the_data_from_the_path_given(tmp_path: Path) -> None:

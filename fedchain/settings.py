@@ -65,6 +65,9 @@ class RunSettings:
     deployment: str = ""
     direct: bool = False
     reward_per_round: int = 1000 * 10**18
+    # The measured gain (holdout loss) that earns a round's whole budget; 0: the whole budget is
+    # split over the positive scores (fedchain.contribution.rewards).
+    reward_full_gain: float = 0.01
     contribution: str = "data-size"
     attack: str = ""
     byzantine: int = -1
@@ -105,6 +108,7 @@ class RunSettings:
                 f"strategy must be one of {', '.join(STRATEGY_NAMES)}",
             ),
             (self.reward_per_round >= 0, "reward-per-round must be >= 0"),
+            (self.reward_full_gain >= 0, "reward-full-gain must be >= 0 (0: split the budget)"),
             (
                 self.contribution in CONTRIBUTION_METHODS,
                 f"contribution must be one of {', '.join(CONTRIBUTION_METHODS)}",

@@ -44,6 +44,7 @@ _OPTIONAL_FIELDS: dict[str, object] = {
     "standardize": "local",
     "feature_mean": (),
     "feature_scale": (),
+    "reward_full_gain": 0.0,
 }
 #: Spec fields read back from JSON arrays.
 _TUPLE_FIELDS = ("input_shape", "features", "classes", "feature_mean", "feature_scale")
@@ -85,6 +86,10 @@ class TaskSpec:
     ``standardize`` is how clients standardize tabular features: ``local`` (each on its own
     rows) or ``task``, with ``feature_mean`` and ``feature_scale`` (the holdout's per-feature
     mean and standard deviation, see :mod:`fedchain.ml.preprocess`) under the spec hash.
+
+    ``reward_full_gain`` is the measured gain that earns a round's whole budget (see
+    :mod:`fedchain.contribution.rewards`); 0, and absent from the specs of older tasks, pays
+    by the rule before issue 15 (the whole budget split over the positive scores).
     """
 
     dataset: str
@@ -110,6 +115,7 @@ class TaskSpec:
     standardize: str = "local"
     feature_mean: tuple[float, ...] = ()
     feature_scale: tuple[float, ...] = ()
+    reward_full_gain: float = 0.0
 
     def canonical(self) -> bytes:
         """Compact, key-sorted ASCII JSON: the bytes the spec hash is taken over."""
@@ -144,6 +150,7 @@ class TaskSpec:
             seed=self.seed,
             contribution=self.contribution,
             standardize=self.standardize,
+            reward_full_gain=self.reward_full_gain,
         )
         if self.data_hash:  # the columns read are part of the spec
             settings = settings.with_changes(

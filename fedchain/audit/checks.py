@@ -256,12 +256,17 @@ class _TaskAudit:
     def _budget(self) -> list[Check]:
         rows = Rows(BUDGET, self.task.task_id)
         budget = self.task.reward_per_round
+        unearned = 0  # what the rounds left in the pool: budget - attributed
         for entry in self.task.committed_rounds():
             paid = sum(r.amount for r in entry.rewards)
             if paid > budget:
                 rows.fail(f"{paid} attributed, the budget is {budget}", entry.round)
+            unearned += max(0, budget - paid)
         rounds = len(self.task.committed_rounds())
-        return rows.rows(f"{rounds} rounds, each at most {_tokens(budget)} tokens")
+        return rows.rows(
+            f"{rounds} rounds, each at most {_tokens(budget)} tokens; "
+            f"{_tokens(unearned)} unearned, left in the pool"
+        )
 
     def _listed(self) -> list[Check]:
         rows: list[Check] = []
@@ -342,6 +347,7 @@ class _TaskAudit:
             for kind, problem in (
                 (AGGREGATION, result.aggregation),
                 (EVALUATION, result.evaluation),
+                (SCORES, result.unearned),
             ):
                 if problem:
                     rows[kind].fail(problem, result.round)

@@ -39,6 +39,7 @@ class RoundReplay:
     aggregation: str = ""
     evaluation: str = ""
     scores: list[ScoreCheck] = field(default_factory=list)
+    unearned: str = ""  # how the recomputed unearned budget differs from the chain's
     blocked: str = ""  # why the round could not be replayed at all
     blocked_by: str | None = None  # the participant whose stored update is at fault
 
@@ -255,9 +256,14 @@ class _Replay:
         global_model: Weights,
         result: RoundReplay,
     ) -> None:
+        from fedchain.contribution.rewards import RewardRule
         from fedchain.contribution.round import score_round, scoring_seed
         from fedchain.federation.coalitions import coalition_aggregator
 
+        # The weights the strategy gave the updates in the round's full aggregation, just
+        # replayed (coalitions run on copies of the strategy).
+        given = getattr(self.strategy, "last_update_weights", None)
+        full_gain = self.spec.reward_full_gain
         scoring = score_round(
             method=self.spec.contribution,
             addresses=loaded.addresses,
@@ -272,7 +278,15 @@ class _Replay:
             budget=self.budget,
             seed=scoring_seed(self.spec.seed, entry.round),
             holdout_hash=self.spec.holdout_hash,
+            rule=RewardRule(full_gain) if full_gain > 0 else None,
+            update_weights=None if given is None else [float(w) for w in given],
         )
+        unearned = self.budget - entry.total_reward
+        if scoring.unearned != unearned:
+            result.unearned = (
+                f"{unearned} of the budget {self.budget} left unearned on chain, "
+                f"{scoring.unearned} recomputed"
+            )
         recorded = {r.participant: r for r in entry.rewards}
         hash_problem = ""
         if to_hex(scoring.scoring_hash) != entry.scoring_hash:

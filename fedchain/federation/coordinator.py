@@ -321,6 +321,7 @@ def _spec(settings: RunSettings, hold: Holdout, initial: ModelHash) -> TaskSpec:
         partition=settings.partition,
         seed=settings.seed,
         contribution=settings.contribution,
+        reward_full_gain=settings.reward_full_gain,
     )
 
 
@@ -389,6 +390,7 @@ def run_federation(
             first_round=first_round,
             on_aggregated=journal.aggregated if session is not None else None,
             last_round=settings.num_rounds,
+            reward_full_gain=spec.reward_full_gain,
         )
         if point is not None:
             strategy.reports.extend(point.reports)

@@ -36,7 +36,7 @@ from fedchain.chain.records import (
     TaskId,
 )
 from fedchain.chain.signing import recover_signer
-from fedchain.contribution.rewards import to_fixed_point
+from fedchain.contribution.rewards import RewardRule, to_fixed_point
 from fedchain.contribution.round import RoundScoring, score_round, scoring_seed
 from fedchain.federation.coalitions import aggregation_order, coalition_aggregator, frozen_heap
 from fedchain.federation.merkle_rounds import MerkleRound, publish
@@ -114,6 +114,7 @@ class LedgerStrategy(Strategy):
         first_round: int = 1,
         on_aggregated: Callable[[RoundReport], None] | None = None,
         last_round: int | None = None,
+        reward_full_gain: float = 0.0,
     ) -> None:
         """Wrap ``inner``.
 
@@ -121,6 +122,8 @@ class LedgerStrategy(Strategy):
         the rounds already on chain); ``on_aggregated`` sees each round's report before its chain
         write is queued, ``on_round`` after it is mined. With ``last_round``, the run's last
         round, each commit before it also opens the next round, in the same transaction.
+        ``reward_full_gain`` is the task's reward rule (:mod:`fedchain.contribution.rewards`;
+        0: the rule before issue 15, the whole budget split over the positive scores).
         """
         self.inner = inner
         self.first_round = first_round
@@ -138,6 +141,7 @@ class LedgerStrategy(Strategy):
         self.contribution = contribution
         self.task_seed = task_seed
         self.holdout_hash = holdout_hash
+        self.reward_rule = RewardRule(reward_full_gain) if reward_full_gain > 0 else None
         self.reports: list[RoundReport] = []
         self._parent_weights: dict[int, Weights] = {}
         self._sampled: dict[int, list[int]] = {}
@@ -226,6 +230,7 @@ class LedgerStrategy(Strategy):
         scoring = self._score(server_round, accepted, updates, weights)
         report.contribution_method, report.scoring_seconds = scoring.method, scoring.seconds
         report.evaluations, report.budget = scoring.evaluations, self.reward_per_round
+        report.unearned = scoring.unearned
         self._finish(report)
         self._aggregated(report)
         if self.link is not None:
@@ -237,7 +242,8 @@ class LedgerStrategy(Strategy):
     def _score(
         self, server_round: int, accepted: list[_Checked], updates: list[Weights], weights: Weights
     ) -> RoundScoring:
-        """Measure each accepted participant's contribution and split the round's budget."""
+        """Measure each accepted participant's contribution and pay it out of the budget."""
+        weights_given = _update_weights(self.inner, len(accepted), server_round)
         examples = [c.outcome.num_examples for c in accepted]
         aggregate = coalition_aggregator(self.inner, server_round, updates, examples)
         scoring = score_round(
@@ -252,10 +258,15 @@ class LedgerStrategy(Strategy):
             budget=self.reward_per_round,
             seed=scoring_seed(self.task_seed, server_round),
             holdout_hash=self.holdout_hash,
+            rule=self.reward_rule,
+            update_weights=weights_given,
         )
-        for c in accepted:
-            c.outcome.score = scoring.scores[c.outcome.address]
-            c.outcome.reward = scoring.rewards[c.outcome.address]
+        for i, c in enumerate(accepted):
+            who = c.outcome.address
+            c.outcome.score, c.outcome.reward = scoring.scores[who], scoring.rewards[who]
+            c.outcome.weight = None if weights_given is None else weights_given[i]
+            c.outcome.eligible = scoring.eligible.get(who, True)
+            c.outcome.duplicate_of = scoring.duplicate_of.get(who, "")
         return scoring
 
     def _commit(
@@ -547,6 +558,26 @@ class LedgerStrategy(Strategy):
     def summary(self) -> None:
         log.info("LedgerStrategy around %s", type(self.inner).__name__)
         self.inner.summary()
+
+
+def _update_weights(inner: Strategy, n: int, server_round: int) -> list[float] | None:
+    """How much each of the round's ``n`` updates counted in ``inner``'s aggregation: its
+    ``last_update_weights`` (one per reply, in the replies' order), or None when it cannot say.
+
+    Read after the round's full aggregation and before any coalition's (which run on copies).
+    """
+    weights = getattr(inner, "last_update_weights", None)
+    if weights is None:
+        return None
+    values = [float(w) for w in weights]
+    if len(values) != n or not all(np.isfinite(w) and w >= 0 for w in values):
+        log.warning(
+            "round %d: %s gave %d update weights for %d updates (or a negative one): "
+            "ignored, every update may earn",
+            server_round, type(inner).__name__, len(values), n,
+        )  # fmt: skip
+        return None
+    return values
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -92,6 +92,7 @@ def summary(record: RunRecord) -> dict[str, Any]:
                 "committed": report.committed,
                 "failed_reason": report.failed_reason or None,
                 "budget": str(report.budget),
+                "unearned": str(report.unearned),
                 "contribution_method": report.contribution_method,
                 "scoring_seconds": round(report.scoring_seconds, 4),
                 "utility_evaluations": report.evaluations,

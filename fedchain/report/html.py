@@ -129,6 +129,9 @@ def _cards(run: Run, people: int, token: RewardToken) -> str:
     gas = sum(int(r["gas_used"] or 0) for r in rounds)
     attributed = sum(int(v) for v in s["rewards"].values())
     budget = format_tokens(_budget(run), token)
+    # What the rounds did not earn stayed in the pool (runs before issue 15 record none).
+    unearned = sum(int(r.get("unearned") or 0) for r in rounds if r["committed"])
+    kept = f" · {format_tokens(unearned, token)} unearned, kept in the pool" if unearned else ""
     cards = [
         (
             "final accuracy",
@@ -154,7 +157,7 @@ def _cards(run: Run, people: int, token: RewardToken) -> str:
         (
             "rewards attributed",
             _amount(attributed, token) if ledger else "—",
-            f"budget {_e(budget)} a round" if ledger else "no ledger: none attributed",
+            f"budget {_e(budget)} a round{_e(kept)}" if ledger else "no ledger: none attributed",
         ),
     ]
     return "".join(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
 import textwrap
@@ -228,3 +229,20 @@ def test_the_api_names_do_not_shadow_the_audit_and_report_subpackages() -> None:
     )
     # Assert
     assert out.strip() == "ok"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_docs_call_only_functions_the_package_exports() -> None:
+    # Prepare
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    # Execute: every fedchain.NAME( in code, fenced or inline
+    called = {
+        (page.name, name)
+        for page in pages
+        for name in re.findall(r"\bfedchain\.(\w+)\(", page.read_text())
+    }
+    # Assert
+    assert {name for _, name in called} >= {"simulate", "audit_run", "verify_model"}
+    assert {(page, name) for page, name in called if name not in fedchain.__all__} == set()

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The CPU build of PyTorch; any other torch requirement pulls GBs of CUDA packages.
 TORCH  := torch==2.13.0
 
-.PHONY: setup demo test test-python test-contracts lint slither bench contracts clean chromium
+.PHONY: setup demo test test-python test-contracts lint docs slither bench contracts clean chromium
 
 setup: $(VENV)/.installed node_modules/.installed chromium
 
@@ -41,12 +41,19 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(BIN)/fedchain simulate --out runs/demo
 
-test: setup lint slither test-contracts test-python
+test: setup lint docs slither test-contracts test-python
 
+# lint-imports: the layer order and the web3 rule of [tool.importlinter] in pyproject.toml.
+# (Import cycles, counting imports inside functions: tests/unit/test_import_cycles.py.)
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# The documentation site (mkdocs.yml, strict: a broken link or a page left out of nav fails).
+docs: setup
+	$(BIN)/mkdocs build --strict --quiet -d .site
 
 # Static analysis of contracts/ (settings: slither.config.json). It reads Hardhat's solc-js build;
 # an incremental compile leaves older build-info files holding the previous text of an edited

@@ -31,6 +31,20 @@ Kinds (``ATTACK_KINDS``):
     ``s = floor(n / 2 + 1) - f`` and ``z = Phi^-1((n - s) / n)``, the largest shift that still
     leaves the attackers inside the majority a median or Krum sides with. With one attacker the
     standard deviation is zero and the attack sends its honest update.
+``inflate-examples``
+    Trains honestly, but reports (and signs) ``INFLATE_FACTOR`` times its number of examples,
+    so FedAvg weights its update, and data-size scoring pays it, as if it held that much data.
+``sybil``
+    One organisation registers the attackers' keys and sends the same update under each: the
+    honest update of the first attacking partition (every sybil recomputes it, as ALIE does),
+    with that partition's example count. Each copy is signed by its own key, so the copies hash
+    alike and multiply one organisation's weight and reward.
+``ipm``
+    Inner-product manipulation (Xie, Koyejo, Gupta, UAI 2020). The attackers are omniscient, as
+    in the paper: each recomputes the honest update of every honest partition and sends
+    ``w - IPM_EPSILON * mean_h(w_h - w)``, the honest clients' mean update reversed and
+    shrunk, so its inner product with the true update is negative while the vector stays
+    small enough for a median or Krum to pick (all attackers the same update).
 """
 
 from __future__ import annotations
@@ -50,16 +64,29 @@ __all__ = [
     "FREE_RIDER_NOISE_STD",
     "GAUSSIAN_STD",
     "HONEST",
+    "INFLATE_FACTOR",
+    "IPM_EPSILON",
     "SIGN_FLIP_SCALE",
     "AttackError",
     "AttackPlan",
+    "ExampleCount",
     "Trainer",
     "alie_z",
     "flipped_labels",
     "parse_attack",
 ]
 
-ATTACK_KINDS = ("sign-flip", "gaussian", "label-flip", "free-rider", "noisy-free-rider", "alie")
+ATTACK_KINDS = (
+    "sign-flip",
+    "gaussian",
+    "label-flip",
+    "free-rider",
+    "noisy-free-rider",
+    "alie",
+    "inflate-examples",
+    "sybil",
+    "ipm",
+)
 #: The role of a participant that does not attack.
 HONEST = "honest"
 #: sign-flip sends ``w - SIGN_FLIP_SCALE * (w_trained - w)``.
@@ -68,11 +95,19 @@ SIGN_FLIP_SCALE = 4.0
 GAUSSIAN_STD = 1.0
 #: noisy-free-rider sends ``w + N(0, FREE_RIDER_NOISE_STD^2)``.
 FREE_RIDER_NOISE_STD = 1e-3
+#: inflate-examples reports ``INFLATE_FACTOR`` times the examples it holds.
+INFLATE_FACTOR = 100
+#: ipm sends ``w - IPM_EPSILON * mean_h(w_h - w)``: the small epsilon of Xie et al.'s attacks on
+#: coordinate-wise median and Krum, and the one Karimireddy, He and Jaggi's bucketing experiments
+#: (ICLR 2022) run IPM with.
+IPM_EPSILON = 0.1
 
 Weights = dict[str, np.ndarray[Any, Any]]
 #: Trains partition ``p`` honestly on the received model (``flip_labels``: on flipped labels);
 #: returns the trained weights and the last epoch's loss.
 Trainer = Callable[[int, bool], tuple[Weights, float]]
+#: The number of examples partition ``p`` holds.
+ExampleCount = Callable[[int], int]
 
 
 class AttackError(FedchainError, ValueError):
@@ -132,7 +167,8 @@ class AttackPlan:
             Who attacks, among how many.
         train
             Honest local training of a partition on ``received`` (used by the attacks that
-            train: sign-flip, label-flip, and ALIE for every colluder).
+            train: sign-flip, label-flip, inflate-examples, ALIE for every colluder, sybil for
+            the first sybil, IPM for every honest partition).
         seed
             Seed of the attacker's noise.
         """
@@ -156,8 +192,15 @@ class AttackPlan:
                 for k, v in received.items()
             }
             return flipped, loss
+        if kind == "inflate-examples":
+            return train(partition_id, False)  # the lie is in the count: claimed_examples
         if kind == "alie":
             return self._alie(received, partition_id, num_clients, train)
+        if kind == "sybil":
+            shared, loss = train(min(self.attackers(num_clients)), False)
+            return {k: np.array(v, copy=True) for k, v in shared.items()}, loss
+        if kind == "ipm":
+            return self._ipm(received, num_clients, train)
         raise AttackError(f"unknown attack {kind!r}: use one of {', '.join(ATTACK_KINDS)}")
 
     def _alie(
@@ -176,6 +219,34 @@ class AttackPlan:
             shifted = stack.mean(axis=0) - z * stack.std(axis=0)
             forged[name] = shifted.astype(template.dtype)
         return forged, honest[colluders.index(partition_id)][1]
+
+    def _ipm(
+        self, received: Mapping[str, np.ndarray[Any, Any]], num_clients: int, train: Trainer
+    ) -> tuple[Weights, float]:
+        attackers = self.attackers(num_clients)
+        honest = [train(p, False) for p in range(num_clients) if p not in attackers]
+        if not honest:  # every client attacks: no honest update to reverse
+            return {k: np.array(v, copy=True) for k, v in received.items()}, 0.0
+        forged: Weights = {}
+        for name, template in received.items():
+            base = np.asarray(template, dtype=np.float64)
+            deltas = np.stack([np.asarray(w[name], dtype=np.float64) - base for w, _ in honest])
+            forged[name] = (base - IPM_EPSILON * deltas.mean(axis=0)).astype(template.dtype)
+        # It reports the honest clients' mean loss, a plausible figure.
+        return forged, float(np.mean([loss for _, loss in honest]))
+
+    def claimed_examples(self, partition_id: int, num_clients: int, held: ExampleCount) -> int:
+        """The number of examples attacker ``partition_id`` reports and signs.
+
+        ``held(p)`` is what partition ``p`` truly holds. An inflate-examples attacker claims
+        ``INFLATE_FACTOR`` times its own; a sybil the count of the data its copies came from
+        (the first sybil's partition); every other attacker its own.
+        """
+        if self.kind == "inflate-examples":
+            return INFLATE_FACTOR * held(partition_id)
+        if self.kind == "sybil":
+            return held(min(self.attackers(num_clients)))
+        return held(partition_id)
 
 
 def parse_attack(text: str) -> AttackPlan | None:

@@ -18,6 +18,7 @@ __all__ = [
     "CHAIN_KINDS",
     "COMMIT_MODES",
     "CONTRIBUTION_METHODS",
+    "STANDARDIZE_MODES",
     "STRATEGY_NAMES",
     "RunSettings",
     "SettingsError",
@@ -27,6 +28,9 @@ CHAIN_KINDS = ("embedded", "anvil", "rpc", "none")
 #: How a round is committed: relayed signatures checked on chain, or one Merkle root per round.
 COMMIT_MODES = ("relayed", "merkle")
 CONTRIBUTION_METHODS = ("data-size", "loo", "shapley", "gtg", "cosine")
+#: How tabular features are standardized: each party with its own statistics, or everyone with
+#: the task's (its holdout's, recorded in the spec); see fedchain.ml.preprocess.
+STANDARDIZE_MODES = ("local", "task")
 STRATEGY_NAMES = (
     "fedavg",
     "fedprox",
@@ -61,12 +65,19 @@ class RunSettings:
     deployment: str = ""
     direct: bool = False
     reward_per_round: int = 1000 * 10**18
+    # The measured gain (holdout loss) that earns a round's whole budget; 0: the whole budget is
+    # split over the positive scores (fedchain.contribution.rewards).
+    reward_full_gain: float = 0.01
     contribution: str = "data-size"
     attack: str = ""
     byzantine: int = -1
     out: str = "runs/latest"
     holdout_fraction: float = 0.2
     label_column: str = "label"
+    # CSV columns read as features ("" = every other numeric one) and the task's class names
+    # (set by `fedchain task create` for the sites); see fedchain.task.encode_names.
+    features: str = ""
+    classes: str = ""
     dropout: float = 0.0
     round_timeout: float = 3600.0
     commit_mode: str = "relayed"
@@ -75,6 +86,10 @@ class RunSettings:
     task_id: int = 0
     keystore: str = ""
     holdout: str = ""
+    # "local" or "task" (STANDARDIZE_MODES); the task's statistics as JSON for sites that do not
+    # hold the holdout ("" = rebuilt from the holdout), written by `fedchain task create`.
+    standardize: str = "local"
+    standardize_stats: str = ""
 
     def __post_init__(self) -> None:
         checks = [
@@ -93,6 +108,7 @@ class RunSettings:
                 f"strategy must be one of {', '.join(STRATEGY_NAMES)}",
             ),
             (self.reward_per_round >= 0, "reward-per-round must be >= 0"),
+            (self.reward_full_gain >= 0, "reward-full-gain must be >= 0 (0: split the budget)"),
             (
                 self.contribution in CONTRIBUTION_METHODS,
                 f"contribution must be one of {', '.join(CONTRIBUTION_METHODS)}",
@@ -110,6 +126,10 @@ class RunSettings:
                 "task-id names a task on a running chain: set chain = rpc and its rpc-url",
             ),
             (self.byzantine >= -1, "byzantine must be >= 0, or -1 to derive it from the attack"),
+            (
+                self.standardize in STANDARDIZE_MODES,
+                f"standardize must be one of {', '.join(STANDARDIZE_MODES)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

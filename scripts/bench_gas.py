@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
-import fedchain.chain.gateway as gateway_module
+import fedchain.chain._transport as gateway_module
 from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import EmbeddedChain
-from fedchain.chain.gateway import LedgerGateway, deploy
+from fedchain.chain.deploy import deploy
+from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.merkle import RewardLeaf
 from fedchain.chain.records import (
     Commitment,

@@ -22,7 +22,8 @@ from bench_alternation import in_turn, settle
 
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain, EmbeddedChain
-from fedchain.chain.gateway import LedgerGateway, deploy
+from fedchain.chain.deploy import deploy
+from fedchain.chain.gateway import LedgerGateway
 from fedchain.settings import RunSettings
 from fedchain.simulation.flower_engine import simulate
 

@@ -14,10 +14,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from eth_utils.address import to_checksum_address
-from web3.contract import Contract
-
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
+from fedchain.chain.lineage_reads import (
+    checksum_address,
+    ledger_calls,
+    transaction_calls,
+    transaction_sender,
+)
 from fedchain.chain.signing import LedgerDomain
 from fedchain.federation.merkle_rounds import ChainRoot
 
@@ -27,6 +30,7 @@ __all__ = [
     "LedgerLineage",
     "Membership",
     "ModelSighting",
+    "Position",
     "RewardEntry",
     "RoundLineage",
     "TaskLineage",
@@ -34,10 +38,14 @@ __all__ = [
     "compact_to_signature",
     "find_model",
     "ledger_calls",
+    "memberships",
     "rebuild_lineage",
 ]
 
-#: Where an event sits in the chain: (block number, log index). Compared as a tuple.
+#: Where an event sits in the chain: (block number, log index). Compared as a tuple, it orders
+#: events as they were executed: a node numbers the logs of a block across its transactions.
+#: (eth-tester numbers them within each transaction, but the embedded chain mines one
+#: transaction per block, so there too no two transactions share a block.)
 Position = tuple[int, int]
 
 
@@ -129,7 +137,13 @@ class TaskLineage:
 
 @dataclass
 class Membership:
-    """A participant's registration and, once it withdrew, its withdrawal."""
+    """A participant's registration and, once it withdrew, its withdrawal.
+
+    This is the one definition of an active participant the audit uses: what the contract
+    checks (its ``PARTICIPANT_ROLE``) when a commitment is recorded or a round committed. A
+    registration or withdrawal counts from its own event on, so one earlier in the same block
+    (a lower log index) counts and one later in that block does not.
+    """
 
     participant: str
     org_hash: str
@@ -139,6 +153,15 @@ class Membership:
     def active_at(self, position: Position) -> bool:
         """Whether the participant was registered and had not withdrawn at ``position``."""
         return self.registered < position and (self.withdrawn is None or position < self.withdrawn)
+
+    def inactive_reason(self, position: Position, what: str = "that") -> str:
+        """Why the participant was not active at ``position``, the position of ``what`` (for
+        example "the commitment"); "" when it was."""
+        if not self.registered < position:
+            return f"registered only at block {self.registered[0]}, after {what}"
+        if self.withdrawn is not None and not position < self.withdrawn:
+            return f"withdrew at block {self.withdrawn[0]}, before {what}"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -215,23 +238,40 @@ def _apply(lineage: LedgerLineage, event: LedgerEvent) -> None:
             task_id=task_id,
             spec_hash=str(a["specHash"]),
             initial_model_hash=str(a["initialModelHash"]),
-            token=_checksum(a["token"]),
+            token=checksum_address(a["token"]),
             reward_per_round=int(a["rewardPerRound"]),
-            coordinator=_checksum(a["coordinator"]),
+            coordinator=checksum_address(a["coordinator"]),
             created=here,
         )
-    elif name == "ParticipantRegistered":
-        who = _checksum(a["participant"])
-        lineage.members[who] = Membership(who, str(a["orgHash"]), here)
-    elif name == "ParticipantWithdrew":
-        member = lineage.members.get(_checksum(a["participant"]))
-        if member is not None:
-            member.withdrawn = here
+    elif name in _MEMBER_EVENTS:
+        _apply_membership(lineage.members, event)
     elif name == "RewardClaimed":
-        claim = Claim(_checksum(a["participant"]), _checksum(a["token"]), int(a["amount"]), here)
+        claim = Claim(
+            checksum_address(a["participant"]), checksum_address(a["token"]), int(a["amount"]), here
+        )
         lineage.claims.append(claim)
     elif name in _ROUND_EVENTS:
         _apply_round(lineage, event)
+
+
+def memberships(events: Sequence[LedgerEvent]) -> dict[str, Membership]:
+    """Every participant's registration and withdrawal, by checksummed address."""
+    members: dict[str, Membership] = {}
+    for event in events:
+        if event.name in _MEMBER_EVENTS:
+            _apply_membership(members, event)
+    return members
+
+
+_MEMBER_EVENTS = frozenset({"ParticipantRegistered", "ParticipantWithdrew"})
+
+
+def _apply_membership(members: dict[str, Membership], event: LedgerEvent) -> None:
+    who, here = checksum_address(event.args["participant"]), (event.block_number, event.log_index)
+    if event.name == "ParticipantRegistered":
+        members[who] = Membership(who, str(event.args["orgHash"]), here)
+    elif who in members:  # the contract lets only a registered participant withdraw
+        members[who].withdrawn = here
 
 
 def _apply_round(lineage: LedgerLineage, event: LedgerEvent) -> None:
@@ -254,7 +294,7 @@ def _apply_round(lineage: LedgerLineage, event: LedgerEvent) -> None:
     if event.name == "CommitmentRecorded":
         entry.commitments.append(
             CommitmentEntry(
-                participant=_checksum(a["participant"]),
+                participant=checksum_address(a["participant"]),
                 update_hash=str(a["updateHash"]).lower(),
                 num_examples=int(a["numExamples"]),
                 relayed=bool(a["relayed"]),
@@ -264,7 +304,7 @@ def _apply_round(lineage: LedgerLineage, event: LedgerEvent) -> None:
         )
     elif event.name == "RewardAttributed":
         entry.rewards.append(
-            RewardEntry(_checksum(a["participant"]), int(a["score"]), int(a["amount"]))
+            RewardEntry(checksum_address(a["participant"]), int(a["score"]), int(a["amount"]))
         )
     elif event.name == "RoundCommitted":
         entry.state, entry.closed, entry.commit_tx = "committed", here, event.tx_hash
@@ -327,8 +367,7 @@ def _relayed_signatures(
     signatures: dict[str, bytes] = {}
     for tx_hash in relayed_txs:
         try:
-            tx = gateway.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-            calls = ledger_calls(gateway.ledger, bytes(tx["input"]))
+            calls = transaction_calls(gateway, tx_hash)
         except Exception as exc:
             return {}, f"commit transaction {tx_hash} cannot be decoded: {exc}"
         commits = [args for name, args in calls if name == "commitRound"]
@@ -337,19 +376,8 @@ def _relayed_signatures(
             return {}, f"transaction {tx_hash} calls {names}, not one commitRound"
         for item in commits[0]["commitments"]:
             participant, _, _, r, vs = _commitment_fields(item)
-            signatures[_checksum(participant)] = compact_to_signature(r, vs)
+            signatures[checksum_address(participant)] = compact_to_signature(r, vs)
     return signatures, ""
-
-
-def ledger_calls(
-    ledger: Contract | type[Contract], data: bytes
-) -> list[tuple[str, dict[str, Any]]]:
-    """The ledger functions a transaction's input calls, with their arguments: one, or each
-    call of a ``multicall`` batch (a commit with the next round's opening)."""
-    function, args = ledger.decode_function_input(data)
-    if function.fn_name != "multicall":
-        return [(str(function.fn_name), dict(args))]
-    return [call for inner in args["data"] for call in ledger_calls(ledger, bytes(inner))]
 
 
 def _commitment_fields(item: Any) -> tuple[str, bytes, int, bytes, bytes]:
@@ -368,10 +396,9 @@ def _commitment_fields(item: Any) -> tuple[str, bytes, int, bytes, bytes]:
 
 def _sender(gateway: LedgerGateway, tx_hash: str) -> tuple[str | None, str]:
     try:
-        tx = gateway.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-    except Exception as exc:
+        return transaction_sender(gateway, tx_hash), ""
+    except Exception as exc:  # a node that cannot serve it: a finding of the audit, not a crash
         return None, f"transaction {tx_hash} cannot be read: {exc}"
-    return _checksum(tx["from"]), ""
 
 
 def find_model(lineage: LedgerLineage, digest: str) -> list[ModelSighting]:
@@ -400,7 +427,3 @@ def attributed_by_participant(lineage: LedgerLineage) -> dict[tuple[str, str], i
             for reward in entry.rewards:
                 totals[reward.participant, task.token] += reward.amount
     return dict(totals)
-
-
-def _checksum(value: Any) -> str:
-    return str(to_checksum_address(str(value)))

@@ -10,7 +10,9 @@ the run (:mod:`fedchain.federation.merkle_rounds`):
   every published proof verifies;
 - every leaf has its participant's signed commitment and every signature recovers (EIP-712, this
   chain and ledger) to that participant, with the same update hash and example count;
-- each participant appears once and was registered and active when the round was committed.
+- each participant appears once and was active when the round was committed, by the audit's
+  one rule (:class:`fedchain.audit.lineage.Membership`): a withdrawal earlier in the commit's
+  block counts, one later in it does not.
 
 :func:`audit_merkle_rounds` works on plain data (run directory, chain roots, participants);
 :func:`audit_merkle_run` reads those from a ledger gateway.
@@ -24,10 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_utils.address import to_checksum_address
-
-from fedchain.audit.lineage import CommitmentEntry, LedgerLineage, RewardEntry, RoundLineage
+from fedchain.audit.lineage import (
+    CommitmentEntry,
+    LedgerLineage,
+    Membership,
+    Position,
+    RewardEntry,
+    RoundLineage,
+    memberships,
+)
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
+from fedchain.chain.lineage_reads import checksum_address
 from fedchain.chain.merkle import RewardTree, verify_proof
 from fedchain.chain.signing import LedgerDomain, recover_signer
 from fedchain.federation.merkle_rounds import (
@@ -43,26 +52,12 @@ from fedchain.store import ModelCorrupted, ModelNotInStore, ModelStore
 __all__ = [
     "ChainRoot",
     "MerkleProblem",
-    "ParticipantWindow",
     "audit_merkle_rounds",
     "audit_merkle_run",
     "chain_roots",
-    "participant_windows",
+    "commit_positions",
     "round_entries",
 ]
-
-
-@dataclass(frozen=True)
-class ParticipantWindow:
-    """When a participant was active: registered at a block, withdrawn at a later one or never."""
-
-    registered_at: int
-    withdrawn_at: int | None = None
-
-    def active_at(self, block: int) -> bool:
-        return self.registered_at <= block and (
-            self.withdrawn_at is None or block < self.withdrawn_at
-        )
 
 
 @dataclass(frozen=True)
@@ -78,17 +73,13 @@ class MerkleProblem:
         return f"round {self.round}{who}: {self.problem}"
 
 
-def participant_windows(events: Iterable[LedgerEvent]) -> dict[str, ParticipantWindow]:
-    """Each participant's registration and withdrawal, from the ledger's events (keys are
-    lower-case addresses)."""
-    windows: dict[str, ParticipantWindow] = {}
-    for e in events:
-        who = str(e.args.get("participant", "")).lower()
-        if e.name == "ParticipantRegistered":
-            windows[who] = ParticipantWindow(e.block_number)
-        elif e.name == "ParticipantWithdrew" and who in windows:
-            windows[who] = ParticipantWindow(windows[who].registered_at, e.block_number)
-    return windows
+def commit_positions(events: Iterable[LedgerEvent], task_id: int) -> dict[int, Position]:
+    """Round -> where its ``RoundCommitted`` event sits, for one task."""
+    return {
+        int(e.args["round"]): (e.block_number, e.log_index)
+        for e in events
+        if e.name == "RoundCommitted" and int(e.args["taskId"]) == task_id
+    }
 
 
 def audit_merkle_run(out: Path, gateway: LedgerGateway, task_id: int) -> list[MerkleProblem]:
@@ -99,7 +90,8 @@ def audit_merkle_run(out: Path, gateway: LedgerGateway, task_id: int) -> list[Me
         chain_roots(events, task_id),
         gateway.domain,
         task_id,
-        participant_windows(events),
+        participants=memberships(events),
+        committed=commit_positions(events, task_id),
     )
 
 
@@ -108,7 +100,9 @@ def audit_merkle_rounds(
     roots: Mapping[int, ChainRoot],
     domain: LedgerDomain,
     task_id: int,
-    participants: Mapping[str, ParticipantWindow],
+    *,
+    participants: Mapping[str, Membership],
+    committed: Mapping[int, Position],
 ) -> list[MerkleProblem]:
     """Check every merkle round of a run against the chain; an empty list means all is well.
 
@@ -122,8 +116,11 @@ def audit_merkle_rounds(
         The chain id and ledger address the signatures must be for.
     task_id : int
         The task the rounds belong to.
-    participants : Mapping[str, ParticipantWindow]
-        Registered participants by lower-case address (:func:`participant_windows`).
+    participants : Mapping[str, Membership]
+        Registered participants by address (:func:`fedchain.audit.lineage.memberships`).
+    committed : Mapping[int, Position]
+        Where each round was committed (:func:`commit_positions`); a round missing here is
+        taken as committed at its root's block, after every event of that block.
 
     Returns
     -------
@@ -132,11 +129,13 @@ def audit_merkle_rounds(
     """
     problems: list[MerkleProblem] = []
     store = ModelStore(out / "store")
+    members = _by_address(participants)
     for round_id, chain in sorted(roots.items()):
         record, found = _record(out, store, round_id, chain)
         problems += found
+        at = committed.get(round_id, _end_of_block(chain.block_number))
         if record is not None:
-            problems += _check_record(record, round_id, chain, domain, task_id, participants)
+            problems += _check_record(record, round_id, chain, domain, task_id, members, at)
     folder = out / ROUNDS_DIR
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         if not path.stem.isdigit() or int(path.stem) not in roots:
@@ -189,14 +188,27 @@ def _record(
         return None, problems
 
 
-def _check_record(  # noqa: PLR0917 - private, one call site
+def _end_of_block(block: int) -> Position:
+    """After every event of ``block``: where a commit whose own event is missing is checked."""
+    return block, 1 << 62
+
+
+def _by_address(members: Mapping[str, Membership]) -> dict[str, Membership]:
+    """The memberships keyed by checksummed address, whatever case they were given in."""
+    return {checksum_address(who): m for who, m in members.items()}
+
+
+def _check_record(  # noqa: PLR0917 - private, two call sites
     record: MerkleRound,
     round_id: int,
     chain: ChainRoot,
     domain: LedgerDomain,
     task_id: int,
-    participants: Mapping[str, ParticipantWindow],
+    members: Mapping[str, Membership],
+    committed: Position,
 ) -> list[MerkleProblem]:
+    """The problems of one round's record; ``members`` by checksummed address, ``committed``
+    where the round was committed."""
     problems: list[MerkleProblem] = []
 
     def problem(participant: str, text: str) -> None:
@@ -231,11 +243,12 @@ def _check_record(  # noqa: PLR0917 - private, one call site
         proof = [bytes.fromhex(p[2:]) for p in proofs[i]]
         if not verify_proof(bytes.fromhex(chain.root[2:]), leaf, proof):
             problem(who, "the published proof does not lead to the chain's root")
-        window = participants.get(who.lower())
-        if window is None:
+        member = members.get(checksum_address(who))
+        if member is None:
             problem(who, "is not a registered participant")
-        elif not window.active_at(chain.block_number):
-            problem(who, f"was not active at block {chain.block_number}, when the round committed")
+        elif not member.active_at(committed):
+            why = member.inactive_reason(committed, "the commit")
+            problem(who, f"was not active when the round committed at block {committed[0]}: {why}")
         s = signed.get(who.lower())
         if s is None:
             problem(who, "has a reward leaf but no signed commitment")
@@ -268,12 +281,7 @@ def attach_merkle_records(
     every other audit check (signatures, stored updates, recomputation, budgets, claims) covers
     merkle rounds too. Returns the problems found, each with its task.
     """
-    windows = {
-        m.participant.lower(): ParticipantWindow(
-            m.registered[0], m.withdrawn[0] if m.withdrawn else None
-        )
-        for m in lineage.members.values()
-    }
+    members = _by_address(lineage.members)
     found: list[tuple[int, MerkleProblem]] = []
     for task in lineage.tasks.values():
         for entry in task.ordered_rounds():
@@ -281,32 +289,34 @@ def attach_merkle_records(
                 continue
             record, problems = _record(out, store, entry.round, entry.root)
             if record is not None:
+                at = entry.closed or _end_of_block(entry.root.block_number)
                 problems += _check_record(
-                    record, entry.round, entry.root, lineage.domain, task.task_id, windows
+                    record, entry.round, entry.root, lineage.domain, task.task_id, members, at
                 )
-                entry.commitments, entry.rewards = _lineage_entries(record, entry)
+                entry.commitments, entry.rewards = _lineage_entries(record, entry, at)
             found += [(task.task_id, p) for p in problems]
     return found
 
 
 def _lineage_entries(
-    record: MerkleRound, entry: RoundLineage
+    record: MerkleRound, entry: RoundLineage, committed: Position
 ) -> tuple[list[CommitmentEntry], list[RewardEntry]]:
-    position = entry.closed or entry.opened  # signed for the round, proven at its commit
+    """The record's commitments and rewards as events would give them; the commitments sit
+    where the round was committed (signed for the round, proven at its commit)."""
     commitments = [
         CommitmentEntry(
-            participant=to_checksum_address(s.participant),
+            participant=checksum_address(s.participant),
             update_hash="0x" + s.commitment.update_hash.hex(),
             num_examples=s.commitment.num_examples,
             relayed=True,
-            position=position,
+            position=committed,
             tx_hash=entry.commit_tx or "",
             signature=s.signature,
         )
         for s in record.commitments
     ]
     rewards = [
-        RewardEntry(to_checksum_address(leaf.participant), leaf.score, leaf.amount)
+        RewardEntry(checksum_address(leaf.participant), leaf.score, leaf.amount)
         for leaf in record.tree.leaves
     ]
     return commitments, rewards

@@ -202,6 +202,22 @@ def _deterministic_backend(accounts: int) -> Any:
     )
 
 
+#: Position of the block number in the params of the reads whose number web3's eth-tester
+#: layer passes on as JSON-RPC's hex text, which eth-tester refuses (it takes an int).
+_HEX_BLOCK_PARAM = {"eth_getStorageAt": 2}
+
+
+def _block_number_as_int(method: Any, params: Any) -> Any:
+    """``params`` with a hex block number turned into the int eth-tester takes."""
+    index = _HEX_BLOCK_PARAM.get(method)
+    if index is None or len(params) <= index:
+        return params
+    block = params[index]
+    if not (isinstance(block, str) and block.startswith("0x")):
+        return params  # "latest" and the other names pass as they are
+    return [*params[:index], int(block, 16), *params[index + 1 :]]
+
+
 class _LockedTesterProvider(EthereumTesterProvider):
     """Serialises requests (eth-tester is not thread-safe and the RPC bridge serves it from other
     threads) and journals every transaction the chain executed.
@@ -223,6 +239,7 @@ class _LockedTesterProvider(EthereumTesterProvider):
         self._journal = journal / JOURNAL_FILE
 
     def make_request(self, method: Any, params: Any) -> Any:
+        params = _block_number_as_int(method, params)
         with self._lock:
             if method == "eth_accounts":
                 if self._accounts is None:

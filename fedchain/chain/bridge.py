@@ -131,7 +131,7 @@ def _error(rid: Any, code: int, message: str, data: str | None = None) -> dict[s
 
 
 def _revert_or_error(rid: Any, exc: Exception) -> dict[str, Any]:
-    from fedchain.chain.gateway import revert_data
+    from fedchain.chain._reverts import revert_data
 
     raw = revert_data(exc)
     if raw is not None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import EmbeddedChain
-from fedchain.chain.gateway import LedgerEvent, deploy
+from fedchain.chain.deploy import deploy
+from fedchain.chain.gateway import LedgerEvent
 from fedchain.chain.records import Commitment, Reward, RoundId, RoundOutcome
 from fedchain.chain.signing import sign_commitment
 

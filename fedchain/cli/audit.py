@@ -24,6 +24,15 @@ if TYPE_CHECKING:
     from fedchain.audit import Verdict as VerdictT
 
 
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="The task's CSV file, to recompute with (checked against the SHA-256 in the spec); "
+        "default: the path the run was given.",
+    ),
+]
+
+
 @app.command()
 def audit(
     run: Annotated[
@@ -63,6 +72,7 @@ def audit(
     recompute: Annotated[
         bool, typer.Option(help="Recompute aggregation, evaluation, scores and rewards.")
     ] = False,
+    data: DataOption = None,
     json_out: Annotated[
         str | None,
         typer.Option(
@@ -81,7 +91,7 @@ def audit(
             source = open_ledger(rpc_url=rpc_url, ledger=ledger, deployment=deployment)
             try:
                 verdict = audit_ledger(
-                    source, store=store, spec_file=spec, task=task, recompute=recompute
+                    source, store=store, spec_file=spec, task=task, recompute=recompute, data=data
                 )
             finally:
                 source.close()
@@ -91,7 +101,7 @@ def audit(
                 raise AuditError("--task selects a task of --ledger/--deployment; a run has one")
             run = run or Path("runs/latest")
             verdict = audit_run(
-                run, rpc_url=rpc_url, recompute=recompute, spec_file=spec, store=store
+                run, rpc_url=rpc_url, recompute=recompute, spec_file=spec, store=store, data=data
             )
             title = f"audit of {run}"
     except AuditError as exc:
@@ -143,13 +153,15 @@ def _any_participant(verdict: VerdictT) -> bool:
 
 
 @app.command()
-def scores(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> None:
+def scores(
+    run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None, data: DataOption = None
+) -> None:
     """Recompute every round's aggregation, evaluation, scores and rewards and check the whole
     run: the same as `fedchain audit --recompute`. Exit code 0 only when every check passes."""
     from fedchain.audit import AuditError, audit_run
 
     try:
-        verdict = audit_run(run, rpc_url=rpc_url, recompute=True)
+        verdict = audit_run(run, rpc_url=rpc_url, recompute=True, data=data)
     except AuditError as exc:
         raise fail(str(exc), 2) from None
     _print_verdict(verdict, f"audit of {run} (recomputed)")

@@ -74,7 +74,7 @@ def deploy(
 ) -> None:
     """Deploy the ledger and a dev reward token; write the deployment file later commands read."""
     from fedchain.chain.backends import RpcChain
-    from fedchain.chain.gateway import deploy as deploy_contracts
+    from fedchain.chain.deploy import deploy as deploy_contracts
 
     chain = RpcChain(rpc_url)
     deployer = signer(keystore, devnet_account, int(chain.w3.eth.chain_id))

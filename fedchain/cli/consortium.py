@@ -24,6 +24,7 @@ from fedchain.consortium.deployment import (
     DEFAULT_SUPERLINK_ADDRESS,
     DEFAULT_SUPERLINK_PORT,
 )
+from fedchain.errors import FedchainError
 
 __all__ = ["certs_app", "participant_app", "server_app", "task_app"]
 
@@ -182,7 +183,15 @@ def task_create(
     dataset: Annotated[
         str, typer.Option(help="What the hospitals' CSV files hold, recorded in the spec.")
     ] = "site-csv",
-    label_column: Annotated[str, typer.Option(help="The label column of every CSV.")] = "label",
+    label_column: Annotated[
+        str, typer.Option(help="The label column of every CSV: class ids or class names.")
+    ] = "label",
+    features: Annotated[
+        str,
+        typer.Option(
+            help="Feature columns a,b,c of every CSV (default: the holdout's other numeric ones)."
+        ),
+    ] = "",
     model: Annotated[str, typer.Option(help="auto, logreg, mlp or cnn.")] = "auto",
     strategy: Annotated[
         str, typer.Option(help="fedavg, fedprox, fedadam, fedmedian, ...")
@@ -209,8 +218,10 @@ def task_create(
         token_amount,
         write_run_config,
     )
+    from fedchain.federation.workload import site_columns
+    from fedchain.ml.data import absolute_dataset_spec
     from fedchain.settings import RunSettings
-    from fedchain.task import TaskSpec
+    from fedchain.task import SITES_PARTITION, TaskSpec, decode_names, encode_names
 
     if keystore is None and devnet_account not in (None, 0):
         raise fail(
@@ -220,6 +231,17 @@ def task_create(
         )
     if out.exists():
         raise fail(f"{out} exists: choose another --out, a run config is never lost", 2)
+    try:  # the holdout read as the task will read it, before anything is sent
+        columns = RunSettings(
+            partition=SITES_PARTITION,
+            holdout=absolute_dataset_spec(holdout),
+            label_column=label_column,
+            features=encode_names(decode_names(features)),
+        )
+        if spec is None:
+            site_columns(columns)
+    except FedchainError as exc:
+        raise fail(str(exc), 2) from None
     gateway, url = _gateway(deployment, rpc_url, keystore, devnet_account)
     decimals = gateway.token_decimals(reward_token)
     per_round = token_amount(budget, decimals)
@@ -227,7 +249,7 @@ def task_create(
     settings = RunSettings(
         num_rounds=rounds,
         dataset=dataset,
-        partition="sites",
+        partition=SITES_PARTITION,
         model=model,
         strategy=strategy.lower(),
         local_epochs=local_epochs,
@@ -242,11 +264,13 @@ def task_create(
         contribution=contribution,
         out=str(run_out.resolve()),
         label_column=label_column,
+        features=columns.features,
         keystore=str(keystore.resolve()) if keystore is not None else "",
-        holdout=_absolute_csv(holdout),
+        holdout=columns.holdout,
     )
     if spec is not None:
         settings = settings_from_spec(TaskSpec.load(spec), settings)
+    settings = site_columns(settings)  # the sites read the holdout's columns and classes
     created = create_task(gateway, settings, fund=pool, token=reward_token)
     ledger = gateway.deployment
     header = (
@@ -263,15 +287,6 @@ def task_create(
     console.print(f"holdout     {settings.holdout} ({created.spec.holdout_hash})")
     console.print(f"rewards     {budget} per round, {pool / 10**decimals:,.6f} in the pool")
     console.print(f"run config  {out}")
-
-
-def _absolute_csv(spec: str) -> str:
-    from fedchain.ml.data import CSV_PREFIX, parse_dataset_spec
-
-    parsed = parse_dataset_spec(spec)
-    if parsed.path is None:
-        return spec
-    return f"{CSV_PREFIX}{parsed.path.resolve()}"
 
 
 @participant_app.command("add")

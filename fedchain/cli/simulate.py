@@ -27,8 +27,15 @@ def simulate(
     clients: Annotated[int, typer.Option(help="Number of simulated clients.")] = 10,
     rounds: Annotated[int, typer.Option(help="Number of rounds.")] = 10,
     dataset: Annotated[
-        str, typer.Option(help="breast-cancer, digits or csv:PATH.")
+        str, typer.Option(help="breast-cancer, digits, synthetic[:N] or csv:PATH.")
     ] = "breast-cancer",
+    label_column: Annotated[
+        str, typer.Option(help="csv:PATH only: the column of class ids or class names.")
+    ] = "label",
+    features: Annotated[
+        str,
+        typer.Option(help="csv:PATH only: feature columns a,b,c (default: every other numeric)."),
+    ] = "",
     partition: Annotated[
         str, typer.Option(help="iid, dirichlet:ALPHA or quantity[:ALPHA].")
     ] = "dirichlet:0.5",
@@ -85,9 +92,18 @@ def simulate(
     commit_mode: Annotated[
         str, typer.Option(help="relayed (signatures checked on chain) or merkle (one root).")
     ] = "relayed",
+    standardize: Annotated[
+        str,
+        typer.Option(
+            help="local (each client on its own rows) or task (everyone with the holdout's "
+            "statistics, recorded in the task spec)."
+        ),
+    ] = "local",
 ) -> None:
     """Simulate a federation on this machine, every round recorded on chain."""
+    from fedchain.ml.data import absolute_dataset_spec
     from fedchain.settings import RunSettings
+    from fedchain.task import decode_names, encode_names
 
     if resume is not None:
         from fedchain.federation.resume import load_run_settings
@@ -98,7 +114,9 @@ def simulate(
         settings = RunSettings(
             num_rounds=rounds,
             num_clients=clients,
-            dataset=dataset,
+            dataset=absolute_dataset_spec(dataset),  # the same file from any directory
+            label_column=label_column,
+            features=encode_names(decode_names(features)),
             partition=partition,
             strategy=strategy.lower(),
             model=model,
@@ -118,6 +136,7 @@ def simulate(
             round_timeout=round_timeout,
             min_train_nodes=min_train_nodes,
             commit_mode=commit_mode,
+            standardize=standardize,
         )
         _validate_workload(settings)
     except FedchainError as exc:  # a bad option: one line, exit code 2
@@ -127,14 +146,15 @@ def simulate(
 
 def _validate_workload(settings: RunSettingsT) -> None:
     """Parse the data and model options before any engine starts; bad ones exit with code 2."""
-    from fedchain.ml.data import SYNTHETIC, SYNTHETIC_DEFAULT_SIZE, load_dataset, split_holdout
+    from fedchain.federation.workload import run_dataset
+    from fedchain.ml.data import SYNTHETIC, SYNTHETIC_DEFAULT_SIZE, split_holdout
     from fedchain.ml.models import MODEL_NAMES
     from fedchain.ml.partition import MIN_CLIENT_SAMPLES, parse_partition_scheme
 
     parse_partition_scheme(settings.partition)
     if settings.model not in ("auto", *MODEL_NAMES):
         raise _settings_error(f"unknown model {settings.model!r}: auto, {', '.join(MODEL_NAMES)}")
-    data = load_dataset(settings.dataset, label_column=settings.label_column)
+    data = run_dataset(settings)  # a CSV's columns and classes checked here
     train, _ = split_holdout(data, settings.holdout_fraction, settings.seed)
     if len(train) < MIN_CLIENT_SAMPLES * settings.num_clients:
         # Rows that leave MIN_CLIENT_SAMPLES per client after the holdout (per-class rounding

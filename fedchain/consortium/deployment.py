@@ -21,9 +21,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedchain import record_keys
 from fedchain.chain.records import TaskId
 from fedchain.errors import FedchainError
+from fedchain.record_keys import NODE_DATA_PATH, NODE_KEYSTORE, NODE_RPC_URL
 from fedchain.settings import RunSettings, SettingsError
 from fedchain.task import TaskSpec
 
@@ -183,11 +183,11 @@ def node_config(data: Path, keystore: Path, rpc_url: str | None = None) -> str:
     Absolute paths, so the ClientApp finds them whatever its working directory.
     """
     entries = {
-        record_keys.NODE_DATA_PATH: str(data.resolve()),
-        record_keys.NODE_KEYSTORE: str(keystore.resolve()),
+        NODE_DATA_PATH: str(data.resolve()),
+        NODE_KEYSTORE: str(keystore.resolve()),
     }
     if rpc_url:
-        entries[record_keys.NODE_RPC_URL] = rpc_url
+        entries[NODE_RPC_URL] = rpc_url
     for key, value in entries.items():
         if '"' in value or "\\" in value:
             raise ConsortiumError(f"{key} {value!r} holds a quote or backslash: rename it")
@@ -294,7 +294,7 @@ def flwr_command(*args: str) -> list[str]:
 
 def app_dir() -> Path:
     """The fedchain Flower App: the checkout whose pyproject.toml holds ``[tool.flwr.app]``."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file() or "[tool.flwr.app]" not in pyproject.read_text():
         raise ConsortiumError(

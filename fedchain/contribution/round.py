@@ -10,16 +10,18 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from fedchain.contribution.base import RoundScores
+from fedchain.contribution.duplicates import duplicate_groups
 from fedchain.contribution.registry import build_scorer
-from fedchain.contribution.rewards import split_budget, to_fixed_point
+from fedchain.contribution.rewards import RewardRule, eligible, pay, split_budget, to_fixed_point
 
 __all__ = [
+    "GAIN_METHODS",
     "UTILITY",
     "RoundScoring",
     "score_round",
@@ -32,11 +34,20 @@ Weights = Mapping[str, np.ndarray[Any, Any]]
 #: What a coalition is worth: minus the holdout cross-entropy of its aggregated model. Loss is
 #: smooth where accuracy moves in steps of one holdout example, so marginal gains are measurable.
 UTILITY = "negative-holdout-loss"
+#: Methods whose scores are measured gains in utility units, paid per unit of gain under a
+#: :class:`~fedchain.contribution.rewards.RewardRule`; the others split the whole budget.
+GAIN_METHODS = frozenset({"loo", "shapley", "gtg"})
 
 
 @dataclass(frozen=True)
 class RoundScoring:
-    """The scores of a round's accepted participants, their rewards, and what produced them."""
+    """The scores of a round's accepted participants, their rewards, and what produced them.
+
+    ``unearned`` is the part of the budget no participant earned (it stays in the task's pool);
+    ``eligible`` says whose update counted enough in the aggregation to earn, ``duplicate_of``
+    names the group representative of each near-duplicate update (absent: none); both are empty
+    under the rule before issue 15 (``rule=None``).
+    """
 
     scores: dict[str, float]
     rewards: dict[str, int]
@@ -46,6 +57,9 @@ class RoundScoring:
     evaluations: int
     seconds: float
     scoring_hash: bytes
+    unearned: int = 0
+    eligible: dict[str, bool] = field(default_factory=dict)
+    duplicate_of: dict[str, str] = field(default_factory=dict)
 
 
 def scoring_seed(task_seed: int, round_id: int) -> int:
@@ -54,16 +68,29 @@ def scoring_seed(task_seed: int, round_id: int) -> int:
 
 
 def scoring_record(
-    method: str, params: Mapping[str, Any], seed: int, holdout_hash: str
+    method: str,
+    params: Mapping[str, Any],
+    seed: int,
+    holdout_hash: str,
+    rule: RewardRule | None = None,
 ) -> dict[str, Any]:
-    """What the on-chain scoring hash commits to (canonical JSON, sorted keys)."""
-    return {
+    """What the on-chain scoring hash commits to (canonical JSON, sorted keys): with a reward
+    rule, its parameters too (a round scored before issue 15 keeps its record)."""
+    record: dict[str, Any] = {
         "method": method,
         "params": dict(params),
         "seed": seed,
         "holdout_hash": holdout_hash,
         "utility": UTILITY,
     }
+    if rule is not None:
+        record["rewards"] = _paid_rule(method, rule).params()
+    return record
+
+
+def _paid_rule(method: str, rule: RewardRule) -> RewardRule:
+    """The rule as it pays ``method``: a method whose scores are no gain splits the budget."""
+    return rule if method in GAIN_METHODS else replace(rule, full_gain=0.0)
 
 
 def _hash(record: Mapping[str, Any]) -> bytes:
@@ -102,46 +129,112 @@ def score_round(
     budget: int,
     seed: int,
     holdout_hash: str,
+    rule: RewardRule | None = None,
+    update_weights: Sequence[float] | None = None,
 ) -> RoundScoring:
-    """Score the round's accepted participants and split ``budget`` among them.
+    """Score the round's accepted participants and pay them out of ``budget``.
 
     ``aggregate(indices)`` rebuilds a coalition's model with the round's aggregation (indices in
     ascending order); the full coalition is ``global_model`` and the empty one ``parent``.
+
+    With a reward ``rule`` (:mod:`fedchain.contribution.rewards`), near-duplicate updates play
+    the game as one participant (their group's first member, the others' updates left out of
+    every coalition), an update ``update_weights`` (the aggregation's weight of each update,
+    ``None`` when unknown) weighted near zero earns nothing, and a method measuring a gain pays
+    per unit of it. Without one, the rule before issue 15: every update plays, and the whole
+    budget is split over the positive scores.
     """
     start = time.perf_counter()
-    everyone = frozenset(range(len(updates)))
-
-    def utility(coalition: frozenset[int]) -> float:
-        if not coalition:
-            return -loss(parent)
-        if coalition == everyone:
-            return -loss(global_model)
-        return -loss(aggregate(sorted(coalition)))
-
     names = list(parent)
     base = _flat(parent, names)
     deltas = [_flat(u, names) - base for u in updates]
-    scorer = build_scorer(method)
-    result: RoundScores = scorer.score(
-        len(updates),
-        utility,
-        num_examples=list(examples),
-        deltas=deltas,
-        aggregate_delta=_flat(global_model, names) - base,
-        seed=seed,
+    if rule is None:
+        groups = list(range(len(updates)))
+    else:
+        groups = duplicate_groups(
+            deltas, cosine=rule.duplicate_cosine, norm_tolerance=rule.duplicate_norm_tolerance
+        )
+    players = sorted(set(groups))  # the representatives, in aggregation order
+    result, params = _play(
+        method,
+        players,
+        _Round(updates, examples, deltas, parent, global_model, aggregate, loss, base, names),
+        seed,
     )
-    scores = {a: float(s) for a, s in zip(addresses, result.scores, strict=True)}
-    params = dict(scorer.params())
+    by_player = dict(zip(players, result.scores, strict=True))
+    scores = {a: float(by_player[groups[i]]) for i, a in enumerate(addresses)}
     # The budget is split by the fixed-point scores recorded on chain, so the rewards follow from
-    # the recorded scores alone, and a last-bit float difference cannot move a token.
+    # the recorded scores (and the rule) alone, and a last-bit float difference cannot move a
+    # token.
     fixed = {a: to_fixed_point(s) for a, s in scores.items()}
+    if rule is None:
+        rewards, counted, duplicate_of = split_budget(fixed, budget), {}, {}
+    else:
+        counts = eligible(update_weights, len(addresses), rule.eligible_share)
+        counted = dict(zip(addresses, counts, strict=True))
+        representative = {a: addresses[groups[i]] for i, a in enumerate(addresses)}
+        duplicate_of = {a: r for a, r in representative.items() if a != r}
+        paid = _paid_rule(method, rule)
+        rewards = pay(
+            fixed,
+            budget,
+            full_gain=to_fixed_point(paid.full_gain),
+            eligible=counted,
+            groups=representative,
+        )
     return RoundScoring(
         scores=scores,
-        rewards=split_budget(fixed, budget),
+        rewards=rewards,
         method=method,
         params=params,
         seed=seed,
         evaluations=result.evaluations,
         seconds=time.perf_counter() - start,
-        scoring_hash=_hash(scoring_record(method, params, seed, holdout_hash)),
+        scoring_hash=_hash(scoring_record(method, params, seed, holdout_hash, rule)),
+        unearned=budget - sum(rewards.values()),
+        eligible=counted,
+        duplicate_of=duplicate_of,
     )
+
+
+@dataclass(frozen=True)
+class _Round:
+    """What the scorer's game is built from."""
+
+    updates: Sequence[Weights]
+    examples: Sequence[int]
+    deltas: Sequence[np.ndarray[Any, Any]]
+    parent: Weights
+    global_model: Weights
+    aggregate: Callable[[Sequence[int]], Weights]
+    loss: Callable[[Weights], float]
+    base: np.ndarray[Any, Any]
+    names: Sequence[str]
+
+
+def _play(
+    method: str, players: Sequence[int], game: _Round, seed: int
+) -> tuple[RoundScores, dict[str, Any]]:
+    """Score ``players`` (indices of updates, ascending) in the round's game: a coalition of
+    players is worth minus the holdout loss of the model aggregated from their updates alone."""
+    everyone = frozenset(range(len(players)))
+    full = len(players) == len(game.updates)  # no duplicate left out: the round's own model
+    grand = game.global_model if full else game.aggregate(list(players))
+
+    def utility(coalition: frozenset[int]) -> float:
+        if not coalition:
+            return -game.loss(game.parent)
+        if coalition == everyone:
+            return -game.loss(grand)
+        return -game.loss(game.aggregate([players[i] for i in sorted(coalition)]))
+
+    scorer = build_scorer(method)
+    result: RoundScores = scorer.score(
+        len(players),
+        utility,
+        num_examples=[game.examples[p] for p in players],
+        deltas=[game.deltas[p] for p in players],
+        aggregate_delta=_flat(grand, game.names) - game.base,
+        seed=seed,
+    )
+    return result, dict(scorer.params())

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from flwr.app import MetricRecord, RecordDict
 from flwr.serverapp.strategy import Strategy
 
-from fedchain import record_keys
 from fedchain.contribution.round import weighted_mean
 from fedchain.federation.messages import Weights, arrays_to_numpy, numpy_to_arrays, reply_message
+from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
 
 __all__ = ["aggregation_order", "coalition_aggregator", "frozen_heap"]
 
@@ -48,10 +48,8 @@ def coalition_aggregator(
             reply_message(
                 RecordDict(
                     {
-                        record_keys.RECORD_ARRAYS: numpy_to_arrays(updates[i]),
-                        record_keys.RECORD_METRICS: MetricRecord(
-                            {record_keys.METRIC_NUM_EXAMPLES: int(examples[i])}
-                        ),
+                        RECORD_ARRAYS: numpy_to_arrays(updates[i]),
+                        RECORD_METRICS: MetricRecord({METRIC_NUM_EXAMPLES: int(examples[i])}),
                     }
                 )
             )

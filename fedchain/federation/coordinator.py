@@ -19,13 +19,13 @@ from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord
 from flwr.serverapp import Grid
 
-from fedchain import record_keys
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain, ChainBackend, EmbeddedChain, RpcChain
 from fedchain.chain.bridge import RpcBridge
+from fedchain.chain.deploy import deploy
 from fedchain.chain.deployments import Deployment
 from fedchain.chain.errors import ChainError
-from fedchain.chain.gateway import LedgerEvent, LedgerGateway, deploy
+from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import TaskId
 from fedchain.federation.flower_strategies import build_strategy
@@ -34,15 +34,17 @@ from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
 from fedchain.federation.participant import FIRST_PARTICIPANT_KEY
 from fedchain.federation.resume import ResumeError, ResumePoint, RunJournal, find_resume_point
 from fedchain.federation.round_report import RoundReport
-from fedchain.federation.run_artifacts import RunRecord, write_artifacts
+from fedchain.federation.run_artifacts import RunRecord, read_reward_token, write_artifacts
 from fedchain.federation.workload import (
     Holdout,
     evaluate_weights,
     holdout,
     initial_weights,
     model_name,
+    spec_data,
 )
 from fedchain.hashing import ModelHash, model_hash, save_canonical, to_hex
+from fedchain.record_keys import CONFIG_NUM_CLASSES
 from fedchain.settings import RunSettings
 from fedchain.store import ModelStore
 from fedchain.task import TaskSpec
@@ -304,7 +306,7 @@ def _org_hash(partition_id: int) -> bytes:
 
 def _spec(settings: RunSettings, hold: Holdout, initial: ModelHash) -> TaskSpec:
     return TaskSpec(
-        dataset=settings.dataset,
+        **spec_data(settings),  # the data by its hash, never by its path
         model=model_name(settings, hold.input_shape),
         num_classes=hold.num_classes,
         input_shape=hold.input_shape,
@@ -319,6 +321,7 @@ def _spec(settings: RunSettings, hold: Holdout, initial: ModelHash) -> TaskSpec:
         partition=settings.partition,
         seed=settings.seed,
         contribution=settings.contribution,
+        reward_full_gain=settings.reward_full_gain,
     )
 
 
@@ -387,6 +390,7 @@ def run_federation(
             first_round=first_round,
             on_aggregated=journal.aggregated if session is not None else None,
             last_round=settings.num_rounds,
+            reward_full_gain=spec.reward_full_gain,
         )
         if point is not None:
             strategy.reports.extend(point.reports)
@@ -400,7 +404,7 @@ def run_federation(
                 train_config=ConfigRecord(
                     {
                         "local-epochs": settings.local_epochs,
-                        record_keys.CONFIG_NUM_CLASSES: hold.num_classes,
+                        CONFIG_NUM_CLASSES: hold.num_classes,
                     }
                 ),
             )
@@ -409,6 +413,9 @@ def run_federation(
         strategy.flush()  # every round on chain before the record is read back
         final_hash = save_canonical(final, out / "final_model.safetensors")
         chain, events = _read_back(session, settings)
+        token = None
+        if session is not None and task_id is not None:
+            token = read_reward_token(session.gateway, task_id)
     record = RunRecord(
         roles=_roles(settings),
         settings=settings,
@@ -418,6 +425,7 @@ def run_federation(
         reports=strategy.reports,
         final_model_hash=to_hex(final_hash),
         events=events,
+        token=token,
     )
     write_artifacts(record, out)
     return record

@@ -23,7 +23,6 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fedchain import record_keys
 from fedchain.chain.gateway import LedgerPort, TxResult
 from fedchain.chain.merkle import RewardLeaf
 from fedchain.chain.queue import WriteQueue
@@ -37,13 +36,28 @@ from fedchain.chain.records import (
     TaskId,
 )
 from fedchain.chain.signing import recover_signer
-from fedchain.contribution.rewards import to_fixed_point
+from fedchain.contribution.rewards import RewardRule, to_fixed_point
 from fedchain.contribution.round import RoundScoring, score_round, scoring_seed
 from fedchain.federation.coalitions import aggregation_order, coalition_aggregator, frozen_heap
 from fedchain.federation.merkle_rounds import MerkleRound, publish
 from fedchain.federation.messages import Weights, arrays_to_numpy
 from fedchain.federation.round_report import ParticipantOutcome, RoundReport
 from fedchain.hashing import ModelHash, model_hash, to_hex
+from fedchain.record_keys import (
+    COMMIT_NUM_EXAMPLES,
+    COMMIT_PARTICIPANT,
+    COMMIT_SIGNATURE,
+    COMMIT_UPDATE_HASH,
+    CONFIG_CHAIN_ID,
+    CONFIG_DIRECT,
+    CONFIG_LEDGER,
+    CONFIG_PARENT_HASH,
+    CONFIG_RPC_URL,
+    CONFIG_TASK_ID,
+    METRIC_NUM_EXAMPLES,
+    RECORD_COMMITMENT,
+    RECORD_PARTICIPANT,
+)
 from fedchain.store import ModelStore
 
 __all__ = ["LedgerLink", "LedgerStrategy"]
@@ -100,6 +114,7 @@ class LedgerStrategy(Strategy):
         first_round: int = 1,
         on_aggregated: Callable[[RoundReport], None] | None = None,
         last_round: int | None = None,
+        reward_full_gain: float = 0.0,
     ) -> None:
         """Wrap ``inner``.
 
@@ -107,6 +122,8 @@ class LedgerStrategy(Strategy):
         the rounds already on chain); ``on_aggregated`` sees each round's report before its chain
         write is queued, ``on_round`` after it is mined. With ``last_round``, the run's last
         round, each commit before it also opens the next round, in the same transaction.
+        ``reward_full_gain`` is the task's reward rule (:mod:`fedchain.contribution.rewards`;
+        0: the rule before issue 15, the whole budget split over the positive scores).
         """
         self.inner = inner
         self.first_round = first_round
@@ -124,6 +141,7 @@ class LedgerStrategy(Strategy):
         self.contribution = contribution
         self.task_seed = task_seed
         self.holdout_hash = holdout_hash
+        self.reward_rule = RewardRule(reward_full_gain) if reward_full_gain > 0 else None
         self.reports: list[RoundReport] = []
         self._parent_weights: dict[int, Weights] = {}
         self._sampled: dict[int, list[int]] = {}
@@ -151,12 +169,12 @@ class LedgerStrategy(Strategy):
                 lambda: link.ledger.open_round(link.task_id, RoundId(server_round), parent)
             )
             domain = link.ledger.domain
-            config[record_keys.CONFIG_TASK_ID] = int(link.task_id)
-            config[record_keys.CONFIG_CHAIN_ID] = domain.chain_id
-            config[record_keys.CONFIG_LEDGER] = domain.verifying_contract
-            config[record_keys.CONFIG_RPC_URL] = link.client_rpc_url
-            config[record_keys.CONFIG_DIRECT] = link.direct
-        config[record_keys.CONFIG_PARENT_HASH] = to_hex(parent)
+            config[CONFIG_TASK_ID] = int(link.task_id)
+            config[CONFIG_CHAIN_ID] = domain.chain_id
+            config[CONFIG_LEDGER] = domain.verifying_contract
+            config[CONFIG_RPC_URL] = link.client_rpc_url
+            config[CONFIG_DIRECT] = link.direct
+        config[CONFIG_PARENT_HASH] = to_hex(parent)
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self._sampled[server_round] = [m.metadata.dst_node_id for m in messages]
         return messages
@@ -212,6 +230,7 @@ class LedgerStrategy(Strategy):
         scoring = self._score(server_round, accepted, updates, weights)
         report.contribution_method, report.scoring_seconds = scoring.method, scoring.seconds
         report.evaluations, report.budget = scoring.evaluations, self.reward_per_round
+        report.unearned = scoring.unearned
         self._finish(report)
         self._aggregated(report)
         if self.link is not None:
@@ -223,7 +242,8 @@ class LedgerStrategy(Strategy):
     def _score(
         self, server_round: int, accepted: list[_Checked], updates: list[Weights], weights: Weights
     ) -> RoundScoring:
-        """Measure each accepted participant's contribution and split the round's budget."""
+        """Measure each accepted participant's contribution and pay it out of the budget."""
+        weights_given = _update_weights(self.inner, len(accepted), server_round)
         examples = [c.outcome.num_examples for c in accepted]
         aggregate = coalition_aggregator(self.inner, server_round, updates, examples)
         scoring = score_round(
@@ -238,10 +258,15 @@ class LedgerStrategy(Strategy):
             budget=self.reward_per_round,
             seed=scoring_seed(self.task_seed, server_round),
             holdout_hash=self.holdout_hash,
+            rule=self.reward_rule,
+            update_weights=weights_given,
         )
-        for c in accepted:
-            c.outcome.score = scoring.scores[c.outcome.address]
-            c.outcome.reward = scoring.rewards[c.outcome.address]
+        for i, c in enumerate(accepted):
+            who = c.outcome.address
+            c.outcome.score, c.outcome.reward = scoring.scores[who], scoring.rewards[who]
+            c.outcome.weight = None if weights_given is None else weights_given[i]
+            c.outcome.eligible = scoring.eligible.get(who, True)
+            c.outcome.duplicate_of = scoring.duplicate_of.get(who, "")
         return scoring
 
     def _commit(
@@ -410,14 +435,14 @@ class LedgerStrategy(Strategy):
         weights = checked.weights = self._read_arrays(next(iter(content.array_records.values())))
         self._check_tensors(weights)
         metrics = next(iter(content.metric_records.values()))
-        examples = metrics.get(record_keys.METRIC_NUM_EXAMPLES)
+        examples = metrics.get(METRIC_NUM_EXAMPLES)
         if not isinstance(examples, int) or examples <= 0:
-            raise _Rejected(f"metric {record_keys.METRIC_NUM_EXAMPLES} must be a positive integer")
+            raise _Rejected(f"metric {METRIC_NUM_EXAMPLES} must be a positive integer")
         update_hash = model_hash(weights)
         outcome.update_hash, outcome.num_examples = to_hex(update_hash), examples
         if self.link is None:  # no ledger: the declared address, or the node id
-            declared = content.config_records.get(record_keys.RECORD_PARTICIPANT)
-            address = declared.get(record_keys.COMMIT_PARTICIPANT) if declared is not None else None
+            declared = content.config_records.get(RECORD_PARTICIPANT)
+            address = declared.get(COMMIT_PARTICIPANT) if declared is not None else None
             outcome.address = str(address) if address else f"node-{outcome.node_id}"
             return
         self._check_commitment(server_round, checked, update_hash, examples)
@@ -452,14 +477,14 @@ class LedgerStrategy(Strategy):
         self, server_round: int, checked: _Checked, update_hash: bytes, examples: int
     ) -> None:
         assert self.link is not None
-        record = checked.message.content.config_records.get(record_keys.RECORD_COMMITMENT)
+        record = checked.message.content.config_records.get(RECORD_COMMITMENT)
         if record is None:
             raise _Rejected("no signed commitment in the reply")
         try:
-            participant = str(record[record_keys.COMMIT_PARTICIPANT])
-            claimed = bytes(record[record_keys.COMMIT_UPDATE_HASH])  # type: ignore[arg-type]
-            signature = bytes(record[record_keys.COMMIT_SIGNATURE])  # type: ignore[arg-type]
-            committed_examples = int(record[record_keys.COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
+            participant = str(record[COMMIT_PARTICIPANT])
+            claimed = bytes(record[COMMIT_UPDATE_HASH])  # type: ignore[arg-type]
+            signature = bytes(record[COMMIT_SIGNATURE])  # type: ignore[arg-type]
+            committed_examples = int(record[COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise _Rejected(f"malformed commitment: {exc}") from exc
         checked.outcome.address = participant
@@ -533,6 +558,26 @@ class LedgerStrategy(Strategy):
     def summary(self) -> None:
         log.info("LedgerStrategy around %s", type(self.inner).__name__)
         self.inner.summary()
+
+
+def _update_weights(inner: Strategy, n: int, server_round: int) -> list[float] | None:
+    """How much each of the round's ``n`` updates counted in ``inner``'s aggregation: its
+    ``last_update_weights`` (one per reply, in the replies' order), or None when it cannot say.
+
+    Read after the round's full aggregation and before any coalition's (which run on copies).
+    """
+    weights = getattr(inner, "last_update_weights", None)
+    if weights is None:
+        return None
+    values = [float(w) for w in weights]
+    if len(values) != n or not all(np.isfinite(w) and w >= 0 for w in values):
+        log.warning(
+            "round %d: %s gave %d update weights for %d updates (or a negative one): "
+            "ignored, every update may earn",
+            server_round, type(inner).__name__, len(values), n,
+        )  # fmt: skip
+        return None
+    return values
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -14,11 +14,11 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from eth_account.signers.local import LocalAccount
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
-from fedchain import record_keys
-from fedchain.attacks import flipped_labels, parse_attack
+from fedchain.attacks import Trainer, flipped_labels, parse_attack
 from fedchain.chain.accounts import devnet_account, environment_password, load_keystore
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
@@ -28,11 +28,38 @@ from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
 from fedchain.federation.workload import client_data, site_data, train_locally
 from fedchain.hashing import model_hash, to_hex
 from fedchain.ml.data import Dataset
+from fedchain.record_keys import (
+    COMMIT_NUM_EXAMPLES,
+    COMMIT_PARTICIPANT,
+    COMMIT_SIGNATURE,
+    COMMIT_UPDATE_HASH,
+    CONFIG_CHAIN_ID,
+    CONFIG_CHAIN_WAIT_S,
+    CONFIG_DIRECT,
+    CONFIG_LEDGER,
+    CONFIG_NUM_CLASSES,
+    CONFIG_RPC_URL,
+    CONFIG_TASK_ID,
+    METRIC_NUM_EXAMPLES,
+    METRIC_TRAIN_LOSS,
+    NODE_DATA_PATH,
+    NODE_KEYSTORE,
+    NODE_NUM_PARTITIONS,
+    NODE_PARTITION_ID,
+    NODE_RPC_URL,
+    RECORD_ARRAYS,
+    RECORD_COMMITMENT,
+    RECORD_CONFIG,
+    RECORD_METRICS,
+    RECORD_PARTICIPANT,
+)
 from fedchain.settings import RunSettings
 
 __all__ = ["ModelNotOnChainError", "participant_account", "train_reply"]
 
 log = logging.getLogger(__name__)
+
+Weights = dict[str, np.ndarray[Any, Any]]
 
 #: Simulated participant p signs with DEVNET TEST key 1 + p (key 0 is the coordinator's).
 FIRST_PARTICIPANT_KEY = 1
@@ -60,10 +87,10 @@ class _LedgerView:
 
 def participant_account(context: Context) -> LocalAccount:
     """The participant's key: its keystore on a real node, a DEVNET TEST key in simulation."""
-    keystore = context.node_config.get(record_keys.NODE_KEYSTORE)
+    keystore = context.node_config.get(NODE_KEYSTORE)
     if keystore:
         return _keystore_account(str(keystore))
-    partition_id = int(context.node_config[record_keys.NODE_PARTITION_ID])
+    partition_id = int(context.node_config[NODE_PARTITION_ID])
     return devnet_account(FIRST_PARTICIPANT_KEY + partition_id)
 
 
@@ -76,8 +103,8 @@ def _keystore_account(path: str) -> LocalAccount:
 def train_reply(message: Message, context: Context, settings: RunSettings) -> Message:
     """Handle one train message: the reply carries arrays, metrics and the signed commitment."""
     content = message.content
-    config = content.config_records[record_keys.RECORD_CONFIG]
-    partition_id = int(context.node_config.get(record_keys.NODE_PARTITION_ID, 0))
+    config = content.config_records[RECORD_CONFIG]
+    partition_id = int(context.node_config.get(NODE_PARTITION_ID, 0))
     server_round = int(config["server-round"])  # type: ignore[arg-type]
     dropped = fate(settings.seed, server_round, partition_id, settings.dropout)
     if dropped is not None:  # a simulated dropout: no update this round
@@ -89,58 +116,97 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
         _verify_on_chain(view, received, context)
 
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
-    site = context.node_config.get(record_keys.NODE_DATA_PATH)
+    examples: int | None = None  # what the reply claims; None: the examples it trained on
+    site = context.node_config.get(NODE_DATA_PATH)
     if site:  # a hospital's SuperNode: its own CSV file, named in its node config only
-        num_classes = int(config.get(record_keys.CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
-        data = site_data(str(site), settings.label_column, num_classes)
+        num_classes = int(config.get(CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
+        data = site_data(
+            str(site),
+            settings.label_column,
+            num_classes,
+            settings.features,
+            settings.classes,
+            standardize=settings.standardize,
+            standardize_stats=settings.standardize_stats,
+        )
         seed = _seed(settings, server_round, 0)
         update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
     else:  # a simulated client: its partition of the run's dataset
-        partitions = int(
-            context.node_config.get(record_keys.NODE_NUM_PARTITIONS, settings.num_clients)
-        )
+        partitions = int(context.node_config.get(NODE_NUM_PARTITIONS, settings.num_clients))
         data = client_data(settings, partition_id, partitions)
         seed = _seed(settings, server_round, partition_id)
         plan = parse_attack(settings.attack)
         if plan is not None and partition_id in plan.attackers(partitions):
-
-            def train(p: int, flip_labels: bool) -> tuple[dict[str, Any], float]:
-                local = client_data(settings, p, partitions)
-                if flip_labels:
-                    local = Dataset(
-                        local.features,
-                        flipped_labels(local.labels, local.num_classes),
-                        local.num_classes,
-                        f"{local.name}[label-flip]",
-                    )
-                return train_locally(
-                    settings, local, weights, seed=_seed(settings, server_round, p), proximal_mu=mu
-                )
-
-            # A simulated attacker forges its update; it still signs it below with its own key.
+            train = _attacker_training(
+                settings, weights, received, server_round=server_round, partitions=partitions, mu=mu
+            )
+            # A simulated attacker forges its update (and may lie about its example count); it
+            # still signs both below with its own key.
             update, loss = plan.forge(weights, partition_id, partitions, train=train, seed=seed)
+            examples = plan.claimed_examples(
+                partition_id, partitions, lambda p: len(client_data(settings, p, partitions))
+            )
         else:
             update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
+    examples = examples if examples is not None else len(data)
 
     records: dict[str, Any] = {
-        record_keys.RECORD_ARRAYS: numpy_to_arrays(update),
-        record_keys.RECORD_METRICS: MetricRecord(
-            {record_keys.METRIC_NUM_EXAMPLES: len(data), record_keys.METRIC_TRAIN_LOSS: float(loss)}
+        RECORD_ARRAYS: numpy_to_arrays(update),
+        RECORD_METRICS: MetricRecord(
+            {METRIC_NUM_EXAMPLES: examples, METRIC_TRAIN_LOSS: float(loss)}
         ),
     }
     if view is not None:
-        records[record_keys.RECORD_COMMITMENT] = _commit(
-            view, model_hash(update), len(data), context
-        )
-    elif (
-        record_keys.NODE_KEYSTORE in context.node_config
-        or record_keys.NODE_PARTITION_ID in context.node_config
-    ):
+        records[RECORD_COMMITMENT] = _commit(view, model_hash(update), examples, context)
+    elif NODE_KEYSTORE in context.node_config or NODE_PARTITION_ID in context.node_config:
         # No ledger: the address still names the participant in the run's record.
-        records[record_keys.RECORD_PARTICIPANT] = ConfigRecord(
-            {record_keys.COMMIT_PARTICIPANT: participant_account(context).address}
+        records[RECORD_PARTICIPANT] = ConfigRecord(
+            {COMMIT_PARTICIPANT: participant_account(context).address}
         )
     return Message(RecordDict(records), reply_to=message)
+
+
+def _attacker_training(
+    settings: RunSettings,
+    weights: Weights,
+    received: bytes,
+    *,
+    server_round: int,
+    partitions: int,
+    mu: float,
+) -> Trainer:
+    """Honest training of any partition on the received model, as a colluding attacker
+    recomputes it (ALIE, IPM, sybil), remembered for the round: the colluders this process
+    plays train each partition once, with the same result as training it again."""
+    round_key = (settings, received, server_round, partitions, mu)
+    memo = _recomputed.get(round_key)
+    if memo is None:  # a new round: forget the last one's
+        memo = {}
+        _recomputed.clear()
+        _recomputed[round_key] = memo
+
+    def train(p: int, flip_labels: bool) -> tuple[Weights, float]:
+        done = memo.get((p, flip_labels))
+        if done is None:
+            local = client_data(settings, p, partitions)
+            if flip_labels:
+                local = Dataset(
+                    local.features,
+                    flipped_labels(local.labels, local.num_classes),
+                    local.num_classes,
+                    f"{local.name}[label-flip]",
+                )
+            seed = _seed(settings, server_round, p)
+            done = train_locally(settings, local, weights, seed=seed, proximal_mu=mu)
+            memo[p, flip_labels] = done
+        return done
+
+    return train
+
+
+#: The honest trainings attackers recomputed, for the current round only (at most one model
+#: per partition is kept), by (partition, flipped labels).
+_recomputed: dict[tuple[Any, ...], dict[tuple[int, bool], tuple[Weights, float]]] = {}
 
 
 def _seed(settings: RunSettings, server_round: int, partition_id: int) -> int:
@@ -149,25 +215,25 @@ def _seed(settings: RunSettings, server_round: int, partition_id: int) -> int:
 
 
 def _ledger_view(config: ConfigRecord) -> _LedgerView | None:
-    if record_keys.CONFIG_TASK_ID not in config:
+    if CONFIG_TASK_ID not in config:
         return None  # a run without a ledger
     return _LedgerView(
-        task_id=TaskId(int(config[record_keys.CONFIG_TASK_ID])),  # type: ignore[arg-type]
+        task_id=TaskId(int(config[CONFIG_TASK_ID])),  # type: ignore[arg-type]
         round_id=RoundId(int(config["server-round"])),  # type: ignore[arg-type]
         domain=LedgerDomain(
-            int(config[record_keys.CONFIG_CHAIN_ID]),  # type: ignore[arg-type]
-            str(config[record_keys.CONFIG_LEDGER]),
+            int(config[CONFIG_CHAIN_ID]),  # type: ignore[arg-type]
+            str(config[CONFIG_LEDGER]),
         ),
-        rpc_url=str(config[record_keys.CONFIG_RPC_URL]),
-        direct=bool(config.get(record_keys.CONFIG_DIRECT, False)),
-        wait_s=float(config.get(record_keys.CONFIG_CHAIN_WAIT_S, DEFAULT_CHAIN_WAIT_S)),  # type: ignore[arg-type]
+        rpc_url=str(config[CONFIG_RPC_URL]),
+        direct=bool(config.get(CONFIG_DIRECT, False)),
+        wait_s=float(config.get(CONFIG_CHAIN_WAIT_S, DEFAULT_CHAIN_WAIT_S)),  # type: ignore[arg-type]
     )
 
 
 def _reader(view: _LedgerView, context: Context) -> Any:
     """The process's one connection to the chain: reads only, whichever participant it plays."""
     # A real node reads its own RPC endpoint; a simulated one the URL the server gave.
-    url = str(context.node_config.get(record_keys.NODE_RPC_URL) or view.rpc_url)
+    url = str(context.node_config.get(NODE_RPC_URL) or view.rpc_url)
     key = (url, view.domain.chain_id, view.domain.verifying_contract)
     gateway = _connections.get(key)
     if gateway is None:
@@ -257,9 +323,9 @@ def _commit(view: _LedgerView, update_hash: bytes, examples: int, context: Conte
         _writer(view, context, account).submit_commitment(commitment)
     return ConfigRecord(
         {
-            record_keys.COMMIT_PARTICIPANT: signed.participant,
-            record_keys.COMMIT_UPDATE_HASH: signed.commitment.update_hash,
-            record_keys.COMMIT_NUM_EXAMPLES: examples,
-            record_keys.COMMIT_SIGNATURE: signed.signature,
+            COMMIT_PARTICIPANT: signed.participant,
+            COMMIT_UPDATE_HASH: signed.commitment.update_hash,
+            COMMIT_NUM_EXAMPLES: examples,
+            COMMIT_SIGNATURE: signed.signature,
         }
     )

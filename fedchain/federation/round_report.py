@@ -20,6 +20,12 @@ class ParticipantOutcome:
     absent: bool = False
     score: float = 0.0
     reward: int = 0
+    # How much the aggregation weighted the update (None: the strategy cannot say), whether
+    # that was enough to earn, and the address of its near-duplicate group's representative
+    # ("" when none): see fedchain.contribution.rewards.
+    weight: float | None = None
+    eligible: bool = True
+    duplicate_of: str = ""
 
 
 @dataclass
@@ -37,6 +43,7 @@ class RoundReport:
     committed: bool = False
     failed_reason: str = ""
     budget: int = 0
+    unearned: int = 0  # the part of the budget nobody earned: it stays in the task's pool
     contribution_method: str = ""
     scoring_seconds: float = 0.0
     evaluations: int = 0

@@ -1,8 +1,8 @@
 """A run's artifacts: summary.json, ledger.json (every event read back), accuracy.png.
 
 The model store (``store/``) and ``final_model.safetensors`` are written during the run.
-summary.json's schema is documented in the README. The plots (and the HTML report, written
-from these files) belong to ``fedchain.report``.
+summary.json's schema is documented in docs/simulation.md. The plots (and the HTML report,
+written from these files) belong to ``fedchain.report``.
 """
 
 from __future__ import annotations
@@ -12,16 +12,44 @@ import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedchain.chain.gateway import LedgerEvent
+from fedchain.chain.token import token_info
 from fedchain.federation.round_report import RoundReport
 from fedchain.settings import RunSettings
 from fedchain.task import TaskSpec
 
-__all__ = ["RunRecord", "summary", "write_artifacts", "write_summary"]
+if TYPE_CHECKING:
+    from fedchain.chain.gateway import LedgerGateway
+    from fedchain.chain.records import TaskId
+
+__all__ = [
+    "RewardTokenRecord",
+    "RunRecord",
+    "read_reward_token",
+    "summary",
+    "write_artifacts",
+    "write_summary",
+]
 
 SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RewardTokenRecord:
+    """The ERC-20 token a task pays its rewards in, as read from chain for summary.json."""
+
+    address: str
+    symbol: str
+    decimals: int
+
+
+def read_reward_token(gateway: LedgerGateway, task_id: TaskId) -> RewardTokenRecord:
+    """The reward token of ``task_id``: its address on the ledger, its symbol and decimals."""
+    address = gateway.task(task_id).token
+    symbol, decimals = token_info(gateway.w3, address)
+    return RewardTokenRecord(address, symbol, decimals)
 
 
 @dataclass
@@ -40,6 +68,7 @@ class RunRecord:
         None  # of the process tree, server + Ray (fedchain.simulation.memory)
     )
     peak_rss_processes: int | None = None  # processes in the tree at that peak
+    token: RewardTokenRecord | None = None  # None without a ledger
 
 
 def summary(record: RunRecord) -> dict[str, Any]:
@@ -63,6 +92,7 @@ def summary(record: RunRecord) -> dict[str, Any]:
                 "committed": report.committed,
                 "failed_reason": report.failed_reason or None,
                 "budget": str(report.budget),
+                "unearned": str(report.unearned),
                 "contribution_method": report.contribution_method,
                 "scoring_seconds": round(report.scoring_seconds, 4),
                 "utility_evaluations": report.evaluations,
@@ -81,6 +111,7 @@ def summary(record: RunRecord) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "chain": record.chain,
         "task_id": record.task_id,
+        "token": asdict(record.token) if record.token is not None else None,
         "spec_hash": "0x" + record.spec.spec_hash().hex(),
         "spec": json.loads(record.spec.canonical()),
         "settings": record.settings.to_run_config(),

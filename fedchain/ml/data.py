@@ -22,6 +22,7 @@ import sklearn.datasets as sk_datasets
 from numpy.typing import ArrayLike, NDArray
 
 from fedchain.ml.errors import DatasetError, DatasetFileNotFoundError
+from fedchain.ml.threads import blas_threads
 
 __all__ = [
     "BREAST_CANCER",
@@ -34,6 +35,7 @@ __all__ = [
     "SYNTHETIC_MAX_SIZE",
     "Dataset",
     "DatasetSpec",
+    "absolute_dataset_spec",
     "dataset_hash",
     "load_breast_cancer",
     "load_csv",
@@ -85,6 +87,11 @@ class Dataset:
         Number of classes of the task (at least 2), which may exceed the classes present here.
     name
         Human-readable origin, e.g. ``"breast-cancer"`` or ``"csv:site1.csv[holdout]"``.
+    feature_names
+        The CSV columns the features were read from, in order (``()`` for built-in datasets).
+    class_names
+        The label values of a CSV file in class-id order, when its labels were names mapped
+        to ids (``()`` when they were ids already).
 
     Raises
     ------
@@ -96,6 +103,8 @@ class Dataset:
     labels: NDArray[np.int64]
     num_classes: int
     name: str
+    feature_names: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Copy and freeze so a Dataset (and its hash) cannot change behind the caller's back.
@@ -159,6 +168,8 @@ class Dataset:
             labels=self.labels[idx],
             num_classes=self.num_classes,
             name=self.name if name is None else name,
+            feature_names=self.feature_names,
+            class_names=self.class_names,
         )
 
 
@@ -213,20 +224,31 @@ def parse_dataset_spec(spec: str) -> DatasetSpec:
     raise DatasetError(f"unknown dataset {spec!r}: {_SPEC_HELP}")
 
 
+def absolute_dataset_spec(spec: str) -> str:
+    """``spec`` with a CSV file's path made absolute, so it names the same file from any
+    directory (a run's settings are read again by ``--resume`` and the audit); other specs are
+    returned as given."""
+    parsed = parse_dataset_spec(spec)
+    if parsed.path is None:
+        return spec
+    return f"{CSV_PREFIX}{parsed.path.resolve()}"
+
+
 def load_dataset(
     spec: str | DatasetSpec,
     *,
     label_column: str = DEFAULT_LABEL_COLUMN,
     feature_columns: Sequence[str] | None = None,
     num_classes: int | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Dataset:
     """Load a dataset from a spec string (see :func:`parse_dataset_spec`).
 
     Parameters
     ----------
     spec
-        ``"breast-cancer"``, ``"digits"`` or ``"csv:PATH"``.
-    label_column, feature_columns, num_classes
+        ``"breast-cancer"``, ``"digits"``, ``"synthetic[:N]"`` or ``"csv:PATH"``.
+    label_column, feature_columns, num_classes, classes
         Passed to :func:`load_csv` for a CSV spec; ignored for the built-in datasets.
     """
     parsed = spec if isinstance(spec, DatasetSpec) else parse_dataset_spec(spec)
@@ -237,7 +259,9 @@ def load_dataset(
     if parsed.kind == "synthetic":
         return load_synthetic(parsed.size or SYNTHETIC_DEFAULT_SIZE)
     assert parsed.path is not None  # guaranteed by parse_dataset_spec
-    return load_csv(parsed.path, label_column, feature_columns, num_classes=num_classes)
+    return load_csv(
+        parsed.path, label_column, feature_columns, num_classes=num_classes, classes=classes
+    )
 
 
 def load_breast_cancer() -> Dataset:
@@ -266,14 +290,17 @@ def load_synthetic(size: int = SYNTHETIC_DEFAULT_SIZE) -> Dataset:
         If ``size`` is outside ``[10, SYNTHETIC_MAX_SIZE]``.
     """
     _synthetic_size(f"{SYNTHETIC}:{size}", str(size))
-    features, labels = sk_datasets.make_classification(
-        n_samples=size,
-        n_features=_SYNTHETIC_FEATURES,
-        n_informative=_SYNTHETIC_INFORMATIVE,
-        n_redundant=_SYNTHETIC_REDUNDANT,
-        n_classes=_SYNTHETIC_CLASSES,
-        random_state=_SYNTHETIC_SEED,
-    )
+    # One BLAS thread: Flower's ServerApp thread generates this while Ray forks from the main
+    # thread, and a fork mid-call left OpenBLAS's pool waiting forever (see blas_threads).
+    with blas_threads(1):
+        features, labels = sk_datasets.make_classification(
+            n_samples=size,
+            n_features=_SYNTHETIC_FEATURES,
+            n_informative=_SYNTHETIC_INFORMATIVE,
+            n_redundant=_SYNTHETIC_REDUNDANT,
+            n_classes=_SYNTHETIC_CLASSES,
+            random_state=_SYNTHETIC_SEED,
+        )
     return Dataset(
         features=features,
         labels=labels,
@@ -304,6 +331,7 @@ def load_csv(
     feature_columns: Sequence[str] | None = None,
     *,
     num_classes: int | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Dataset:
     """Load a site's CSV file: a header line, then one example per row.
 
@@ -312,22 +340,56 @@ def load_csv(
     path
         The CSV file (comma-separated, UTF-8, optional byte-order mark).
     label_column
-        Column holding integer class ids ``0, 1, ...`` (``1.0`` is accepted as ``1``).
+        Column holding the class of each row: class ids ``0, 1, ...`` (``1.0`` is accepted as
+        ``1``), or class names (any other values, e.g. ``benign``/``malignant`` or ``-1``/``1``),
+        mapped to ids in sorted order (numeric order when every name is an integer).
     feature_columns
-        Columns to use as features, in this order; default all columns but the label.
+        Columns to use as features, in this order; default every other numeric column (a
+        column none of whose values is a number, e.g. a patient id, is left out).
     num_classes
-        The task's class count. Pass it: a site may lack some classes. Default
-        ``max(label) + 1``, at least 2.
+        The task's class count. Pass it: a site may lack some classes. Default the classes
+        found (``max(label) + 1`` for ids), at least 2.
+    classes
+        The task's class names in id order: labels are mapped by this list (a site's file may
+        lack some), and a label not in it is an error. Default: read from the file.
 
     Raises
     ------
     DatasetFileNotFoundError
         If ``path`` does not exist.
     DatasetError
-        If the file is empty, a column is missing (the message lists the available ones), or a
-        value is not a finite number (the message names row, line and column).
+        If the file is empty, a column is missing or not numeric (the message lists the
+        available ones), a value is not a finite number or a label is no class (the message
+        names row, line and column).
     """
     path = Path(path)
+    header, rows = _read_rows(path, label_column)
+    columns = _select_columns(path, header, rows, label_column, feature_columns)
+    feature_positions = [header.index(name) for name in columns]
+    label_position = header.index(label_column)
+    features = [
+        _parse_row(row, feature_positions, header, _where(path, n, line))
+        for n, (line, row) in enumerate(rows, start=1)
+    ]
+    cells = [
+        (_where(path, n, line), row[label_position]) for n, (line, row) in enumerate(rows, start=1)
+    ]
+    labels, names = _labels(cells, label_column, classes)
+    if num_classes is None:
+        num_classes = max(2, len(names) if names else int(labels.max()) + 1)
+    return Dataset(
+        features=np.asarray(features, dtype=np.float32),
+        labels=labels,
+        num_classes=num_classes,
+        name=f"{CSV_PREFIX}{path}",
+        feature_names=tuple(columns),
+        class_names=names,
+    )
+
+
+def _read_rows(path: Path, label_column: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the non-blank rows (each with its line number), every row checked to
+    have the header's number of fields."""
     if not path.exists():
         raise DatasetFileNotFoundError(
             f"no CSV file at {path}: check the path (relative paths start at {Path.cwd()})"
@@ -343,37 +405,31 @@ def load_csv(
                 f"{path} is empty: expected a header line naming the columns "
                 f"(one of them {label_column!r}), then one row per example"
             )
-        columns = _select_columns(path, header, label_column, feature_columns)
-        feature_positions = [header.index(name) for name in columns]
-        label_position = header.index(label_column)
-        rows: list[list[float]] = []
-        labels: list[int] = []
+        rows: list[tuple[int, list[str]]] = []
         for row in reader:
             if not row or all(not cell.strip() for cell in row):
                 continue  # blank lines, e.g. a trailing newline run
-            where = f"{path}, row {len(rows) + 1} (line {reader.line_num})"
             if len(row) != len(header):
                 raise DatasetError(
-                    f"{where} has {len(row)} fields but the header has {len(header)}: "
-                    "fix the row or quote values containing commas"
+                    f"{_where(path, len(rows) + 1, reader.line_num)} has {len(row)} fields but "
+                    f"the header has {len(header)}: fix the row or quote values containing commas"
                 )
-            rows.append([_parse_number(row[i], where, header[i]) for i in feature_positions])
-            labels.append(_parse_label(row[label_position], where, label_column))
+            rows.append((reader.line_num, row))
     if not rows:
         raise DatasetError(f"{path} has a header but no data rows: add one row per example")
-    label_array = np.asarray(labels, dtype=np.int64)
-    if num_classes is None:
-        num_classes = max(2, int(label_array.max()) + 1)
-    return Dataset(
-        features=np.asarray(rows, dtype=np.float32),
-        labels=label_array,
-        num_classes=num_classes,
-        name=f"{CSV_PREFIX}{path}",
-    )
+    return header, rows
+
+
+def _where(path: Path, row: int, line: int) -> str:
+    return f"{path}, row {row} (line {line})"
 
 
 def _select_columns(
-    path: Path, header: list[str], label_column: str, feature_columns: Sequence[str] | None
+    path: Path,
+    header: list[str],
+    rows: list[tuple[int, list[str]]],
+    label_column: str,
+    feature_columns: Sequence[str] | None,
 ) -> list[str]:
     available = ", ".join(repr(name) for name in header)
     duplicates = sorted({name for name in header if header.count(name) > 1})
@@ -382,29 +438,79 @@ def _select_columns(
     if label_column not in header:
         raise DatasetError(
             f"{path} has no label column {label_column!r}; available columns: {available}. "
-            "Pass the right one as label_column"
+            "Name the right one with --label-column"
         )
+    samples = {name: _text_sample(rows, header.index(name)) for name in header}
+    textual = {name: cell for name, cell in samples.items() if cell is not None}
     if feature_columns is None:
-        columns = [name for name in header if name != label_column]
+        columns = [n for n in header if n != label_column and n not in textual]
     else:
-        columns = list(feature_columns)
-        missing = [name for name in columns if name not in header]
-        if missing:
+        columns = _listed_columns(path, header, label_column, feature_columns, available)
+        named = [f"{n!r} ({_example(textual[n])})" for n in columns if n in textual]
+        if named:
             raise DatasetError(
-                f"{path} has no feature column(s) {', '.join(repr(m) for m in missing)}; "
-                f"available columns: {available}"
-            )
-        if label_column in columns:
-            raise DatasetError(
-                f"{path}: the label column {label_column!r} is also listed as a feature; "
-                "remove it from feature_columns"
+                f"{path}: feature column(s) {', '.join(named)} hold no numbers: leave them out "
+                "of --features, or encode them as numbers first"
             )
     if not columns:
+        skipped = [n for n in header if n != label_column and n in textual]
+        why = f"; non-numeric columns: {', '.join(map(repr, skipped))}" if skipped else ""
         raise DatasetError(
-            f"{path} has no feature columns besides the label {label_column!r}; "
-            f"available columns: {available}"
+            f"{path} has no numeric feature columns besides the label {label_column!r}{why}. "
+            f"Available columns: {available}"
         )
     return columns
+
+
+def _listed_columns(
+    path: Path, header: list[str], label_column: str, listed: Sequence[str], available: str
+) -> list[str]:
+    columns = list(listed)
+    missing = [name for name in columns if name not in header]
+    if missing:
+        raise DatasetError(
+            f"{path} has no feature column(s) {', '.join(repr(m) for m in missing)}; "
+            f"available columns: {available}"
+        )
+    if label_column in columns:
+        raise DatasetError(
+            f"{path}: the label column {label_column!r} is also listed as a feature; "
+            "remove it from --features"
+        )
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:
+        raise DatasetError(f"{path}: --features lists {repeated} more than once; list each once")
+    return columns
+
+
+def _example(cell: str) -> str:
+    return f"e.g. {cell!r}" if cell else "empty"
+
+
+def _text_sample(rows: list[tuple[int, list[str]]], position: int) -> str | None:
+    """A value of a column none of whose values is a number (a name, an id), else ``None``."""
+    sample = None
+    for _, row in rows:
+        cell = row[position].strip()
+        if not cell:
+            continue
+        try:
+            float(cell)
+        except ValueError:
+            sample = sample or cell
+            continue
+        return None
+    return sample if sample is not None else ""
+
+
+def _parse_row(row: list[str], positions: list[int], header: list[str], where: str) -> list[float]:
+    try:  # the common case in one pass; a bad cell is then found and named
+        values = [float(row[i]) for i in positions]
+        if all(math.isfinite(v) for v in values):
+            return values
+    except ValueError:
+        pass
+    return [_parse_number(row[i], where, header[i]) for i in positions]
 
 
 def _parse_number(cell: str, where: str, column: str) -> float:
@@ -413,7 +519,7 @@ def _parse_number(cell: str, where: str, column: str) -> float:
     except ValueError:
         raise DatasetError(
             f"{where}, column {column!r}: {cell!r} is not a number; "
-            "clean or impute the value, or leave the column out of feature_columns"
+            "clean or impute the value, or leave the column out of --features"
         ) from None
     if not math.isfinite(value):
         raise DatasetError(
@@ -422,14 +528,65 @@ def _parse_number(cell: str, where: str, column: str) -> float:
     return value
 
 
-def _parse_label(cell: str, where: str, column: str) -> int:
-    value = _parse_number(cell, where, column)
-    if not value.is_integer() or value < 0:
-        raise DatasetError(
-            f"{where}, column {column!r}: label {cell!r} is not a class id; "
-            "labels must be integers 0, 1, ... (map class names to ids first)"
-        )
-    return int(value)
+def _labels(
+    cells: list[tuple[str, str]], column: str, classes: Sequence[str] | None
+) -> tuple[NDArray[np.int64], tuple[str, ...]]:
+    """Class ids of the label cells, and the class names they were mapped from (``()`` when
+    the labels are class ids already)."""
+    for where, cell in cells:
+        if not cell.strip():
+            raise DatasetError(
+                f"{where}, column {column!r}: the label is empty; give every row its class"
+            )
+    if classes:
+        names = tuple(classes)
+        return _map_names(cells, column, names), names
+    values = [_label_number(cell) for _, cell in cells]
+    if all(v is not None for v in values):
+        for (where, cell), value in zip(cells, values, strict=True):
+            assert value is not None
+            if not (math.isfinite(value) and value.is_integer()):
+                raise DatasetError(
+                    f"{where}, column {column!r}: label {cell!r} is not a class id; labels must "
+                    "be classes: ids 0, 1, ... or names (a classifier cannot learn a "
+                    "continuous target)"
+                )
+        ids = [int(v) for v in values if v is not None]
+        if min(ids) >= 0:
+            return np.asarray(ids, dtype=np.int64), ()
+        order = sorted(set(ids))  # e.g. -1/1: classes in numeric order
+        index = {value: i for i, value in enumerate(order)}
+        return np.asarray([index[i] for i in ids], dtype=np.int64), tuple(map(str, order))
+    names = tuple(sorted({cell.strip() for _, cell in cells}))
+    return _map_names(cells, column, names), names
+
+
+def _label_number(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def _map_names(
+    cells: list[tuple[str, str]], column: str, names: tuple[str, ...]
+) -> NDArray[np.int64]:
+    index = {name: i for i, name in enumerate(names)}
+    ids = []
+    for where, cell in cells:
+        key = cell.strip()
+        if key not in index:  # 1.0 names the class 1
+            number = _label_number(key)
+            if number is not None and number.is_integer():
+                key = str(int(number))
+        if key not in index:
+            listed = ", ".join(map(repr, names))
+            raise DatasetError(
+                f"{where}, column {column!r}: label {cell.strip()!r} is not one of the task's "
+                f"classes {listed}; fix the label, or create the task with data holding it"
+            )
+        ids.append(index[key])
+    return np.asarray(ids, dtype=np.int64)
 
 
 def split_holdout(

@@ -25,9 +25,9 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
-from fedchain import record_keys
 from fedchain.federation.round_report import RoundReport
 from fedchain.federation.run_artifacts import RunRecord
+from fedchain.record_keys import NODE_NUM_PARTITIONS, NODE_PARTITION_ID
 from fedchain.settings import RunSettings
 
 __all__ = ["InProcessGrid", "run_inprocess"]
@@ -62,8 +62,8 @@ class InProcessGrid(Grid):
                 run_id=_RUN_ID,
                 node_id=k + _SERVER_NODE_ID + 1,
                 node_config={
-                    record_keys.NODE_PARTITION_ID: k,
-                    record_keys.NODE_NUM_PARTITIONS: num_nodes,
+                    NODE_PARTITION_ID: k,
+                    NODE_NUM_PARTITIONS: num_nodes,
                 },
                 state=RecordDict(),
                 run_config=dict(run_config or {}),  # type: ignore[arg-type]

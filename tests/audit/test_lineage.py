@@ -34,7 +34,8 @@ from fedchain.audit.lineage import (
 )
 from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import EmbeddedChain
-from fedchain.chain.gateway import LedgerGateway, deploy
+from fedchain.chain.deploy import deploy
+from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import (
     Commitment,
     Reward,

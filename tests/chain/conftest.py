@@ -10,8 +10,9 @@ from eth_account.signers.local import LocalAccount
 
 from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import AnvilChain, EmbeddedChain, find_anvil
+from fedchain.chain.deploy import deploy
 from fedchain.chain.errors import ChainError
-from fedchain.chain.gateway import LedgerGateway, deploy
+from fedchain.chain.gateway import LedgerGateway
 
 from ._support import Federation, FlakyProxy, running_proxy
 

@@ -10,8 +10,9 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 
 from fedchain.chain.backends import ANVIL_ENV, AnvilChain, RpcChain, find_anvil, free_port
+from fedchain.chain.deploy import deploy
 from fedchain.chain.errors import ChainError, ChainUnreachable, LedgerRoundOutOfOrder
-from fedchain.chain.gateway import LedgerGateway, TxResult, deploy
+from fedchain.chain.gateway import LedgerGateway, TxResult
 from fedchain.chain.records import RoundId, RoundRecord, RoundState, TaskId
 
 from ._support import Federation, h
@@ -173,5 +174,5 @@ def test_a_send_reports_its_receipt_as_web3_reads_it(
     receipt = anvil.w3.eth.get_transaction_receipt(result.tx_hash)  # type: ignore[arg-type]
     assert len(receipt["logs"]) >= 3
     assert (result.block_number, result.gas_used) == (receipt["blockNumber"], receipt["gasUsed"])
-    assert fed.gw._receipt(HexBytes(result.tx_hash)) is not None
-    assert fed.gw._receipt(HexBytes(b"\x01" * 32)) is None
+    assert fed.gw._transport.receipt(HexBytes(result.tx_hash)) is not None
+    assert fed.gw._transport.receipt(HexBytes(b"\x01" * 32)) is None

@@ -12,8 +12,8 @@ from web3.exceptions import ContractCustomError
 
 from fedchain.chain import _build
 from fedchain.chain._artifacts import load_artifact
+from fedchain.chain._reverts import RevertDecoder
 from fedchain.chain.errors import REVERT_ERRORS, ContractRevert
-from fedchain.chain.gateway import _RevertDecoder
 
 #: OpenZeppelin errors the Ledger inherits but fedchain never expects to meet; they are decoded
 #: into a generic ContractRevert subclass named after them instead of a hand-written class.
@@ -125,7 +125,7 @@ def test_typed_exceptions_declare_the_abi_argument_names() -> None:
 )
 def test_every_revert_decodes_into_a_contract_revert_named_after_it(error: dict[str, Any]) -> None:
     # Prepare: the raw revert data a node returns for this custom error
-    decoder = _RevertDecoder([load_artifact(c)["abi"] for c in _build.CONTRACTS])
+    decoder = RevertDecoder([load_artifact(c)["abi"] for c in _build.CONTRACTS])
     types = [i["type"] for i in error["inputs"]]
     values = [sample(t) for t in types]
     selector = keccak(text=f"{error['name']}({','.join(types)})")[:4]

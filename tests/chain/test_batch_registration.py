@@ -8,8 +8,8 @@ import pytest
 
 from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import EmbeddedChain
+from fedchain.chain.deploy import deploy
 from fedchain.chain.errors import LedgerParticipantWithdrawn
-from fedchain.chain.gateway import deploy
 from fedchain.chain.records import ParticipantStatus
 
 

@@ -17,7 +17,8 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from fedchain.chain.backends import AnvilChain, RpcChain
-from fedchain.chain.gateway import LedgerGateway, RetryPolicy, deploy
+from fedchain.chain.deploy import deploy
+from fedchain.chain.gateway import LedgerGateway, RetryPolicy
 from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import Reward, RoundId, RoundState, TaskId
 

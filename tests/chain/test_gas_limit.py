@@ -7,9 +7,11 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
+from fedchain.chain._transport import calldata
 from fedchain.chain.backends import AnvilChain, RpcChain
+from fedchain.chain.deploy import deploy
 from fedchain.chain.errors import LedgerRoundOutOfOrder
-from fedchain.chain.gateway import LedgerGateway, _calldata, deploy
+from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import RoundId
 
 from ._support import PASS, UNKNOWN_METHOD, Federation, FlakyProxy, h, outcome
@@ -32,7 +34,7 @@ def test_calldata_is_the_encoding_web3_gives(
     )
 
     # Execute
-    ours = _calldata(call)
+    ours = calldata(call)
 
     # Assert
     assert ours == call._encode_transaction_data()
@@ -45,7 +47,7 @@ def test_calldata_refuses_arguments_by_name(gw: LedgerGateway) -> None:
 
     # Execute / Assert
     with pytest.raises(TypeError, match="pass the contract arguments by position"):
-        _calldata(call)
+        calldata(call)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from eth_account.signers.local import LocalAccount
 
 from fedchain.audit.lineage import ledger_calls
 from fedchain.chain.backends import EmbeddedChain
+from fedchain.chain.deploy import deploy
 from fedchain.chain.errors import (
     REVERT_ERRORS,
     AccessControlUnauthorizedAccount,
@@ -32,7 +33,7 @@ from fedchain.chain.errors import (
     LedgerZeroHash,
     RewardPoolZeroAmount,
 )
-from fedchain.chain.gateway import LedgerGateway, deploy
+from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import (
     Commitment,
     ParticipantStatus,

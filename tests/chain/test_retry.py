@@ -10,8 +10,9 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from fedchain.chain.backends import AnvilChain, RpcChain
+from fedchain.chain.deploy import deploy
 from fedchain.chain.errors import ChainError, ChainUnreachable
-from fedchain.chain.gateway import LedgerGateway, RetryPolicy, deploy
+from fedchain.chain.gateway import LedgerGateway, RetryPolicy
 from fedchain.chain.records import RoundId, RoundState, TaskId
 
 from ._support import (

@@ -2,7 +2,8 @@
 
 Flower's SuperLink and SuperNodes start children of their own (``flower-superexec``, then a
 ``flwr-serverapp`` or ``flwr-clientapp`` per run or message), some in new sessions; stopping
-walks the tree through /proc so nothing outlives the test, even when it fails.
+walks the tree through /proc so nothing outlives the test, even when it fails. What still
+outlives one is found at the end of the session (:func:`leftovers`, used by tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,29 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Started", "descendants", "stop_all"]
+import psutil
+
+__all__ = [
+    "SESSION_MARKER",
+    "Started",
+    "descendants",
+    "describe",
+    "kill_processes",
+    "leftovers",
+    "stop_all",
+]
+
+#: Set in the test session's environment, so every process it starts carries it, even one
+#: whose parent has exited and which was re-parented (a ``flwr run`` leaves its SuperLink so).
+SESSION_MARKER = "FEDCHAIN_TEST_SESSION"
+
+#: The servers tests start and must stop: Flower's SuperLink and SuperNodes with their
+#: children, anvil, Ray's processes and workers, and fedchain's own commands.
+_WATCHED = re.compile(r"flower-super|flwr|anvil|\bray\b|ray::|raylet|gcs_server|fedchain")
 
 
 def _children() -> dict[int, list[int]]:
@@ -143,3 +162,63 @@ def stop_all(started: Sequence[Started], grace_s: float = 20.0) -> None:
     for s in started:
         with contextlib.suppress(subprocess.TimeoutExpired):
             s.process.wait(timeout=10)
+
+
+def _started_by_session(
+    process: psutil.Process, marker: str, roots: Sequence[Path], below: set[int]
+) -> bool:
+    if process.pid in below:
+        return True
+    try:
+        if process.environ().get(SESSION_MARKER) == marker:
+            return True
+        command = " ".join(process.cmdline())
+        cwd = process.cwd()
+    except psutil.Error:
+        return False  # gone meanwhile, or not ours to read
+    places = [str(root) for root in roots]
+    return any(place in command or cwd.startswith(place) for place in places)
+
+
+def leftovers(
+    marker: str, roots: Sequence[Path], existed: Collection[int] = ()
+) -> list[psutil.Process]:
+    """The watched processes (SuperLink, SuperNode, anvil, Ray, fedchain) still running that
+    this test session started: they carry ``marker`` in their environment, descend from this
+    process, or have their command line or working directory under one of ``roots``. Processes
+    in ``existed`` (running before the session) are never counted."""
+    me = psutil.Process()
+    below = {child.pid for child in me.children(recursive=True)}
+    found = []
+    for process in psutil.process_iter(["name", "cmdline", "status"]):
+        info = process.info
+        if process.pid in existed or process.pid == me.pid or info["status"] == "zombie":
+            continue
+        text = " ".join([info["name"] or "", *(info["cmdline"] or [])])
+        if _WATCHED.search(text) and _started_by_session(process, marker, roots, below):
+            found.append(process)
+    return found
+
+
+def describe(processes: Sequence[psutil.Process]) -> str:
+    """One line per process: its PID and command line."""
+    lines = []
+    for process in processes:
+        try:
+            command = " ".join(process.cmdline()) or process.name()
+        except psutil.Error:
+            command = "(gone)"
+        lines.append(f"  {process.pid}: {command[:300]}")
+    return "\n".join(lines)
+
+
+def kill_processes(processes: Sequence[psutil.Process]) -> None:
+    """SIGKILL each process and whatever runs below it, then wait for them to go."""
+    every = list(processes)
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            every += process.children(recursive=True)
+    for process in every:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(every, timeout=10)

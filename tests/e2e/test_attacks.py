@@ -17,15 +17,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
+from fedchain.attacks import INFLATE_FACTOR, IPM_EPSILON
 from fedchain.audit import open_run, recompute_scores
 from fedchain.chain.accounts import devnet_account
 from fedchain.federation.participant import FIRST_PARTICIPANT_KEY
 from fedchain.federation.run_artifacts import RunRecord
+from fedchain.federation.workload import client_data
 from fedchain.settings import RunSettings
 from fedchain.simulation.flower_engine import simulate
 from fedchain.simulation.inprocess import run_inprocess
+from fedchain.store import ModelStore
 
 pytestmark = pytest.mark.slow
 
@@ -143,3 +147,97 @@ def test_the_in_process_engine_gives_the_simulations_models(runs: dict[str, RunR
         r["global_model_hash"] for r in inprocess["rounds"]
     ]
     assert simulated["final_model_hash"] == inprocess["final_model_hash"]
+
+
+# ------------------------------------------------------------------ the attacks of issue 15
+# Small federations (5 clients, 2 of them attackers, 2 rounds, FedAvg) showing each attack
+# happened as defined: what the chain recorded, and the forged update against its formula.
+
+SMALL = RunSettings(num_clients=5, num_rounds=2, partition="iid", strategy="fedavg")
+SMALL_ATTACKERS = (3, 4)  # the last 40 % of the partitions
+
+
+@pytest.fixture(scope="module")
+def small_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunRecord]:
+    """A clean run without a ledger; inflate-examples and sybil on the embedded chain; ipm."""
+
+    def settings(name: str, **changes: Any) -> RunSettings:
+        return SMALL.with_changes(out=str(tmp_path_factory.mktemp(name)), **changes)
+
+    return {
+        "clean": run_inprocess(settings("clean", chain="none")),
+        "inflate-examples": run_inprocess(
+            settings("inflate-examples", attack="inflate-examples:0.4", chain="embedded")
+        ),
+        "sybil": run_inprocess(settings("sybil", attack="sybil:0.4", chain="embedded")),
+        "ipm": run_inprocess(settings("ipm", attack="ipm:0.4", chain="none")),
+    }
+
+
+def _commitments(record: RunRecord) -> dict[tuple[int, str], dict[str, Any]]:
+    """The chain's CommitmentRecorded events of a run, by (round, participant)."""
+    ledger = json.loads((record.settings.out_dir / "ledger.json").read_text())
+    return {
+        (int(e["args"]["round"]), e["args"]["participant"]): e["args"]
+        for e in ledger
+        if e["event"] == "CommitmentRecorded"
+    }
+
+
+def _address(partition_id: int) -> str:
+    return devnet_account(FIRST_PARTICIPANT_KEY + partition_id).address
+
+
+def test_the_chain_records_the_inflated_example_counts(small_runs: dict[str, RunRecord]) -> None:
+    # Prepare
+    record = small_runs["inflate-examples"]
+    held = {p: len(client_data(record.settings, p)) for p in range(5)}
+    # Execute
+    recorded = _commitments(record)
+    # Assert: attackers signed 100 x what they hold, the honest what they hold; all accepted
+    assert len(recorded) == 2 * 5
+    for (_, participant), args in recorded.items():
+        p = next(q for q in range(5) if _address(q) == participant)
+        claimed = INFLATE_FACTOR * held[p] if p in SMALL_ATTACKERS else held[p]
+        assert int(args["numExamples"]) == claimed
+    assert all(p["accepted"] for r in _summary(record)["rounds"] for p in r["participants"])
+
+
+def test_sybils_commit_one_update_under_their_own_keys(small_runs: dict[str, RunRecord]) -> None:
+    # Prepare
+    record, clean = small_runs["sybil"], small_runs["clean"]
+    recorded = _commitments(record)
+    first = _address(SMALL_ATTACKERS[0])
+    clean_update = next(
+        p["update_hash"] for p in _summary(clean)["rounds"][0]["participants"]
+        if p["address"] == first
+    )  # fmt: skip
+    for r in (1, 2):
+        # Execute
+        copies = [recorded[r, _address(p)] for p in SMALL_ATTACKERS]
+        # Assert: one update, one count, two signers; every reply accepted
+        assert len({c["updateHash"] for c in copies}) == 1
+        assert len({c["numExamples"] for c in copies}) == 1
+        honest = {recorded[r, _address(p)]["updateHash"] for p in range(3)}
+        assert copies[0]["updateHash"] not in honest
+    # Round 1 trains on the same initial model: the copy is the first sybil's honest update.
+    assert recorded[1, first]["updateHash"] == clean_update
+    assert all(p["accepted"] for r in _summary(record)["rounds"] for p in r["participants"])
+
+
+def test_ipm_attackers_send_minus_epsilon_times_the_honest_mean_update(
+    small_runs: dict[str, RunRecord],
+) -> None:
+    # Prepare
+    record = small_runs["ipm"]
+    store = ModelStore(record.settings.out_dir / "store")
+    for r in _summary(record)["rounds"]:
+        parent = store.get(r["parent_model_hash"])
+        by_address = {p["address"]: store.get(p["update_hash"]) for p in r["participants"]}
+        honest = [by_address[_address(p)] for p in range(3)]
+        # Execute / Assert: each attacker's update is w - 0.1 * mean_h(w_h - w)
+        for p in SMALL_ATTACKERS:
+            forged = by_address[_address(p)]
+            for name, w in parent.items():
+                mean = np.mean([h[name].astype(np.float64) - w for h in honest], axis=0)
+                np.testing.assert_allclose(forged[name], w - IPM_EPSILON * mean, atol=1e-6)

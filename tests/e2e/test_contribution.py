@@ -49,7 +49,10 @@ def test_every_method_scores_rewards_and_recomputes(
         assert r["contribution_method"] == method
         assert r["scoring_seconds"] >= 0
         assert int(r["budget"]) == runs[method].settings.reward_per_round
-        assert sum(int(p["reward"]) for p in r["participants"]) == int(r["budget"])
+        paid = sum(int(p["reward"]) for p in r["participants"])
+        assert paid + int(r["unearned"]) == int(r["budget"])  # the rest stays in the pool
+        if method in ("data-size", "cosine"):  # no gain measured: the whole budget is split
+            assert paid == int(r["budget"])
     assert (out / "rewards.png").read_bytes()[:4] == b"\x89PNG"
     # Assert: anyone can recompute every score and reward from the chain and the store
     run = open_run(out)

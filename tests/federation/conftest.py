@@ -16,7 +16,8 @@ from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 from fedchain import record_keys
 from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import EmbeddedChain
-from fedchain.chain.gateway import LedgerGateway, deploy
+from fedchain.chain.deploy import deploy
+from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import sign_commitment
 from fedchain.federation.messages import numpy_to_arrays

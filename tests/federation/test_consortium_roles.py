@@ -13,8 +13,9 @@ from fedchain import record_keys
 from fedchain.chain.accounts import PASSWORD_ENV, devnet_account, new_keystore
 from fedchain.chain.backends import EmbeddedChain
 from fedchain.chain.bridge import RpcBridge
+from fedchain.chain.deploy import deploy
 from fedchain.chain.errors import KeystoreError
-from fedchain.chain.gateway import LedgerGateway, deploy
+from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import Commitment, RoundId, SignedCommitment
 from fedchain.chain.signing import recover_signer
 from fedchain.consortium.deployment import CreatedTask, create_task

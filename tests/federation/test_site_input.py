@@ -21,7 +21,7 @@ from fedchain.chain.errors import KeystoreError
 from fedchain.errors import FedchainError
 from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
 from fedchain.federation.participant import participant_account, train_reply
-from fedchain.federation.workload import holdout, initial_weights
+from fedchain.federation.workload import holdout, initial_weights, site_data
 from fedchain.ml.data import load_breast_cancer
 from fedchain.ml.errors import DatasetError
 from fedchain.settings import RunSettings
@@ -46,13 +46,24 @@ def _site(**node_config: str) -> Context:
     )
 
 
-def _site_csv(path: Path, rows: int, bad_cell: tuple[int, str] | None = None) -> Path:
-    """A site's file with breast-cancer's 30 feature columns and ``label``."""
+FEATURES = ",".join(f"f{i}" for i in range(30))
+NAMES = ("malignant", "benign")  # breast-cancer's classes 0 and 1
+
+
+def _site_csv(
+    path: Path, rows: int, bad_cell: tuple[int, str] | None = None, *, named: bool = False
+) -> Path:
+    """A site's file with breast-cancer's 30 feature columns and ``label`` (class ids, or with
+    ``named`` class names plus a patient id and a numeric column the task does not use)."""
     data = load_breast_cancer()
     names = [f"f{i}" for i in range(data.features.shape[1])]
-    lines = [",".join([*names, "label"])]
+    extra = ["patient", "ward"] if named else []
+    lines = [",".join([*extra, *names, "label"])]
     for i in range(rows):
-        cells = [repr(float(v)) for v in data.features[i]] + [str(int(data.labels[i]))]
+        label = int(data.labels[i])
+        cells = [f"P{i}", str(i % 3)] if named else []
+        cells += [repr(float(v)) for v in data.features[i]]
+        cells.append(NAMES[label] if named else str(label))
         if bad_cell is not None and bad_cell[0] == i:
             cells[3] = bad_cell[1]
         lines.append(",".join(cells))
@@ -70,6 +81,31 @@ def test_a_site_trains_on_its_own_csv_file(tmp_path: Path) -> None:
     assert metrics[record_keys.METRIC_NUM_EXAMPLES] == 40
     update = arrays_to_numpy(reply.content.array_records[record_keys.RECORD_ARRAYS])
     assert all(np.isfinite(w).all() for w in update.values())
+
+
+def test_a_site_reads_the_tasks_columns_and_numbers_its_classes_as_the_task_does(
+    tmp_path: Path,
+) -> None:
+    # Prepare: the run config names the task's features and classes (`fedchain task create`)
+    site_file = _site_csv(tmp_path / "site.csv", rows=40, named=True)
+    settings = SETTINGS.with_changes(features=FEATURES, classes=",".join(NAMES))
+    # Execute
+    reply = train_reply(_train_message(), _site(**{"data-path": str(site_file)}), settings)
+    data = site_data(str(site_file), "label", 2, settings.features, settings.classes)
+    # Assert: 30 features (not the ward), and class ids as breast-cancer's own
+    metrics = reply.content.metric_records[record_keys.RECORD_METRICS]
+    assert metrics[record_keys.METRIC_NUM_EXAMPLES] == 40
+    assert data.feature_names == tuple(FEATURES.split(","))
+    np.testing.assert_array_equal(data.labels, load_breast_cancer().labels[:40])
+
+
+def test_a_site_with_class_names_but_no_task_classes_is_refused(tmp_path: Path) -> None:
+    # Prepare: a run config from before the task recorded its classes
+    site_file = _site_csv(tmp_path / "site.csv", rows=10, named=True)
+    settings = SETTINGS.with_changes(features=FEATURES)
+    # Execute / Assert
+    with pytest.raises(DatasetError, match=r"the labels are class names .* the task names no"):
+        train_reply(_train_message(), _site(**{"data-path": str(site_file)}), settings)
 
 
 @pytest.mark.parametrize(

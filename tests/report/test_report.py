@@ -18,7 +18,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from decimal import Decimal
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ import pytest
 from PIL import Image
 
 from fedchain.report import ReportError, write_report
+
+from ._page import Page
 
 pytestmark = pytest.mark.slow
 
@@ -51,61 +52,6 @@ def fedchain(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[st
         check=False,
         env={**os.environ, "COLUMNS": "200"},
     )
-
-
-class Page(HTMLParser):
-    """What a test needs of an HTML document: tables by section, images, scripts, links."""
-
-    def __init__(self, document: str) -> None:
-        super().__init__()
-        self.section = ""
-        self.tables: dict[str, list[list[str]]] = {}  # section id -> body rows (cell texts)
-        self.images: list[str] = []
-        self.scripts = 0
-        self.links = 0
-        self.text: list[str] = []
-        self._row: list[str] | None = None
-        self._cell: list[str] | None = None
-        self._in_body = False
-        self.feed(document)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        if tag == "section":
-            self.section = attributes.get("id") or ""
-        elif tag == "table":
-            self.tables[self.section] = []
-        elif tag == "tbody":
-            self._in_body = True
-        elif tag == "tr" and self._in_body:
-            self._row = []
-        elif tag == "td" and self._row is not None:
-            self._cell = []
-        elif tag == "img":
-            self.images.append(attributes.get("src") or "")
-        elif tag == "script":
-            self.scripts += 1
-        elif tag == "link":
-            self.links += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "tbody":
-            self._in_body = False
-        elif tag == "td" and self._cell is not None and self._row is not None:
-            self._row.append(" ".join(" ".join(self._cell).split()))
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self.tables[self.section].append(self._row)
-            self._row = None
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-        if self._cell is not None:
-            self._cell.append(data)
-
-    def rows(self, section: str) -> list[list[str]]:
-        """The main rows of a section's table (not the rows listing rejected updates)."""
-        return [row for row in self.tables[section] if row[0] != ""]
 
 
 def png(data: bytes) -> Image.Image:
@@ -298,8 +244,17 @@ def test_the_spec_rounds_and_participants_tables_hold_the_run(
     for address, amount in summary["rewards"].items():
         row = next(row for who, row in shown.items() if who[:6] == address[:6])
         assert row[-1] == "matches chain"
-        assert row[6] == (f"{Decimal(amount).scaleb(-18):,.2f}" if int(amount) else "0")
+        assert row[6] == (f"{Decimal(amount).scaleb(-18):,.2f} FDT" if int(amount) else "0 FDT")
     assert sorted(row[1] for row in participants) == ["free-rider", "honest", "honest"]
+
+
+def test_summary_json_records_the_reward_token_read_from_chain(
+    summary: dict[str, Any], page: Page
+) -> None:
+    # The dev token, as DevToken.sol names it; the report writes its symbol after each amount.
+    token = {"address": summary["chain"]["token"], "symbol": "FDT", "decimals": 18}
+    assert summary["token"] == token
+    assert f"{token['address']} FDT · 18 decimals" in " ".join(" ".join(page.text).split())
 
 
 def test_the_verdict_table_lists_every_check_failures_first(page: Page) -> None:

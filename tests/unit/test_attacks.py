@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+import types
 from statistics import NormalDist
 from typing import Any
 
@@ -11,6 +15,8 @@ import pytest
 from fedchain.attacks import (
     ATTACK_KINDS,
     GAUSSIAN_STD,
+    INFLATE_FACTOR,
+    IPM_EPSILON,
     SIGN_FLIP_SCALE,
     AttackError,
     AttackPlan,
@@ -19,6 +25,7 @@ from fedchain.attacks import (
     parse_attack,
 )
 from fedchain.errors import FedchainError
+from fedchain.hashing import model_hash
 
 Weights = dict[str, np.ndarray[Any, Any]]
 RECEIVED: Weights = {
@@ -65,6 +72,12 @@ def test_no_attack_and_a_zero_fraction_mean_no_attackers() -> None:
         ("gaussian:1.5", "must lie in [0, 1)"),
         ("gaussian:-0.1", "must lie in [0, 1)"),
         ("alie:nan", "must lie in [0, 1)"),
+        ("inflate:0.3", "unknown attack 'inflate'"),
+        ("sybils:0.3", "unknown attack 'sybils'"),
+        ("ipm", "needs the fraction of attackers"),
+        ("inflate-examples:x", "needs the fraction of attackers"),
+        ("sybil:1", "must lie in [0, 1)"),
+        ("ipm:-0.2", "must lie in [0, 1)"),
     ],
 )
 def test_bad_specs_are_refused_with_what_to_write(spec: str, message: str) -> None:
@@ -131,3 +144,145 @@ def test_alie_z_is_zero_when_no_shift_stays_hidden() -> None:
     assert alie_z(10, 1) == 0.0  # s = 5: the median quantile
     assert alie_z(20, 5) == pytest.approx(NormalDist().inv_cdf(0.7))
     assert alie_z(2, 0) == 0.0
+
+
+def _held(partition_id: int) -> int:
+    """A stand-in for the partitions' sizes: partition p holds 10 * (p + 1) examples."""
+    return 10 * (partition_id + 1)
+
+
+def test_inflate_examples_trains_honestly_and_claims_a_hundredfold_count() -> None:
+    # Prepare
+    trainer = _Trainer()
+    plan = AttackPlan("inflate-examples", 0.3)
+    # Execute
+    update, loss = plan.forge(RECEIVED, 8, 10, train=trainer, seed=1)
+    claimed = plan.claimed_examples(8, 10, _held)
+    # Assert: its honest update (+9 on every weight), but 100 x its 90 examples claimed
+    assert trainer.calls == [(8, False)]
+    for name, weights in RECEIVED.items():
+        np.testing.assert_allclose(update[name], weights + 9.0)
+    assert loss == pytest.approx(0.8)
+    assert INFLATE_FACTOR == 100
+    assert claimed == 9_000
+
+
+@pytest.mark.parametrize("kind", ["sign-flip", "label-flip", "alie", "ipm", "free-rider"])
+def test_other_attackers_claim_the_examples_they_hold(kind: str) -> None:
+    assert AttackPlan(kind, 0.3).claimed_examples(8, 10, _held) == 90
+
+
+def test_sybils_send_copies_of_the_first_sybils_honest_update_and_count() -> None:
+    # Prepare: sybils 7, 8, 9 of 10; the first one's honest step is +8, it holds 80 examples
+    plan = AttackPlan("sybil", 0.3)
+    trainers = {p: _Trainer() for p in (7, 8, 9)}
+    # Execute
+    forged = {p: plan.forge(RECEIVED, p, 10, train=trainers[p], seed=p) for p in (7, 8, 9)}
+    # Assert
+    for p, (update, loss) in forged.items():
+        assert trainers[p].calls == [(7, False)]  # only the first sybil's data is trained on
+        for name, weights in RECEIVED.items():
+            np.testing.assert_array_equal(update[name], weights + 8.0)
+        assert loss == pytest.approx(0.7)
+        assert plan.claimed_examples(p, 10, _held) == 80
+    assert len({model_hash(update) for update, _ in forged.values()}) == 1
+
+
+def test_sybil_copies_do_not_share_arrays_with_the_training() -> None:
+    trained: Weights = {k: v + 8.0 for k, v in RECEIVED.items()}
+    update, _ = AttackPlan("sybil", 0.3).forge(
+        RECEIVED, 9, 10, train=lambda p, flip: (trained, 0.0), seed=1
+    )
+    update["layer.bias"][0] = 99.0  # one copy altered after the fact leaves the source as it was
+    assert trained["layer.bias"][0] == pytest.approx(8.5)
+
+
+def test_ipm_sends_minus_epsilon_times_the_honest_clients_mean_update() -> None:
+    # Prepare: attackers 7, 8, 9 of 10; honest partitions 0..6 step +1..+7 (mean +4)
+    plan = AttackPlan("ipm", 0.3)
+    trainer = _Trainer()
+    # Execute
+    forged = [plan.forge(RECEIVED, p, 10, train=trainer, seed=p) for p in (7, 8, 9)]
+    # Assert: w - 0.1 * 4 on every weight, for every attacker; honest losses 0.0..0.6
+    assert IPM_EPSILON == 0.1
+    assert sorted({p for p, _ in trainer.calls}) == list(range(7))
+    assert all(not flip for _, flip in trainer.calls)
+    for update, loss in forged:
+        for name, weights in RECEIVED.items():
+            np.testing.assert_allclose(update[name], weights - 0.4, rtol=1e-6)
+            assert update[name].dtype == weights.dtype
+        assert loss == pytest.approx(0.3)
+
+
+def test_ipm_with_every_client_attacking_sends_the_global_model_back() -> None:
+    update, _ = AttackPlan("ipm", 0.9).forge(RECEIVED, 0, 1, train=_Trainer(), seed=1)
+    for name, weights in RECEIVED.items():
+        np.testing.assert_array_equal(update[name], weights)
+
+
+def _byzfl_attacks() -> Any:
+    """byzfl's attacks module, loaded without byzfl/__init__.py (which imports torchvision)."""
+    if "byzfl" not in sys.modules:
+        spec = importlib.util.find_spec("byzfl")  # locates the package without running it
+        assert spec is not None
+        assert spec.submodule_search_locations is not None
+        stub = types.ModuleType("byzfl")
+        stub.__path__ = list(spec.submodule_search_locations)
+        sys.modules["byzfl"] = stub
+    return importlib.import_module("byzfl.attacks.attacks")
+
+
+def test_ipm_matches_byzfls_inner_product_manipulation() -> None:
+    # Prepare: random honest updates of 7 honest partitions
+    rng = np.random.default_rng(3)
+    honest = {
+        p: {k: (v + rng.normal(0, 0.5, v.shape)).astype(v.dtype) for k, v in RECEIVED.items()}
+        for p in range(7)
+    }
+    names = sorted(RECEIVED)
+    deltas = np.stack(
+        [
+            np.concatenate([(honest[p][k] - RECEIVED[k]).astype(np.float64).ravel() for k in names])
+            for p in range(7)
+        ]
+    )
+    # Execute
+    update, _ = AttackPlan("ipm", 0.3).forge(
+        RECEIVED, 9, 10, train=lambda p, flip: (honest[p], 0.0), seed=1
+    )
+    reference = _byzfl_attacks().InnerProductManipulation(tau=IPM_EPSILON)(deltas)
+    # Assert: the forged delta is byzfl's -tau * mean of the honest deltas
+    ours = np.concatenate([(update[k] - RECEIVED[k]).astype(np.float64).ravel() for k in names])
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_colluders_in_one_process_train_each_partition_once_per_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: count the honest trainings the attackers of a process ask for
+    from fedchain.federation import participant
+    from fedchain.settings import RunSettings
+
+    calls: list[int] = []
+
+    def fake_train(settings: Any, data: Any, weights: Any, **kwargs: Any) -> tuple[Weights, float]:
+        calls.append(kwargs["seed"])
+        return {k: v + 1.0 for k, v in weights.items()}, 0.0
+
+    monkeypatch.setattr(participant, "train_locally", fake_train)
+    monkeypatch.setattr(participant, "client_data", lambda settings, p, n: p)
+    settings = RunSettings(num_clients=10, attack="ipm:0.3")
+
+    def trainer(round_id: int) -> Any:
+        return participant._attacker_training(
+            settings, RECEIVED, b"model", server_round=round_id, partitions=10, mu=0.0
+        )
+
+    plan = AttackPlan("ipm", 0.3)
+    # Execute: three attackers in round 1, one in round 2
+    round_one = [plan.forge(RECEIVED, p, 10, train=trainer(1), seed=p)[0] for p in (7, 8, 9)]
+    plan.forge(RECEIVED, 9, 10, train=trainer(2), seed=9)
+    # Assert: 7 honest partitions trained once per round, and the same update for all
+    assert len(calls) == 14
+    assert len(set(calls)) == 14
+    assert len({model_hash(u) for u in round_one}) == 1

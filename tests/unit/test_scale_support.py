@@ -11,6 +11,8 @@ from typing import Any
 
 import psutil
 import pytest
+import sklearn.datasets as sk_datasets
+from threadpoolctl import threadpool_info
 
 from fedchain.federation import workload
 from fedchain.ml.data import (
@@ -20,7 +22,8 @@ from fedchain.ml.data import (
     load_synthetic,
     parse_dataset_spec,
 )
-from fedchain.ml.errors import DatasetError
+from fedchain.ml.errors import DatasetError, TrainingError
+from fedchain.ml.threads import blas_threads
 from fedchain.settings import RunSettings
 from fedchain.simulation import _dispatch
 from fedchain.simulation.memory import PeakMemory, tree_rss
@@ -180,6 +183,84 @@ def test_the_synthetic_dataset_is_the_same_rows_every_time() -> None:
     assert set(first.labels.tolist()) == {0, 1, 2, 3}
     assert dataset_hash(first) == dataset_hash(second)
     assert len(load_dataset("synthetic")) == SYNTHETIC_DEFAULT_SIZE
+
+
+# --- synthetic data generated beside a fork (the suite's OpenBLAS hang) ---
+
+#: A thread generates the synthetic rows while the main thread forks, as Flower's ServerApp
+#: thread does while Ray starts its processes. 100,000 rows take OpenBLAS's threaded kernel on
+#: every CPU (20,000 rows do only where OPENBLAS_CORETYPE picks an older kernel).
+_GENERATE_BESIDE_FORKS = """
+import os, sys, threading, time
+from fedchain.ml.data import load_synthetic
+loads = []
+def generate():
+    for _ in range(3):
+        load_synthetic(100_000)
+        loads.append(1)
+thread = threading.Thread(target=generate, daemon=True)
+thread.start()
+forks, deadline = 0, time.monotonic() + 30
+while thread.is_alive() and time.monotonic() < deadline:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    forks += 1
+print(forks, len(loads), flush=True)
+os._exit(0 if not thread.is_alive() else 3)
+"""
+
+
+def test_synthetic_data_generated_in_a_thread_survives_forks_of_another_thread() -> None:
+    # Execute: in a child process, so a hung BLAS call cannot take the suite with it
+    done = subprocess.run(
+        [sys.executable, "-c", _GENERATE_BESIDE_FORKS],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    # Assert
+    assert done.returncode == 0, f"the generating thread hung: {done.stdout}{done.stderr[-2000:]}"
+    forks, loads = map(int, done.stdout.split())
+    assert loads == 3
+    assert forks >= 3  # the forks did overlap the generation
+
+
+def test_synthetic_data_is_generated_with_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: record the BLAS libraries' thread counts while the rows are generated
+    seen: list[int] = []
+    generate = sk_datasets.make_classification
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(sk_datasets, "make_classification", recording)
+    before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    # Execute
+    load_synthetic(100)
+    # Assert
+    assert seen
+    assert set(seen) == {1}
+    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == (
+        before
+    )
+
+
+def test_blas_threads_limits_and_restores_every_blas_library() -> None:
+    # Prepare
+    def counts() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = counts()
+    # Execute
+    with blas_threads(1):
+        inside = counts()
+    # Assert
+    assert inside
+    assert set(inside) == {1}
+    assert counts() == before
+    with pytest.raises(TrainingError, match="at least 1"), blas_threads(0):
+        pass
 
 
 def test_too_many_clients_for_a_dataset_is_refused_before_anything_starts() -> None:

@@ -245,13 +245,18 @@ def test_load_csv_non_numeric_value_names_row_and_column(tmp_path: Path) -> None
         ("", "is empty"),
         ("\n\n", "is empty"),
         ("a,label\n", "no data rows"),
-        ("a,label\n1,\n", "'' is not a number"),
+        ("a,label\n1,\n", "row 1 (line 2), column 'label': the label is empty"),
+        ("a,label\n,0\n2,1\n", "row 1 (line 2), column 'a': '' is not a number"),
         ("a,label\nnan,1\n", "not a finite number"),
         ("a,label\n1,0.5\n", "label '0.5' is not a class id"),
-        ("a,label\n1,benign\n", "'benign' is not a number"),
+        ("a,label\n1,inf\n", "label 'inf' is not a class id"),
         ("a,label\n1,0,7\n", "has 3 fields but the header has 2"),
         ("a,a,label\n1,2,0\n", "duplicate column names ['a']"),
-        ("label\n0\n", "no feature columns"),
+        ("label\n0\n", "no numeric feature columns besides the label 'label'"),
+        (
+            "id,label\nP1,0\n",
+            "no numeric feature columns besides the label 'label'; non-numeric columns: 'id'",
+        ),
     ],
 )
 def test_load_csv_rejects_malformed_files(tmp_path: Path, text: str, message: str) -> None:
@@ -262,6 +267,100 @@ def test_load_csv_rejects_malformed_files(tmp_path: Path, text: str, message: st
     with pytest.raises(DatasetError) as info:
         load_csv(path, "label")
     assert message in str(info.value)
+
+
+def test_load_csv_missing_label_column_names_the_option_to_set(tmp_path: Path) -> None:
+    # Prepare
+    path = _write(tmp_path, "age,y\n1,0\n")
+
+    # Execute / Assert
+    with pytest.raises(DatasetError, match="Name the right one with --label-column"):
+        load_csv(path, "label")
+
+
+def test_load_csv_maps_class_names_to_ids_in_sorted_order(tmp_path: Path) -> None:
+    # Prepare
+    path = _write(tmp_path, "x,diagnosis\n1,malignant\n2, benign\n3,malignant\n4,cyst\n")
+
+    # Execute
+    ds = load_csv(path, "diagnosis")
+
+    # Assert
+    assert ds.class_names == ("benign", "cyst", "malignant")
+    np.testing.assert_array_equal(ds.labels, [2, 0, 2, 1])
+    assert ds.num_classes == 3
+    assert ds.feature_names == ("x",)
+
+
+def test_load_csv_maps_negative_class_ids_in_numeric_order(tmp_path: Path) -> None:
+    # Prepare: the -1/1 labels of many SVM-style files, and a third class 10
+    path = _write(tmp_path, "x,label\n1,1\n2,-1\n3,10\n4,-1.0\n")
+
+    # Execute
+    ds = load_csv(path, "label")
+
+    # Assert
+    assert ds.class_names == ("-1", "1", "10")
+    np.testing.assert_array_equal(ds.labels, [1, 0, 2, 0])
+
+
+def test_load_csv_maps_labels_by_the_task_classes(tmp_path: Path) -> None:
+    # Prepare: a site holding one class of the task's three
+    path = _write(tmp_path, "x,label\n1,cyst\n2,cyst\n")
+
+    # Execute
+    ds = load_csv(path, "label", classes=["benign", "cyst", "malignant"])
+
+    # Assert
+    np.testing.assert_array_equal(ds.labels, [1, 1])
+    assert ds.num_classes == 3
+    assert ds.class_names == ("benign", "cyst", "malignant")
+
+
+def test_load_csv_refuses_a_label_outside_the_task_classes(tmp_path: Path) -> None:
+    # Prepare
+    path = _write(tmp_path, "x,label\n1,benign\n2,polyp\n")
+
+    # Execute / Assert
+    with pytest.raises(DatasetError) as info:
+        load_csv(path, "label", classes=["benign", "malignant"])
+    assert (
+        "row 2 (line 3), column 'label': label 'polyp' is not one of the task's classes "
+        "'benign', 'malignant'" in str(info.value)
+    )
+
+
+def test_load_csv_default_features_are_the_other_numeric_columns(tmp_path: Path) -> None:
+    # Prepare: an id and a name column hold no number; 'dose' is blank in one row only
+    path = _write(tmp_path, "id,name,age,label,dose\nP1,Ann,30,0,1.5\nP2,Bob,40,1,2\n")
+
+    # Execute
+    ds = load_csv(path, "label")
+
+    # Assert
+    assert ds.feature_names == ("age", "dose")
+    np.testing.assert_array_equal(ds.features, [[30, 1.5], [40, 2]])
+
+
+def test_load_csv_names_non_numeric_columns_listed_as_features(tmp_path: Path) -> None:
+    # Prepare
+    path = _write(tmp_path, "id,name,age,label\nP1,Ann,30,0\nP2,,40,1\n")
+
+    # Execute / Assert
+    with pytest.raises(DatasetError) as info:
+        load_csv(path, "label", feature_columns=["age", "id", "name"])
+    message = str(info.value)
+    assert "feature column(s) 'id' (e.g. 'P1'), 'name' (e.g. 'Ann') hold no numbers" in message
+    assert "leave them out of --features" in message
+
+
+def test_load_csv_refuses_a_feature_listed_twice(tmp_path: Path) -> None:
+    # Prepare
+    path = _write(tmp_path, "a,b,label\n1,2,0\n")
+
+    # Execute / Assert
+    with pytest.raises(DatasetError, match=r"--features lists \['a'\] more than once"):
+        load_csv(path, "label", feature_columns=["a", "b", "a"])
 
 
 def test_load_csv_rejects_label_listed_as_feature(tmp_path: Path) -> None:

@@ -1,0 +1,403 @@
+"""The checks of a ledger's lineage against the content store and the task spec: one task's
+chain-only checks (spec, events, parents, signatures, budget), its store checks (global models,
+updates, final model), its recomputation (:mod:`fedchain.audit.replay`), the merkle rounds'
+records, and the ledger-wide claims.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from fedchain.audit.lineage import (
+    CommitmentEntry,
+    LedgerLineage,
+    TaskLineage,
+    attributed_by_participant,
+)
+from fedchain.audit.merkle import attach_merkle_records
+from fedchain.audit.replay import replay_task, settings_for
+from fedchain.audit.verdict import (
+    AGGREGATION,
+    BUDGET,
+    CLAIMS,
+    EVALUATION,
+    FAILED,
+    FINAL,
+    GLOBALS,
+    LEDGER,
+    MERKLE,
+    OPEN,
+    PARENTS,
+    SCORES,
+    SIGNATURES,
+    SPEC,
+    UPDATES,
+    Check,
+    Rows,
+)
+from fedchain.chain.records import Commitment, RoundId, SignedCommitment, TaskId
+from fedchain.chain.signing import recover_signer
+from fedchain.hashing import file_hash, to_hex
+from fedchain.settings import RunSettings
+from fedchain.store import ModelStore
+from fedchain.task import TaskSpec, TaskSpecError
+
+__all__ = ["check_lineage"]
+
+
+def check_lineage(
+    lineage: LedgerLineage,
+    *,
+    store: ModelStore | None,
+    tasks: Sequence[int] | None,
+    specs: Sequence[tuple[str, Path]],
+    base_settings: RunSettings | None,
+    recompute: bool,
+    final_model: Path | None = None,
+    run_dir: Path | None = None,
+    data: Path | None = None,
+) -> list[Check]:
+    """Every check of ``tasks`` (all the ledger's when None), in no particular order.
+
+    Parameters
+    ----------
+    lineage : LedgerLineage
+        The ledger's history (:func:`fedchain.audit.lineage.rebuild_lineage`).
+    store : ModelStore, optional
+        The content store; without one, the checks that need models fail and say so.
+    tasks : sequence of int, optional
+        The tasks to audit.
+    specs : sequence of (label, path)
+        Task spec files that must hash to the task's spec hash; the first that does is the
+        spec a recomputation rebuilds the rounds from.
+    base_settings : RunSettings, optional
+        The run's settings, under the spec's fields, for a recomputation.
+    recompute : bool
+        Also recompute every round.
+    final_model : Path, optional
+        A run's final model file, which must be the last committed global model.
+    run_dir : Path, optional
+        A run directory, whose ``rounds/`` holds merkle rounds' records.
+    data : Path, optional
+        The task's CSV file a recomputation reads, instead of the run's own path.
+    """
+    wanted = list(lineage.tasks) if tasks is None else list(tasks)
+    checks = [Check(LEDGER, False, None, None, None, orphan) for orphan in lineage.orphans]
+    if not wanted:
+        return [
+            Check(LEDGER, False, None, None, None, "the ledger holds no task: nothing to audit")
+        ]
+    checks += _merkle_records(lineage, store, run_dir, wanted)
+    for task_id in wanted:
+        task = lineage.tasks.get(task_id)
+        if task is None:
+            ledger = lineage.domain.verifying_contract
+            detail = f"task {task_id} is not on the ledger {ledger}: check --task or the chain"
+            checks.append(Check(LEDGER, False, task_id, None, None, detail))
+            continue
+        audit = _TaskAudit(lineage, task, store, specs, base_settings, data=data)
+        checks += audit.run(recompute, final_model)
+    checks += _claims(lineage, wanted)
+    return checks
+
+
+def _merkle_records(
+    lineage: LedgerLineage, store: ModelStore | None, run_dir: Path | None, tasks: Sequence[int]
+) -> list[Check]:
+    """Merkle rounds: their published records checked against the roots, and taken as the
+    rounds' commitments and rewards for every other check."""
+    merkle = [
+        (t, r.round) for t in tasks if t in lineage.tasks
+        for r in lineage.tasks[t].rounds.values() if r.root is not None
+    ]  # fmt: skip
+    if not merkle:
+        return []
+    if store is None:
+        detail = "no store given: the rounds' published records cannot be read (--store DIR)"
+        return [Check(MERKLE, False, t, r, None, detail) for t, r in merkle]
+    problems = [(t, p) for t, p in attach_merkle_records(lineage, store, run_dir) if t in tasks]
+    if not problems:
+        detail = f"{len(merkle)} rounds: roots, proofs and signed commitments match"
+        return [Check(MERKLE, True, None, None, None, detail)]
+    return [Check(MERKLE, False, t, p.round, p.participant or None, p.problem) for t, p in problems]
+
+
+class _TaskAudit:
+    """The checks of one task."""
+
+    def __init__(
+        self,
+        lineage: LedgerLineage,
+        task: TaskLineage,
+        store: ModelStore | None,
+        specs: Sequence[tuple[str, Path]],
+        base_settings: RunSettings | None,
+        *,
+        data: Path | None = None,
+    ) -> None:
+        self.lineage, self.task, self.store = lineage, task, store
+        self.specs, self.base_settings, self.data = specs, base_settings, data
+        self.spec: TaskSpec | None = None  # the first spec given that matches the chain
+
+    def run(self, recompute: bool, final_model: Path | None) -> list[Check]:
+        rows = self._spec() + self._ledger() + self._parents() + self._signatures()
+        rows += self._globals() + self._updates() + self._budget() + self._listed()
+        if final_model is not None:
+            rows += self._final(final_model)
+        if recompute:
+            rows += self._recompute()
+        return rows
+
+    # ---------------------------------------------------------------- chain-only checks
+
+    def _spec(self) -> list[Check]:
+        rows = Rows(SPEC, self.task.task_id)
+        for label, path in self.specs:
+            try:
+                spec = TaskSpec.load(path)
+            except TaskSpecError as exc:
+                rows.fail(f"{label} {path}: {exc}")
+                continue
+            actual = "0x" + spec.spec_hash().hex()
+            if actual != self.task.spec_hash.lower():
+                rows.fail(
+                    f"{label} {path} hashes to {actual}, the chain recorded "
+                    f"{self.task.spec_hash}: the spec was altered or is another task's"
+                )
+            elif self.spec is None:
+                self.spec = spec
+        if not self.specs:
+            return [Check(SPEC, True, self.task.task_id, None, None, "no spec file given")]
+        names = ", ".join(f"{label} {path}" for label, path in self.specs)
+        return rows.rows(f"{names} hash to {self.task.spec_hash}")
+
+    def _ledger(self) -> list[Check]:
+        rows = Rows(LEDGER, self.task.task_id)
+        numbers = sorted(self.task.rounds)
+        if numbers != list(range(1, len(numbers) + 1)):
+            rows.fail(f"rounds {numbers} are not numbered 1, 2, 3, …: a round is missing")
+        for entry in self.task.ordered_rounds():
+            if entry.state != "committed":
+                continue
+            relayed_or_direct = len(entry.commitments)
+            if relayed_or_direct != entry.commitment_count:
+                rows.fail(
+                    f"{relayed_or_direct} commitment events, the commit counted "
+                    f"{entry.commitment_count}",
+                    entry.round,
+                )
+            paid = sum(r.amount for r in entry.rewards)
+            if paid != entry.total_reward:
+                rows.fail(
+                    f"rewards sum to {paid}, the commit recorded {entry.total_reward}", entry.round
+                )
+        rounds = len(self.task.rounds)
+        return rows.rows(f"task {self.task.task_id}: {rounds} rounds opened, events consistent")
+
+    def _parents(self) -> list[Check]:
+        rows = Rows(PARENTS, self.task.task_id)
+        expected, source = self.task.initial_model_hash.lower(), "the task's initial model"
+        for entry in self.task.ordered_rounds():
+            if entry.parent_hash.lower() != expected:
+                rows.fail(
+                    f"round {entry.round} opened on {entry.parent_hash}, but {source} is "
+                    f"{expected}",
+                    entry.round,
+                )
+            if entry.state == "committed" and entry.global_hash:
+                expected, source = entry.global_hash, f"round {entry.round}'s global model"
+        count = len(self.task.rounds)
+        initial = _short(self.task.initial_model_hash)
+        return rows.rows(f"{count} rounds, round 1 on the initial model {initial}")
+
+    def _signatures(self) -> list[Check]:
+        rows = Rows(SIGNATURES, self.task.task_id)
+        count = 0
+        for entry in self.task.ordered_rounds():
+            for c in entry.commitments:
+                count += 1
+                problem = c.problem or self._unproven(entry.round, c) or self._inactive(c)
+                if problem:
+                    rows.fail(problem, entry.round, c.participant)
+        return rows.rows(f"{count} commitments, each by a participant registered at the time")
+
+    def _unproven(self, round_id: int, c: CommitmentEntry) -> str:
+        """Why the commitment is not proven to be its participant's ("" when it is)."""
+        if not c.relayed:
+            signer, how = c.sender or "", "direct transaction"
+        else:
+            assert c.signature is not None
+            try:
+                commitment = Commitment(
+                    TaskId(self.task.task_id),
+                    RoundId(round_id),
+                    bytes.fromhex(c.update_hash[2:]),
+                    c.num_examples,
+                )
+                signed = SignedCommitment(commitment, c.participant, c.signature)
+                signer, how = recover_signer(self.lineage.domain, signed), "signature"
+            except (ValueError, TypeError) as exc:
+                return f"signature does not recover: {exc}"
+        if signer.lower() != c.participant.lower():
+            return f"{how} is by {signer}, not the participant"
+        return ""
+
+    def _inactive(self, c: CommitmentEntry) -> str:
+        """Why the participant could not commit when it did ("" when it could)."""
+        member = self.lineage.members.get(c.participant)
+        block = c.position[0]
+        if member is None:
+            return f"signer never registered at block {block}"
+        reason = member.inactive_reason(c.position, f"the commitment at block {block}")
+        return f"signer {reason}" if reason else ""
+
+    def _budget(self) -> list[Check]:
+        rows = Rows(BUDGET, self.task.task_id)
+        budget = self.task.reward_per_round
+        unearned = 0  # what the rounds left in the pool: budget - attributed
+        for entry in self.task.committed_rounds():
+            paid = sum(r.amount for r in entry.rewards)
+            if paid > budget:
+                rows.fail(f"{paid} attributed, the budget is {budget}", entry.round)
+            unearned += max(0, budget - paid)
+        rounds = len(self.task.committed_rounds())
+        return rows.rows(
+            f"{rounds} rounds, each at most {_tokens(budget)} tokens; "
+            f"{_tokens(unearned)} unearned, left in the pool"
+        )
+
+    def _listed(self) -> list[Check]:
+        rows: list[Check] = []
+        for entry in self.task.ordered_rounds():
+            if entry.state == "failed":
+                rows.append(
+                    Check(FAILED, True, self.task.task_id, entry.round, None, entry.failed_reason)
+                )
+            elif entry.state == "open":
+                detail = "opened, never committed nor failed (the run stopped?)"
+                rows.append(Check(OPEN, True, self.task.task_id, entry.round, None, detail))
+        return rows
+
+    # ---------------------------------------------------------------- store checks
+
+    def _no_store(self, check: str) -> list[Check]:
+        detail = "no content store given: pass --store DIR (the coordinator's store/)"
+        return [Check(check, False, self.task.task_id, None, None, detail)]
+
+    def _globals(self) -> list[Check]:
+        if self.store is None:
+            return self._no_store(GLOBALS)
+        rows = Rows(GLOBALS, self.task.task_id)
+        problem = _stored_problem(self.store, self.task.initial_model_hash)
+        if problem:
+            rows.fail(f"initial model: {problem}", 0)
+        committed = self.task.committed_rounds()
+        for entry in committed:
+            assert entry.global_hash is not None
+            problem = _stored_problem(self.store, entry.global_hash)
+            if problem:
+                rows.fail(f"global model: {problem}", entry.round)
+        return rows.rows(f"{len(committed)} rounds and the initial model")
+
+    def _updates(self) -> list[Check]:
+        if self.store is None:
+            return self._no_store(UPDATES)
+        rows = Rows(UPDATES, self.task.task_id)
+        count = 0
+        for entry in self.task.committed_rounds():
+            for c in entry.accepted:
+                count += 1
+                problem = _stored_problem(self.store, c.update_hash)
+                if problem:
+                    rows.fail(f"stored update: {problem}", entry.round, c.participant)
+        return rows.rows(f"{count} accepted updates")
+
+    def _final(self, path: Path) -> list[Check]:
+        committed = self.task.committed_rounds()
+        last = committed[-1].global_hash if committed else self.task.initial_model_hash
+        where = committed[-1].round if committed else 0
+        if not path.is_file():
+            detail = f"{path} is missing"
+            return [Check(FINAL, False, self.task.task_id, where, None, detail)]
+        actual = to_hex(file_hash(path))
+        if actual != last:
+            detail = f"{path.name} hashes to {actual}, round {where}'s global model is {last}"
+            return [Check(FINAL, False, self.task.task_id, where, None, detail)]
+        return [Check(FINAL, True, self.task.task_id, None, None, f"round {where}: {_short(last)}")]
+
+    # ---------------------------------------------------------------- recomputation
+
+    def _recompute(self) -> list[Check]:
+        rows = {k: Rows(k, self.task.task_id) for k in (AGGREGATION, EVALUATION, SCORES)}
+        if self.store is None:
+            return [c for k in rows for c in self._no_store(k)]
+        if self.spec is None:
+            detail = "no task spec matching the chain's spec hash: pass --spec FILE"
+            return [Check(k, False, self.task.task_id, None, None, detail) for k in rows]
+        settings = settings_for(self.spec, self.base_settings, self.lineage, self.task, self.data)
+        results = replay_task(self.task, self.store, self.spec, settings)
+        scored = 0
+        for result in results:
+            if result.blocked:  # one row per check kind, not one per participant
+                for kind_rows in rows.values():
+                    kind_rows.fail(result.blocked, result.round, result.blocked_by)
+                continue
+            for kind, problem in (
+                (AGGREGATION, result.aggregation),
+                (EVALUATION, result.evaluation),
+                (SCORES, result.unearned),
+            ):
+                if problem:
+                    rows[kind].fail(problem, result.round)
+            for s in result.scores:
+                scored += 1
+                if not s.ok:
+                    rows[SCORES].fail(s.describe(), result.round, s.participant)
+        rounds = len(results)
+        return (
+            rows[AGGREGATION].rows(f"{rounds} rounds reproduced bit-exactly")
+            + rows[EVALUATION].rows(f"{rounds} rounds: accuracy and loss on the holdout")
+            + rows[SCORES].rows(f"{scored} scores and rewards in {rounds} rounds")
+        )
+
+
+def _claims(lineage: LedgerLineage, tasks: Sequence[int]) -> list[Check]:
+    """Claims never exceed attributions, per participant and token (ledger-wide: a claim pulls
+    every task's rewards in that token)."""
+    tokens = {lineage.tasks[t].token for t in tasks if t in lineage.tasks}
+    first = tasks[0] if len(tasks) == 1 else None
+    rows = Rows(CLAIMS, first)
+    attributed = attributed_by_participant(lineage)
+    claimed: dict[tuple[str, str], int] = defaultdict(int)
+    for claim in lineage.claims:
+        if claim.token in tokens:
+            claimed[claim.participant, claim.token] += claim.amount
+    for (who, token), amount in sorted(claimed.items()):
+        owed = attributed.get((who, token), 0)
+        if amount > owed:
+            rows.fail(f"claimed {amount} of token {token}, attributed {owed}", participant=who)
+    return rows.rows(f"{len(claimed)} participants claimed, none more than attributed")
+
+
+def _stored_problem(store: ModelStore, digest: str) -> str:
+    """Why the stored file of ``digest`` does not check out, or "" when it does."""
+    path = store.path(digest)
+    if not path.is_file():
+        return f"{digest} is not in the store at {store.root}"
+    actual = to_hex(file_hash(path))
+    if actual != digest.lower():
+        return f"{path.name} hashes to {actual}: the file was altered"
+    return ""
+
+
+def _short(digest: str | None) -> str:
+    return f"{digest[:12]}…" if digest else "none"
+
+
+def _tokens(amount: int) -> str:
+    return f"{amount / 10**18:,.6f}".rstrip("0").rstrip(".")
+
+
+# ---------------------------------------------------------------------- replaying rounds

@@ -1,0 +1,180 @@
+"""What an audit says: the check kinds, one row per check (:class:`Check`), the whole
+:class:`Verdict`, and one recomputed score (:class:`ScoreCheck`).
+
+The verdict is one row per check kind when everything passes, and one failing row per failure,
+naming its task, round and participant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "AGGREGATION",
+    "BUDGET",
+    "CHAIN",
+    "CHECKS",
+    "CLAIMS",
+    "EVALUATION",
+    "FAILED",
+    "FINAL",
+    "GLOBALS",
+    "LEDGER",
+    "MERKLE",
+    "OPEN",
+    "PARENTS",
+    "SCORES",
+    "SIGNATURES",
+    "SPEC",
+    "UPDATES",
+    "Check",
+    "Rows",
+    "ScoreCheck",
+    "Verdict",
+]
+
+# The check kinds, in the order the verdict lists them.
+CHAIN = "chain reopened; saved blocks re-execute"
+SPEC = "task spec hash matches the chain"
+LEDGER = "task and its events on the ledger"
+PARENTS = "each round builds on the previous global model"
+SIGNATURES = "commitments signed by registered participants"
+GLOBALS = "global models in store and hashes match"
+UPDATES = "stored updates match their commitments"
+FINAL = "final model is the last committed global model"
+BUDGET = "round rewards within the budget"
+CLAIMS = "claims within attributions"
+MERKLE = "merkle round records match the chain's roots"
+AGGREGATION = "aggregation reproduces the global model"
+EVALUATION = "evaluation reproduces the recorded accuracy and loss"
+SCORES = "scores and rewards recompute"
+FAILED = "failed round (listed)"
+OPEN = "round left open (listed)"
+CHECKS = (
+    CHAIN,
+    SPEC,
+    LEDGER,
+    MERKLE,
+    PARENTS,
+    SIGNATURES,
+    GLOBALS,
+    UPDATES,
+    FINAL,
+    BUDGET,
+    CLAIMS,
+    AGGREGATION,
+    EVALUATION,
+    SCORES,
+    FAILED,
+    OPEN,
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of a verdict: a check kind that passed, or one failure of it.
+
+    Attributes
+    ----------
+    check : str
+        The kind of check (one of :data:`CHECKS`).
+    ok : bool
+        Whether it passed.
+    task, round, participant : int, int, str or None
+        Where a failure is (round 0 is a task's initial model); None when not tied to one.
+    detail : str
+        What was checked (on success) or what is wrong and what to do (on failure).
+    """
+
+    check: str
+    ok: bool
+    task: int | None
+    round: int | None
+    participant: str | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "ok": self.ok,
+            "task": self.task,
+            "round": self.round,
+            "participant": self.participant,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The audit's result: every row, passing and failing."""
+
+    checks: tuple[Check, ...]
+
+    @classmethod
+    def of(cls, checks: list[Check]) -> Verdict:
+        """The rows in the order of :data:`CHECKS`, then by task."""
+        order = {name: i for i, name in enumerate(CHECKS)}
+        return cls(
+            tuple(sorted(checks, key=lambda c: (order.get(c.check, len(order)), c.task or 0)))
+        )
+
+    @property
+    def ok(self) -> bool:
+        """True only when every check passed."""
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.ok)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"ok": bool, "checks": [{check, ok, task, round, participant, detail}, ...]}``."""
+        return {"ok": self.ok, "checks": [c.to_json() for c in self.checks]}
+
+
+class Rows:
+    """Collects the failures of one check kind; one passing row when there are none."""
+
+    def __init__(self, check: str, task: int | None) -> None:
+        self.check, self.task = check, task
+        self.failures: list[Check] = []
+
+    def fail(self, detail: str, round: int | None = None, participant: str | None = None) -> None:
+        self.failures.append(Check(self.check, False, self.task, round, participant, detail))
+
+    def rows(self, passed: str) -> list[Check]:
+        if self.failures:
+            return self.failures
+        return [Check(self.check, True, self.task, None, None, passed)]
+
+
+@dataclass(frozen=True)
+class ScoreCheck:
+    """One recorded score against its recomputation."""
+
+    round: int
+    participant: str
+    recorded_score: int
+    recomputed_score: int
+    recorded_reward: int
+    recomputed_reward: int
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.detail
+            and self.recorded_score == self.recomputed_score
+            and self.recorded_reward == self.recomputed_reward
+        )
+
+    def describe(self) -> str:
+        if self.ok:
+            return "recomputes"
+        if self.detail:
+            return self.detail
+        return (
+            f"recorded score {self.recorded_score} and reward {self.recorded_reward}, "
+            f"recomputed {self.recomputed_score} and {self.recomputed_reward}"
+        )

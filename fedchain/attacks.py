@@ -235,6 +235,14 @@ class AttackPlan:
         # It reports the honest clients' mean loss, a plausible figure.
         return forged, float(np.mean([loss for _, loss in honest]))
 
+    def data_partition(self, partition_id: int, num_clients: int) -> int:
+        """The partition whose data participant ``partition_id`` holds, and so consents to a
+        task with (its dataset size and data hash): a sybil holds copies of the first sybil's
+        data; every other participant, attacker or not, its own partition."""
+        if self.kind == "sybil" and partition_id in self.attackers(num_clients):
+            return min(self.attackers(num_clients))
+        return partition_id
+
     def claimed_examples(self, partition_id: int, num_clients: int, held: ExampleCount) -> int:
         """The number of examples attacker ``partition_id`` reports and signs.
 

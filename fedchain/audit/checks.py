@@ -13,6 +13,7 @@ from pathlib import Path
 from fedchain.audit.lineage import (
     CommitmentEntry,
     LedgerLineage,
+    Membership,
     TaskLineage,
     attributed_by_participant,
 )
@@ -25,8 +26,10 @@ from fedchain.audit.verdict import (
     EVALUATION,
     FAILED,
     FINAL,
+    FUNDS,
     GLOBALS,
     LEDGER,
+    MEMBERS,
     MERKLE,
     OPEN,
     PARENTS,
@@ -34,11 +37,19 @@ from fedchain.audit.verdict import (
     SIGNATURES,
     SPEC,
     UPDATES,
+    VOIDED,
     Check,
     Rows,
 )
-from fedchain.chain.records import Commitment, RoundId, SignedCommitment, TaskId
-from fedchain.chain.signing import recover_signer
+from fedchain.chain.records import (
+    Commitment,
+    Consent,
+    RoundId,
+    SignedCommitment,
+    SignedConsent,
+    TaskId,
+)
+from fedchain.chain.signing import recover_consent_signer, recover_signer
 from fedchain.hashing import file_hash, to_hex
 from fedchain.settings import RunSettings
 from fedchain.store import ModelStore
@@ -142,8 +153,9 @@ class _TaskAudit:
         self.spec: TaskSpec | None = None  # the first spec given that matches the chain
 
     def run(self, recompute: bool, final_model: Path | None) -> list[Check]:
-        rows = self._spec() + self._ledger() + self._parents() + self._signatures()
-        rows += self._globals() + self._updates() + self._budget() + self._listed()
+        rows = self._spec() + self._ledger() + self._parents() + self._members()
+        rows += self._signatures() + self._globals() + self._updates() + self._budget()
+        rows += self._funds() + self._listed()
         if final_model is not None:
             rows += self._final(final_model)
         if recompute:
@@ -193,6 +205,13 @@ class _TaskAudit:
                 rows.fail(
                     f"rewards sum to {paid}, the commit recorded {entry.total_reward}", entry.round
                 )
+            settled = entry.settled
+            if settled is not None and settled != (paid, self.task.reward_per_round - paid):
+                rows.fail(
+                    f"the round settled {settled[0]} attributed and {settled[1]} unearned, its "
+                    f"rewards sum to {paid} of a {self.task.reward_per_round} budget",
+                    entry.round,
+                )
         rounds = len(self.task.rounds)
         return rows.rows(f"task {self.task.task_id}: {rounds} rounds opened, events consistent")
 
@@ -218,10 +237,12 @@ class _TaskAudit:
         for entry in self.task.ordered_rounds():
             for c in entry.commitments:
                 count += 1
-                problem = c.problem or self._unproven(entry.round, c) or self._inactive(c)
+                problem = (
+                    c.problem or self._unproven(entry.round, c) or self._inactive(entry.round, c)
+                )
                 if problem:
                     rows.fail(problem, entry.round, c.participant)
-        return rows.rows(f"{count} commitments, each by a participant registered at the time")
+        return rows.rows(f"{count} commitments, each by a member eligible for its round")
 
     def _unproven(self, round_id: int, c: CommitmentEntry) -> str:
         """Why the commitment is not proven to be its participant's ("" when it is)."""
@@ -244,14 +265,54 @@ class _TaskAudit:
             return f"{how} is by {signer}, not the participant"
         return ""
 
-    def _inactive(self, c: CommitmentEntry) -> str:
-        """Why the participant could not commit when it did ("" when it could)."""
-        member = self.lineage.members.get(c.participant)
-        block = c.position[0]
+    def _inactive(self, round_id: int, c: CommitmentEntry) -> str:
+        """Why the participant could not commit in ``round_id`` ("" when it could)."""
+        member = self.task.members.get(c.participant)
         if member is None:
-            return f"signer never registered at block {block}"
-        reason = member.inactive_reason(c.position, f"the commitment at block {block}")
+            return f"signer never joined task {self.task.task_id}"
+        reason = member.ineligible_reason(round_id)
         return f"signer {reason}" if reason else ""
+
+    def _members(self) -> list[Check]:
+        """Each member joined by its own consent (a relayed consent's signature recovers to it
+        for this task's spec, its dataset size and data hash; a direct join was sent by it), as
+        a registered organisation."""
+        rows = Rows(MEMBERS, self.task.task_id)
+        for member in self.task.members.values():
+            problem = member.problem or self._consent_problem(member)
+            if problem:
+                rows.fail(problem, member.joined_round, member.participant)
+        left = sum(1 for m in self.task.members.values() if m.left_round)
+        return rows.rows(
+            f"{len(self.task.members)} members, each by its own consent to the spec; {left} left"
+        )
+
+    def _consent_problem(self, member: Membership) -> str:
+        org = self.lineage.organisations.get(member.participant)
+        if org is None or not org.registered < member.joined:
+            return "joined without being a registered organisation"
+        if org.revoked is not None and org.revoked < member.joined:
+            return "joined after its organisation was revoked"
+        if not member.relayed:
+            if (member.sender or "").lower() != member.participant.lower():
+                return f"its direct join was sent by {member.sender}"
+            return ""
+        assert member.signature is not None
+        try:
+            consent = Consent(
+                TaskId(self.task.task_id),
+                bytes.fromhex(self.task.spec_hash[2:]),
+                member.dataset_size,
+                bytes.fromhex(member.data_hash[2:]),
+            )
+            signer = recover_consent_signer(
+                self.lineage.domain, SignedConsent(consent, member.participant, member.signature)
+            )
+        except (ValueError, TypeError) as exc:
+            return f"consent signature does not recover: {exc}"
+        if signer.lower() != member.participant.lower():
+            return f"its consent is signed by {signer}, not by the member"
+        return ""
 
     def _budget(self) -> list[Check]:
         rows = Rows(BUDGET, self.task.task_id)
@@ -262,11 +323,64 @@ class _TaskAudit:
             if paid > budget:
                 rows.fail(f"{paid} attributed, the budget is {budget}", entry.round)
             unearned += max(0, budget - paid)
+            for reward in (*entry.rewards, *entry.leaf_claims):
+                member = self.task.members.get(reward.participant)
+                if reward.amount == 0:
+                    continue
+                if member is None:
+                    why = f"never joined task {self.task.task_id}"
+                else:
+                    why = member.ineligible_reason(entry.round)
+                if why:
+                    rows.fail(
+                        f"{reward.amount} paid to a non-member: it {why}",
+                        entry.round,
+                        reward.participant,
+                    )
         rounds = len(self.task.committed_rounds())
         return rows.rows(
-            f"{rounds} rounds, each at most {_tokens(budget)} tokens; "
+            f"{rounds} rounds, each at most {_tokens(budget)} tokens, to members only; "
             f"{_tokens(unearned)} unearned, left in the pool"
         )
+
+    def _funds(self) -> list[Check]:
+        """Refunds and sweeps: only after the task ended, to its funders, pro rata and within
+        what was unattributed (refunds) or reserved and never proven (sweeps)."""
+        task = self.task
+        rows = Rows(FUNDS, task.task_id)
+        funded = task.funded
+        refunded, swept = sum(task.refunds.values()), sum(task.sweeps.values())
+        if (refunded or swept) and task.status == "active":
+            rows.fail(f"{refunded} refunded and {swept} swept while the task is still active")
+        for book, what, pool in (
+            (task.refunds, "refunded", task.unattributed_at_close + self._voided_after_close()),
+            (task.sweeps, "swept", self._unproven_reserve()),
+        ):
+            for funder, amount in book.items():
+                share = pool * task.funders.get(funder, 0) // funded if funded else 0
+                if amount > share:
+                    rows.fail(
+                        f"{what} {amount}, its pro-rata share is at most {share}",
+                        participant=funder,
+                    )
+        status = task.status if task.status == "active" else f"{task.status} by {task.closed_by}"
+        return rows.rows(
+            f"task {status}: {_tokens(funded)} funded, {_tokens(refunded)} refunded, "
+            f"{_tokens(swept)} swept"
+        )
+
+    def _voided_after_close(self) -> int:
+        """Reserves voided back into the pool: refundable too (entitlements only grow)."""
+        return sum(r.voided[3] for r in self.task.rounds.values() if r.voided is not None)
+
+    def _unproven_reserve(self) -> int:
+        """Merkle totals committed, not voided, less the leaves proven: what sweeps may pay."""
+        total = 0
+        for entry in self.task.committed_rounds():
+            if entry.root is None or entry.voided is not None:
+                continue
+            total += entry.root.total_reward - sum(c.amount for c in entry.leaf_claims)
+        return total
 
     def _listed(self) -> list[Check]:
         rows: list[Check] = []
@@ -278,6 +392,13 @@ class _TaskAudit:
             elif entry.state == "open":
                 detail = "opened, never committed nor failed (the run stopped?)"
                 rows.append(Check(OPEN, True, self.task.task_id, entry.round, None, detail))
+            if entry.voided is not None:
+                who, reason, challenger, returned = entry.voided
+                detail = (
+                    f"voided by {challenger}: a leaf paying {who} ({reason.replace('_', ' ')}); "
+                    f"{returned} returned to the pool, the round's model stands"
+                )
+                rows.append(Check(VOIDED, True, self.task.task_id, entry.round, who, detail))
         return rows
 
     # ---------------------------------------------------------------- store checks

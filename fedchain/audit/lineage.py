@@ -1,5 +1,5 @@
-"""A ledger's history rebuilt from its events alone: tasks, participants, rounds, commitments,
-global models, evaluations, rewards and claims.
+"""A ledger's history rebuilt from its events alone: organisations, tasks, their members,
+funders, rounds, commitments, global models, evaluations, rewards, claims, refunds and sweeps.
 
 Nothing here trusts a run's own files: every fact comes from a decoded ledger event or, for the
 signatures of relayed commitments (recorded as ``CommitmentRecorded`` events without them), from
@@ -21,6 +21,7 @@ from fedchain.chain.lineage_reads import (
     transaction_calls,
     transaction_sender,
 )
+from fedchain.chain.records import SkipReason, VoidReason, party_label
 from fedchain.chain.signing import LedgerDomain
 from fedchain.federation.merkle_rounds import ChainRoot
 
@@ -30,15 +31,19 @@ __all__ = [
     "LedgerLineage",
     "Membership",
     "ModelSighting",
+    "Organisation",
     "Position",
     "RewardEntry",
     "RoundLineage",
+    "SkipEntry",
     "TaskLineage",
     "attributed_by_participant",
     "compact_to_signature",
     "find_model",
     "ledger_calls",
     "memberships",
+    "organisations",
+    "party",
     "rebuild_lineage",
 ]
 
@@ -78,6 +83,15 @@ class RewardEntry:
     amount: int
 
 
+@dataclass(frozen=True)
+class SkipEntry:
+    """A ``CommitmentSkipped`` or ``RewardSkipped`` event: what the ledger did not count."""
+
+    participant: str
+    reason: str  # SkipReason's name, lower case
+    amount: int = 0  # of a skipped reward
+
+
 @dataclass
 class RoundLineage:
     """One round of a task as the ledger recorded it."""
@@ -100,6 +114,14 @@ class RoundLineage:
     #: Merkle mode: the ``RoundRootCommitted`` event (commitments and rewards are published off
     #: chain, see :func:`fedchain.audit.merkle.attach_merkle_records`).
     root: ChainRoot | None = None
+    skipped_commitments: list[SkipEntry] = field(default_factory=list)
+    skipped_rewards: list[SkipEntry] = field(default_factory=list)
+    #: The ``RoundSettled`` event: (attributed, unearned).
+    settled: tuple[int, int] | None = None
+    #: Merkle mode: the ``RoundRootVoided`` event (participant, reason, challenger, returned).
+    voided: tuple[str, str, str, int] | None = None
+    #: Merkle mode: the ``RewardLeafClaimed`` events.
+    leaf_claims: list[RewardEntry] = field(default_factory=list)
 
     @property
     def accepted(self) -> list[CommitmentEntry]:
@@ -127,6 +149,22 @@ class TaskLineage:
     coordinator: str
     created: Position
     rounds: dict[int, RoundLineage] = field(default_factory=dict)
+    #: The ``TaskTermsSet`` event: minimum round duration, challenge and claim periods (s).
+    terms: tuple[int, int, int] = (0, 0, 0)
+    status: str = "active"  # active, closed or cancelled
+    closed_by: str = ""
+    claim_deadline: int = 0
+    unattributed_at_close: int = 0
+    members: dict[str, Membership] = field(default_factory=dict)
+    funders: dict[str, int] = field(default_factory=dict)  # funder -> contributed
+    refunds: dict[str, int] = field(default_factory=dict)  # funder -> refunded
+    sweeps: dict[str, int] = field(default_factory=dict)  # funder -> swept
+    coordinators: list[tuple[str, str]] = field(default_factory=list)  # (previous, new)
+    consents_skipped: list[SkipEntry] = field(default_factory=list)
+
+    @property
+    def funded(self) -> int:
+        return sum(self.funders.values())
 
     def ordered_rounds(self) -> list[RoundLineage]:
         return [self.rounds[r] for r in sorted(self.rounds)]
@@ -137,31 +175,70 @@ class TaskLineage:
 
 @dataclass
 class Membership:
-    """A participant's registration and, once it withdrew, its withdrawal.
+    """A participant's membership of one task: its consent (``MemberJoined``) and, once it left
+    or was removed, from which round.
 
-    This is the one definition of an active participant the audit uses: what the contract
-    checks (its ``PARTICIPANT_ROLE``) when a commitment is recorded or a round committed. A
-    registration or withdrawal counts from its own event on, so one earlier in the same block
-    (a lower log index) counts and one later in that block does not.
+    This is the one definition of membership the audit uses, the contract's: a member is
+    eligible for the rounds ``[joined_round, left_round)`` (``left_round`` 0 while it is a
+    member). Both bounds are the task's first uncommitted round when the event happened, so the
+    eligibility of a committed round never changes.
     """
 
+    task_id: int
     participant: str
-    org_hash: str
-    registered: Position
-    withdrawn: Position | None = None
+    index: int
+    joined_round: int
+    dataset_size: int
+    data_hash: str
+    relayed: bool
+    joined: Position
+    tx_hash: str = ""
+    left_round: int = 0
+    left: Position | None = None
+    removed_by: str = ""  # the coordinator that removed it ("" when it left by itself)
+    #: The EIP-712 consent signature (65 bytes) of a relayed join, from its calldata.
+    signature: bytes | None = None
+    sender: str | None = None  # a direct join's transaction sender
+    problem: str = ""  # why the consent's proof could not be read
 
-    def active_at(self, position: Position) -> bool:
-        """Whether the participant was registered and had not withdrawn at ``position``."""
-        return self.registered < position and (self.withdrawn is None or position < self.withdrawn)
+    def eligible(self, round_id: int) -> bool:
+        """Whether the participant could commit and be paid in ``round_id``."""
+        return self.joined_round <= round_id and (
+            self.left_round == 0 or round_id < self.left_round
+        )
 
-    def inactive_reason(self, position: Position, what: str = "that") -> str:
-        """Why the participant was not active at ``position``, the position of ``what`` (for
-        example "the commitment"); "" when it was."""
-        if not self.registered < position:
-            return f"registered only at block {self.registered[0]}, after {what}"
-        if self.withdrawn is not None and not position < self.withdrawn:
-            return f"withdrew at block {self.withdrawn[0]}, before {what}"
+    def member_when_opened(self, round_id: int) -> bool:
+        """Whether it was a member when ``round_id`` opened (a leaf paying it cannot void the
+        round's root, even if it left during the round)."""
+        return self.joined_round <= round_id and (
+            self.left_round == 0 or self.left_round >= round_id
+        )
+
+    def ineligible_reason(self, round_id: int) -> str:
+        """Why it could not commit or be paid in ``round_id`` ("" when it could)."""
+        if round_id < self.joined_round:
+            return f"joined task {self.task_id} only from round {self.joined_round}"
+        if self.left_round and round_id >= self.left_round:
+            how = f"was removed by {self.removed_by}" if self.removed_by else "left"
+            return f"{how} from round {self.left_round} of task {self.task_id}"
         return ""
+
+
+@dataclass
+class Organisation:
+    """An organisation as the registry recorded it: its last registration, and revocation."""
+
+    account: str
+    name: str
+    metadata_hash: str
+    uri: str
+    registrar: str
+    registered: Position
+    revoked: Position | None = None
+
+    def label(self) -> str:
+        """ "Name (0xab12…)" as the report shows a party."""
+        return party_label(self.name, self.account)
 
 
 @dataclass(frozen=True)
@@ -180,7 +257,7 @@ class LedgerLineage:
 
     domain: LedgerDomain
     tasks: dict[int, TaskLineage] = field(default_factory=dict)
-    members: dict[str, Membership] = field(default_factory=dict)
+    organisations: dict[str, Organisation] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)  # events naming an unknown task or round
 
@@ -218,14 +295,15 @@ def rebuild_lineage(
     Returns
     -------
     LedgerLineage
-        Tasks with their rounds, commitments (with their signatures or senders), rewards;
-        participants' registrations and withdrawals; claims.
+        Organisations; tasks with their members (consents and leavings), funders, rounds,
+        commitments (with their signatures or senders), rewards, refunds and sweeps; claims.
     """
     events = list(gateway.events() if events is None else events)
     lineage = LedgerLineage(domain=gateway.domain)
     for event in events:
         _apply(lineage, event)
     _attach_proofs(gateway, lineage)
+    _attach_consents(gateway, lineage)
     return lineage
 
 
@@ -243,8 +321,10 @@ def _apply(lineage: LedgerLineage, event: LedgerEvent) -> None:
             coordinator=checksum_address(a["coordinator"]),
             created=here,
         )
-    elif name in _MEMBER_EVENTS:
-        _apply_membership(lineage.members, event)
+    elif name in _TASK_EVENTS:
+        _apply_task(lineage, event)
+    elif name in _REGISTRY_EVENTS:
+        _apply_registry(lineage.organisations, event)
     elif name == "RewardClaimed":
         claim = Claim(
             checksum_address(a["participant"]), checksum_address(a["token"]), int(a["amount"]), here
@@ -254,24 +334,110 @@ def _apply(lineage: LedgerLineage, event: LedgerEvent) -> None:
         _apply_round(lineage, event)
 
 
-def memberships(events: Sequence[LedgerEvent]) -> dict[str, Membership]:
-    """Every participant's registration and withdrawal, by checksummed address."""
-    members: dict[str, Membership] = {}
+def memberships(events: Sequence[LedgerEvent], task_id: int) -> dict[str, Membership]:
+    """Every member of task ``task_id`` (joins, leavings, removals), by checksummed address."""
+    task = TaskLineage(task_id, "", "", "", 0, "", (0, 0))
     for event in events:
-        if event.name in _MEMBER_EVENTS:
-            _apply_membership(members, event)
-    return members
+        if event.name in _MEMBER_EVENTS and int(event.args["taskId"]) == task_id:
+            _apply_membership(task, event)
+    return task.members
 
 
-_MEMBER_EVENTS = frozenset({"ParticipantRegistered", "ParticipantWithdrew"})
+def organisations(events: Sequence[LedgerEvent]) -> dict[str, Organisation]:
+    """Every organisation the registry recorded, by checksummed address."""
+    found: dict[str, Organisation] = {}
+    for event in events:
+        if event.name in _REGISTRY_EVENTS:
+            _apply_registry(found, event)
+    return found
 
 
-def _apply_membership(members: dict[str, Membership], event: LedgerEvent) -> None:
-    who, here = checksum_address(event.args["participant"]), (event.block_number, event.log_index)
-    if event.name == "ParticipantRegistered":
-        members[who] = Membership(who, str(event.args["orgHash"]), here)
-    elif who in members:  # the contract lets only a registered participant withdraw
-        members[who].withdrawn = here
+_REGISTRY_EVENTS = frozenset({"OrganisationRegistered", "OrganisationRevoked"})
+_MEMBER_EVENTS = frozenset({"MemberJoined", "MemberLeft", "MemberRemoved"})
+_TASK_EVENTS = _MEMBER_EVENTS | {
+    "TaskTermsSet",
+    "TaskFunded",
+    "TaskClosed",
+    "TaskCancelled",
+    "FundsRefunded",
+    "UnclaimedSwept",
+    "TaskCoordinatorChanged",
+    "ConsentSkipped",
+}
+
+
+def _apply_registry(found: dict[str, Organisation], event: LedgerEvent) -> None:
+    a, here = event.args, (event.block_number, event.log_index)
+    who = checksum_address(a["account"])
+    if event.name == "OrganisationRegistered":
+        previous = found.get(who)
+        found[who] = Organisation(
+            who,
+            str(a["name"]),
+            str(a["metadataHash"]),
+            str(a["uri"]),
+            checksum_address(a["registrar"]),
+            previous.registered if previous else here,
+        )
+    elif who in found:
+        found[who].revoked = here
+
+
+def _apply_task(lineage: LedgerLineage, event: LedgerEvent) -> None:
+    a, here = event.args, (event.block_number, event.log_index)
+    task = lineage.tasks.get(int(a["taskId"]))
+    if task is None:
+        lineage.orphans.append(f"{event.name} of unknown task {a['taskId']} at block {here[0]}")
+        return
+    name = event.name
+    if name in _MEMBER_EVENTS:
+        _apply_membership(task, event)
+    elif name == "TaskTermsSet":
+        task.terms = (int(a["minRoundDuration"]), int(a["challengePeriod"]), int(a["claimPeriod"]))
+    elif name == "TaskFunded":
+        funder = checksum_address(a["funder"])
+        task.funders[funder] = task.funders.get(funder, 0) + int(a["amount"])
+    elif name in ("TaskClosed", "TaskCancelled"):
+        task.status = "closed" if name == "TaskClosed" else "cancelled"
+        task.closed_by = checksum_address(a["by"])
+        task.claim_deadline = int(a["claimDeadline"])
+        task.unattributed_at_close = int(a["unattributed"])
+    elif name in ("FundsRefunded", "UnclaimedSwept"):
+        book = task.refunds if name == "FundsRefunded" else task.sweeps
+        funder = checksum_address(a["funder"])
+        book[funder] = book.get(funder, 0) + int(a["amount"])
+    elif name == "TaskCoordinatorChanged":
+        task.coordinators.append(
+            (checksum_address(a["previous"]), checksum_address(a["coordinator"]))
+        )
+        task.coordinator = checksum_address(a["coordinator"])
+    elif name == "ConsentSkipped":
+        reason = SkipReason(int(a["reason"])).name.lower()
+        task.consents_skipped.append(SkipEntry(checksum_address(a["participant"]), reason))
+
+
+def _apply_membership(task: TaskLineage, event: LedgerEvent) -> None:
+    a, here = event.args, (event.block_number, event.log_index)
+    who = checksum_address(a["participant"])
+    if event.name == "MemberJoined":
+        task.members[who] = Membership(
+            task_id=task.task_id,
+            participant=who,
+            index=int(a["memberIndex"]),
+            joined_round=int(a["fromRound"]),
+            dataset_size=int(a["datasetSize"]),
+            data_hash=str(a["dataHash"]),
+            relayed=bool(a["relayed"]),
+            joined=here,
+            tx_hash=event.tx_hash,
+        )
+        return
+    member = task.members.get(who)
+    if member is None:  # the contract lets only a member leave: an inconsistent ledger
+        return
+    member.left_round, member.left = int(a["fromRound"]), here
+    if event.name == "MemberRemoved":
+        member.removed_by = checksum_address(a["by"])
 
 
 def _apply_round(lineage: LedgerLineage, event: LedgerEvent) -> None:
@@ -319,12 +485,44 @@ def _apply_round(lineage: LedgerLineage, event: LedgerEvent) -> None:
         entry.root = ChainRoot(
             root=str(a["root"]).lower(),
             record_hash=str(a["recordHash"]).lower(),
-            leaf_count=int(a["leafCount"]),
-            total_reward=int(a["totalReward"]),
+            leaf_count=int(a["declaredLeafCount"]),
+            total_reward=int(a["declaredTotalReward"]),
             block_number=here[0],
         )
     elif event.name == "RoundFailed":
         entry.state, entry.closed, entry.failed_reason = "failed", here, str(a["reason"])
+    else:
+        _apply_round_extra(entry, event)
+
+
+def _apply_round_extra(entry: RoundLineage, event: LedgerEvent) -> None:
+    """The events issue 16 added to a round: skips, its settlement, voids and leaf claims."""
+    a = event.args
+    if event.name in ("CommitmentSkipped", "RewardSkipped"):
+        skip = SkipEntry(
+            checksum_address(a["participant"]),
+            SkipReason(int(a["reason"])).name.lower(),
+            int(a.get("amount", 0)),
+        )
+        book = (
+            entry.skipped_commitments
+            if event.name == "CommitmentSkipped"
+            else entry.skipped_rewards
+        )
+        book.append(skip)
+    elif event.name == "RoundSettled":
+        entry.settled = (int(a["attributed"]), int(a["unearned"]))
+    elif event.name == "RoundRootVoided":
+        entry.voided = (
+            checksum_address(a["participant"]),
+            VoidReason(int(a["reason"])).name.lower(),
+            checksum_address(a["challenger"]),
+            int(a["returned"]),
+        )
+    elif event.name == "RewardLeafClaimed":
+        entry.leaf_claims.append(
+            RewardEntry(checksum_address(a["participant"]), int(a["score"]), int(a["amount"]))
+        )
 
 
 _ROUND_EVENTS = frozenset(
@@ -335,6 +533,11 @@ _ROUND_EVENTS = frozenset(
         "RoundRootCommitted",
         "RoundCommitted",
         "RoundFailed",
+        "CommitmentSkipped",
+        "RewardSkipped",
+        "RoundSettled",
+        "RoundRootVoided",
+        "RewardLeafClaimed",
     }
 )
 
@@ -394,6 +597,47 @@ def _commitment_fields(item: Any) -> tuple[str, bytes, int, bytes, bytes]:
     return str(participant), bytes(update_hash), int(examples), bytes(r), bytes(vs)
 
 
+def _attach_consents(gateway: LedgerGateway, lineage: LedgerLineage) -> None:
+    """Give each relayed join its consent signature (from the ``joinTaskFor`` or
+    ``joinTaskForBatch`` calldata) and each direct join its transaction's sender."""
+    for task in lineage.tasks.values():
+        signatures: dict[str, dict[str, bytes]] = {}
+        for member in task.members.values():
+            if not member.relayed:
+                member.sender, member.problem = _sender(gateway, member.tx_hash)
+                continue
+            if member.tx_hash not in signatures:
+                signatures[member.tx_hash] = _consent_signatures(gateway, member.tx_hash)
+            member.signature = signatures[member.tx_hash].get(member.participant)
+            if member.signature is None:
+                member.problem = f"no signed consent in its join transaction {member.tx_hash}"
+
+
+def _consent_signatures(gateway: LedgerGateway, tx_hash: str) -> dict[str, bytes]:
+    """participant -> 65-byte consent signature, in a join transaction's calldata."""
+    try:
+        calls = transaction_calls(gateway, tx_hash)
+    except Exception:  # the member's problem says its consent could not be read
+        return {}
+    found: dict[str, bytes] = {}
+    for name, args in calls:
+        consents = [args["consent"]] if name == "joinTaskFor" else args.get("consents", [])
+        if name not in ("joinTaskFor", "joinTaskForBatch"):
+            continue
+        for item in consents:
+            participant, r, vs = _consent_fields(item)
+            found[checksum_address(participant)] = compact_to_signature(r, vs)
+    return found
+
+
+def _consent_fields(item: Any) -> tuple[str, bytes, bytes]:
+    """A decoded ``SignedConsent``: participant, r, vs (a dict or a tuple)."""
+    if isinstance(item, dict):
+        return str(item["participant"]), bytes(item["r"]), bytes(item["vs"])
+    participant, _, _, r, vs = item
+    return str(participant), bytes(r), bytes(vs)
+
+
 def _sender(gateway: LedgerGateway, tx_hash: str) -> tuple[str | None, str]:
     try:
         return transaction_sender(gateway, tx_hash), ""
@@ -420,10 +664,18 @@ def _sightings(lineage: LedgerLineage, wanted: str) -> Iterator[ModelSighting]:
 
 
 def attributed_by_participant(lineage: LedgerLineage) -> dict[tuple[str, str], int]:
-    """(participant, token) -> tokens attributed over every task of the ledger."""
+    """(participant, token) -> tokens credited over every task of the ledger: relayed rounds'
+    rewards, and the merkle leaves proven on chain (a participant can claim nothing more)."""
     totals: dict[tuple[str, str], int] = defaultdict(int)
     for task in lineage.tasks.values():
         for entry in task.rounds.values():
-            for reward in entry.rewards:
+            credited = entry.leaf_claims if entry.root is not None else entry.rewards
+            for reward in credited:
                 totals[reward.participant, task.token] += reward.amount
     return dict(totals)
+
+
+def party(lineage: LedgerLineage, address: str) -> str:
+    """``address`` as "Name (0xab12…)" when the registry named it, else the bare address."""
+    org = lineage.organisations.get(checksum_address(address))
+    return org.label() if org is not None else address

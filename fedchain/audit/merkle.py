@@ -10,9 +10,10 @@ the run (:mod:`fedchain.federation.merkle_rounds`):
   every published proof verifies;
 - every leaf has its participant's signed commitment and every signature recovers (EIP-712, this
   chain and ledger) to that participant, with the same update hash and example count;
-- each participant appears once and was active when the round was committed, by the audit's
-  one rule (:class:`fedchain.audit.lineage.Membership`): a withdrawal earlier in the commit's
-  block counts, one later in it does not.
+- each participant appears once, and each leaf pays a member of the task when the round opened,
+  at its member index and with no more examples than the dataset size it consented to, by the
+  audit's one rule (:class:`fedchain.audit.lineage.Membership`, the contract's): a leaf that
+  breaks it is grounds to void the root during its challenge period.
 
 :func:`audit_merkle_rounds` works on plain data (run directory, chain roots, participants);
 :func:`audit_merkle_run` reads those from a ledger gateway.
@@ -37,7 +38,7 @@ from fedchain.audit.lineage import (
 )
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.lineage_reads import checksum_address
-from fedchain.chain.merkle import RewardTree, verify_proof
+from fedchain.chain.merkle import RewardLeaf, RewardTree, verify_proof
 from fedchain.chain.signing import LedgerDomain, recover_signer
 from fedchain.federation.merkle_rounds import (
     ROUNDS_DIR,
@@ -90,7 +91,7 @@ def audit_merkle_run(out: Path, gateway: LedgerGateway, task_id: int) -> list[Me
         chain_roots(events, task_id),
         gateway.domain,
         task_id,
-        participants=memberships(events),
+        participants=memberships(events, task_id),
         committed=commit_positions(events, task_id),
     )
 
@@ -117,7 +118,7 @@ def audit_merkle_rounds(
     task_id : int
         The task the rounds belong to.
     participants : Mapping[str, Membership]
-        Registered participants by address (:func:`fedchain.audit.lineage.memberships`).
+        The task's members by address (:func:`fedchain.audit.lineage.memberships`).
     committed : Mapping[int, Position]
         Where each round was committed (:func:`commit_positions`); a round missing here is
         taken as committed at its root's block, after every event of that block.
@@ -243,12 +244,8 @@ def _check_record(  # noqa: PLR0917 - private, two call sites
         proof = [bytes.fromhex(p[2:]) for p in proofs[i]]
         if not verify_proof(bytes.fromhex(chain.root[2:]), leaf, proof):
             problem(who, "the published proof does not lead to the chain's root")
-        member = members.get(checksum_address(who))
-        if member is None:
-            problem(who, "is not a registered participant")
-        elif not member.active_at(committed):
-            why = member.inactive_reason(committed, "the commit")
-            problem(who, f"was not active when the round committed at block {committed[0]}: {why}")
+        for text in _leaf_membership_problems(leaf, round_id, task_id, members):
+            problem(who, text)
         s = signed.get(who.lower())
         if s is None:
             problem(who, "has a reward leaf but no signed commitment")
@@ -270,6 +267,28 @@ def _check_record(  # noqa: PLR0917 - private, two call sites
     return problems
 
 
+def _leaf_membership_problems(
+    leaf: RewardLeaf, round_id: int, task_id: int, members: Mapping[str, Membership]
+) -> list[str]:
+    """What makes a leaf grounds to void its root (the contract's rule), or binds it elsewhere."""
+    who, problems = leaf.participant, []
+    member = members.get(checksum_address(who))
+    if member is None:
+        problems.append(f"is paid by a leaf but is not a member of task {task_id}")
+    elif not member.member_when_opened(round_id):
+        problems.append(f"is paid by a leaf but {member.ineligible_reason(round_id)}")
+    elif leaf.index != member.index:
+        problems.append(f"its leaf carries index {leaf.index}, its member index is {member.index}")
+    elif leaf.num_examples > member.dataset_size:
+        problems.append(
+            f"its leaf claims {leaf.num_examples} examples, above the dataset size "
+            f"{member.dataset_size} it consented to"
+        )
+    if (leaf.task_id, leaf.round) != (task_id, round_id):
+        problems.append(f"its leaf is bound to task {leaf.task_id} round {leaf.round}")
+    return problems
+
+
 def attach_merkle_records(
     lineage: LedgerLineage, store: ModelStore, out: Path | None = None
 ) -> list[tuple[int, MerkleProblem]]:
@@ -281,9 +300,9 @@ def attach_merkle_records(
     every other audit check (signatures, stored updates, recomputation, budgets, claims) covers
     merkle rounds too. Returns the problems found, each with its task.
     """
-    members = _by_address(lineage.members)
     found: list[tuple[int, MerkleProblem]] = []
     for task in lineage.tasks.values():
+        members = _by_address(task.members)
         for entry in task.ordered_rounds():
             if entry.root is None:
                 continue

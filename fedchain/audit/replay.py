@@ -56,12 +56,11 @@ def settings_for(
     :func:`fedchain.audit.auditor.check_data`).
 
     Without a run, the number of clients (which sizes Krum's and Bulyan's tolerance) is the
-    number of participants registered when round 1 opened.
+    number of the task's members eligible for round 1.
     """
     if base is None:
-        first = task.ordered_rounds()[0].opened if task.rounds else (1 << 62, 0)
-        registered = sum(m.active_at(first) for m in lineage.members.values())
-        base = RunSettings(num_clients=max(2, registered))
+        members = sum(m.eligible(1) for m in task.members.values())
+        base = RunSettings(num_clients=max(2, members))
     return spec.training_settings(base, data)
 
 

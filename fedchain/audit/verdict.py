@@ -19,8 +19,10 @@ __all__ = [
     "EVALUATION",
     "FAILED",
     "FINAL",
+    "FUNDS",
     "GLOBALS",
     "LEDGER",
+    "MEMBERS",
     "MERKLE",
     "OPEN",
     "PARENTS",
@@ -28,6 +30,7 @@ __all__ = [
     "SIGNATURES",
     "SPEC",
     "UPDATES",
+    "VOIDED",
     "Check",
     "Rows",
     "ScoreCheck",
@@ -39,11 +42,13 @@ CHAIN = "chain reopened; saved blocks re-execute"
 SPEC = "task spec hash matches the chain"
 LEDGER = "task and its events on the ledger"
 PARENTS = "each round builds on the previous global model"
-SIGNATURES = "commitments signed by registered participants"
+MEMBERS = "members joined by their own signed consent"
+SIGNATURES = "commitments signed by eligible members"
 GLOBALS = "global models in store and hashes match"
 UPDATES = "stored updates match their commitments"
 FINAL = "final model is the last committed global model"
-BUDGET = "round rewards within the budget"
+BUDGET = "round rewards within the budget, paid to members only"
+FUNDS = "refunds and sweeps within what funders are owed"
 CLAIMS = "claims within attributions"
 MERKLE = "merkle round records match the chain's roots"
 AGGREGATION = "aggregation reproduces the global model"
@@ -51,23 +56,27 @@ EVALUATION = "evaluation reproduces the recorded accuracy and loss"
 SCORES = "scores and rewards recompute"
 FAILED = "failed round (listed)"
 OPEN = "round left open (listed)"
+VOIDED = "merkle root voided by a challenge (listed)"
 CHECKS = (
     CHAIN,
     SPEC,
     LEDGER,
     MERKLE,
     PARENTS,
+    MEMBERS,
     SIGNATURES,
     GLOBALS,
     UPDATES,
     FINAL,
     BUDGET,
+    FUNDS,
     CLAIMS,
     AGGREGATION,
     EVALUATION,
     SCORES,
     FAILED,
     OPEN,
+    VOIDED,
 )
 
 

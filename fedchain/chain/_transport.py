@@ -244,9 +244,13 @@ class Transport:
         refunds (at most a fifth of the gas spent) and the 1/64 held back at each call. A
         revert, or a node without the method, falls back to the estimate, which raises the
         typed revert or gives the limit.
+
+        Both execute in the pending block, where the transaction will be mined: the ledger
+        refuses to commit a round in the block that opened it, so an execution in the latest
+        block (the opening one, right after it) would revert.
         """
         try:
-            used = self.rpc(lambda: self.w3.eth.create_access_list(cast(Any, request)))
+            used = self.rpc(lambda: self.w3.eth.create_access_list(cast(Any, request), "pending"))
         except ChainUnreachable:
             raise
         except Exception:  # a revert or an unknown method: the estimate says which
@@ -255,7 +259,7 @@ class Transport:
             limit = int(used["gasUsed"]) * _GAS_MARGIN_PERCENT // 100
             if limit <= block_limit:
                 return limit
-        return int(self.rpc(lambda: self.w3.eth.estimate_gas(cast(Any, request))))
+        return int(self.rpc(lambda: self.w3.eth.estimate_gas(cast(Any, request), "pending")))
 
     def _send_raw(self, raw: bytes, tx_hash: HexBytes) -> None:
         try:

@@ -180,15 +180,36 @@ def _deterministic_backend(accounts: int) -> Any:
     from eth_tester import PyEVMBackend
 
     class _DeterministicBackend(PyEVMBackend):  # type: ignore[misc]
+        def _pin(self) -> None:
+            """Give the pending block its final time and randomness before anything executes
+            in it: py-evm stamps a pending block with the wall clock, so a transaction read
+            ``block.timestamp`` (the ledger stores a round's opening time) from a clock that
+            neither the mined block nor a replay of the chain has."""
+            parent = self.chain.get_canonical_head()
+            timestamp = parent.timestamp + BLOCK_INTERVAL_S
+            mix_hash = hashlib.sha256(parent.hash).digest()
+            pending = self.chain.header
+            if (pending.timestamp, pending.mix_hash) != (timestamp, mix_hash):
+                self.chain.header = pending.copy(timestamp=timestamp, mix_hash=mix_hash)
+
+        def send_raw_transaction(self, raw_transaction: Any) -> Any:
+            self._pin()
+            return super().send_raw_transaction(raw_transaction)
+
+        def send_signed_transaction(
+            self, signed_transaction: Any, block_number: Any = "latest"
+        ) -> Any:
+            self._pin()
+            return super().send_signed_transaction(signed_transaction, block_number)
+
+        def send_transaction(self, transaction: Any) -> Any:
+            self._pin()
+            return super().send_transaction(transaction)
+
         def mine_blocks(self, num_blocks: int = 1, coinbase: Any = None) -> Any:
             hashes = []
             for _ in range(num_blocks):
-                parent = self.chain.get_canonical_head()
-                pending = self.chain.header
-                self.chain.header = pending.copy(
-                    timestamp=parent.timestamp + BLOCK_INTERVAL_S,
-                    mix_hash=hashlib.sha256(parent.hash).digest(),
-                )
+                self._pin()
                 block = self.chain.mine_block(mix_hash=self.chain.header.mix_hash)
                 hashes.append(block.hash)
             return tuple(hashes)

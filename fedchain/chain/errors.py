@@ -13,6 +13,9 @@ from fedchain.errors import FedchainError
 
 __all__ = [
     "REVERT_ERRORS",
+    "AccessControlEnforcedDefaultAdminDelay",
+    "AccessControlEnforcedDefaultAdminRules",
+    "AccessControlInvalidDefaultAdmin",
     "AccessControlUnauthorizedAccount",
     "ChainError",
     "ChainReset",
@@ -21,34 +24,61 @@ __all__ = [
     "DeploymentError",
     "ERC20InsufficientAllowance",
     "ERC20InsufficientBalance",
+    "EnforcedPause",
+    "ExpectedPause",
     "InsufficientGas",
     "KeystoreError",
+    "LedgerAlreadyMember",
+    "LedgerChallengePeriodOver",
+    "LedgerChallengeUnfounded",
+    "LedgerClaimDeadlinePassed",
+    "LedgerClaimPeriodNotOver",
+    "LedgerClaimPeriodTooShort",
     "LedgerCommitmentsUnsorted",
+    "LedgerConsentSignatureInvalid",
     "LedgerDuplicateCommitment",
+    "LedgerExamplesAboveDataset",
     "LedgerLeafAlreadyClaimed",
+    "LedgerLeafCountAboveMembers",
+    "LedgerLeafCountExceeded",
+    "LedgerLeafIndexMismatch",
     "LedgerLeafProofInvalid",
-    "LedgerLengthMismatch",
+    "LedgerMemberLeft",
+    "LedgerNotCoordinator",
+    "LedgerNotEligible",
+    "LedgerNotFunder",
+    "LedgerNotMember",
     "LedgerNotTaskCoordinator",
     "LedgerParentMismatch",
-    "LedgerParticipantAlreadyRegistered",
-    "LedgerParticipantNotRegistered",
-    "LedgerParticipantWithdrawn",
     "LedgerPoolInsufficient",
+    "LedgerRewardRootInChallenge",
     "LedgerRewardRootOverdrawn",
     "LedgerRewardRootUnknown",
+    "LedgerRewardRootVoided",
     "LedgerRewardWithoutCommitment",
     "LedgerRewardsUnsorted",
     "LedgerRoundAlreadyCommitted",
     "LedgerRoundBudgetExceeded",
     "LedgerRoundNotOpen",
+    "LedgerRoundOpenedThisBlock",
     "LedgerRoundOutOfOrder",
     "LedgerRoundStillOpen",
+    "LedgerRoundTooShort",
     "LedgerSignatureInvalid",
+    "LedgerSpecMismatch",
+    "LedgerTaskNotActive",
+    "LedgerTaskStillActive",
     "LedgerTaskUnknown",
     "LedgerZeroAddress",
     "LedgerZeroHash",
+    "OrganisationRegistryNameEmpty",
+    "OrganisationRegistryNotRegistered",
+    "OrganisationRegistryRevoked",
+    "OrganisationRegistryZeroAddress",
+    "OrganisationRegistryZeroHash",
     "RewardPoolTransferShort",
     "RewardPoolZeroAmount",
+    "SafeCastOverflowedUintDowncast",
     "SignatureError",
     "TransactionFailed",
 ]
@@ -154,21 +184,6 @@ class LedgerNotTaskCoordinator(ContractRevert):
     hint = "{account} is not the coordinator of task {taskId}: use the key that created the task"
 
 
-class LedgerParticipantAlreadyRegistered(ContractRevert):
-    fields = ("account",)
-    hint = "{account} is already registered: nothing to do"
-
-
-class LedgerParticipantNotRegistered(ContractRevert):
-    fields = ("account",)
-    hint = "{account} is not a registered participant: a coordinator must register it first"
-
-
-class LedgerParticipantWithdrawn(ContractRevert):
-    fields = ("account",)
-    hint = "{account} has withdrawn its consent: its commitments are refused; drop it from the run"
-
-
 class LedgerRoundOutOfOrder(ContractRevert):
     fields = ("taskId", "expected", "got")
     hint = "task {taskId} expects round {expected} next, not {got}: rounds are strictly sequential"
@@ -237,11 +252,6 @@ class LedgerPoolInsufficient(ContractRevert):
     hint = "task {taskId}'s pool holds {available}, {needed} needed: fund it with `fundTask`"
 
 
-class LedgerLengthMismatch(ContractRevert):
-    fields = ("accounts", "orgHashes")
-    hint = "{accounts} accounts but {orgHashes} organisation hashes: give one hash per account"
-
-
 class LedgerRewardRootUnknown(ContractRevert):
     fields = ("taskId", "round")
     hint = (
@@ -271,6 +281,198 @@ class LedgerRewardRootOverdrawn(ContractRevert):
     )
 
 
+class LedgerTaskNotActive(ContractRevert):
+    fields = ("taskId",)
+    hint = "task {taskId} was closed or cancelled: no new funding, members or rounds"
+
+
+class LedgerTaskStillActive(ContractRevert):
+    fields = ("taskId",)
+    hint = (
+        "task {taskId} is still active: refunds and sweeps start once its coordinator closes it "
+        "(`fedchain task close`)"
+    )
+
+
+class LedgerNotCoordinator(ContractRevert):
+    fields = ("account",)
+    hint = "{account} does not hold COORDINATOR_ROLE: grant it before handing it a task"
+
+
+class LedgerClaimPeriodTooShort(ContractRevert):
+    fields = ("claimPeriod", "challengePeriod")
+    hint = "the claim period {claimPeriod} s must exceed the challenge period {challengePeriod} s"
+
+
+class LedgerSpecMismatch(ContractRevert):
+    fields = ("taskId", "expected", "got")
+    hint = (
+        "task {taskId}'s spec hash is {expected}, not {got}: check the task id, or consent to the "
+        "spec the task was created with"
+    )
+
+
+class LedgerConsentSignatureInvalid(ContractRevert):
+    fields = ("taskId", "participant")
+    hint = (
+        "the consent of {participant} to task {taskId} is not signed by it for this task, spec, "
+        "dataset size, data hash, chain and contract: have it sign again"
+    )
+
+
+class LedgerAlreadyMember(ContractRevert):
+    fields = ("taskId", "account")
+    hint = "{account} is a member of task {taskId} already: nothing to do"
+
+
+class LedgerNotMember(ContractRevert):
+    fields = ("taskId", "account")
+    hint = "{account} never joined task {taskId}: it joins with `fedchain task join`"
+
+
+class LedgerMemberLeft(ContractRevert):
+    fields = ("taskId", "account", "leftRound")
+    hint = (
+        "{account} left task {taskId} from round {leftRound}: leaving is final for a task "
+        "(a signed consent cannot be replayed); it may join other tasks"
+    )
+
+
+class LedgerNotEligible(ContractRevert):
+    fields = ("taskId", "round", "account")
+    hint = (
+        "{account} is not an eligible member of task {taskId} for round {round}: it must join "
+        "the task (`fedchain task join`) before the round, and not have left it"
+    )
+
+
+class LedgerExamplesAboveDataset(ContractRevert):
+    fields = ("taskId", "account", "numExamples", "datasetSize")
+    hint = (
+        "{account} claims {numExamples} examples, above the dataset size {datasetSize} it "
+        "consented to in task {taskId}: refuse that commitment"
+    )
+
+
+class LedgerRoundOpenedThisBlock(ContractRevert):
+    fields = ("taskId", "round")
+    hint = (
+        "round {round} of task {taskId} was opened in this block: commit it in a later "
+        "transaction (one round per block at most)"
+    )
+
+
+class LedgerRoundTooShort(ContractRevert):
+    fields = ("taskId", "round", "earliestCommit")
+    hint = (
+        "round {round} of task {taskId} is younger than the task's minimum round duration: "
+        "commit it from timestamp {earliestCommit} on"
+    )
+
+
+class LedgerNotFunder(ContractRevert):
+    fields = ("taskId", "account")
+    hint = "{account} never funded task {taskId}: only funders are refunded"
+
+
+class LedgerClaimPeriodNotOver(ContractRevert):
+    fields = ("taskId", "claimDeadline")
+    hint = "unproven rewards of task {taskId} can be swept after its claim deadline {claimDeadline}"
+
+
+class LedgerRewardRootVoided(ContractRevert):
+    fields = ("taskId", "round")
+    hint = (
+        "the reward root of round {round} of task {taskId} was voided by a challenge: its "
+        "leaves pay nothing; the reserve went back to the pool"
+    )
+
+
+class LedgerRewardRootInChallenge(ContractRevert):
+    fields = ("taskId", "round", "claimableAt")
+    hint = (
+        "the reward root of round {round} of task {taskId} is in its challenge period: claim "
+        "from timestamp {claimableAt} on"
+    )
+
+
+class LedgerChallengePeriodOver(ContractRevert):
+    fields = ("taskId", "round", "claimableAt")
+    hint = (
+        "the challenge period of round {round} of task {taskId} ended at {claimableAt}: the root "
+        "can no longer be voided (a faulty leaf is still refused at claim time)"
+    )
+
+
+class LedgerChallengeUnfounded(ContractRevert):
+    fields = ("taskId", "round", "participant")
+    hint = "the leaf of {participant} in round {round} of task {taskId} is valid: nothing to void"
+
+
+class LedgerClaimDeadlinePassed(ContractRevert):
+    fields = ("taskId", "claimDeadline")
+    hint = (
+        "task {taskId}'s claim deadline {claimDeadline} passed: unproven leaves are now swept "
+        "to the funders"
+    )
+
+
+class LedgerLeafIndexMismatch(ContractRevert):
+    fields = ("taskId", "participant", "expected", "got")
+    hint = (
+        "the leaf of {participant} carries index {got}, its member index in task {taskId} is "
+        "{expected}: the coordinator's tree is wrong; run `fedchain audit`"
+    )
+
+
+class LedgerLeafCountExceeded(ContractRevert):
+    fields = ("taskId", "round", "declaredLeafCount")
+    hint = (
+        "all {declaredLeafCount} declared leaves of round {round} of task {taskId} are claimed: "
+        "the tree holds more leaves than declared; run `fedchain audit`"
+    )
+
+
+class LedgerLeafCountAboveMembers(ContractRevert):
+    fields = ("taskId", "leafCount", "memberCount")
+    hint = "{leafCount} leaves declared, task {taskId} has only {memberCount} members"
+
+
+class OrganisationRegistryZeroAddress(ContractRevert):
+    hint = "an organisation's address was zero: pass its account address"
+
+
+class OrganisationRegistryNameEmpty(ContractRevert):
+    fields = ("account",)
+    hint = "give the organisation {account} a name (--name)"
+
+
+class OrganisationRegistryZeroHash(ContractRevert):
+    fields = ("account",)
+    hint = "the metadata hash of {account} was zero: hash its metadata document"
+
+
+class OrganisationRegistryNotRegistered(ContractRevert):
+    fields = ("account",)
+    hint = (
+        "{account} is not a registered organisation: the registrar registers it first "
+        "(`fedchain participant add`)"
+    )
+
+
+class OrganisationRegistryRevoked(ContractRevert):
+    fields = ("account",)
+    hint = "the organisation {account} was revoked by the registrar: revocation is final"
+
+
+class EnforcedPause(ContractRevert):
+    hint = "the ledger is paused: new work waits until the admin unpauses it (claims still work)"
+
+
+class ExpectedPause(ContractRevert):
+    hint = "the ledger is not paused"
+
+
 class RewardPoolZeroAmount(ContractRevert):
     hint = "fund with a positive amount"
 
@@ -283,6 +485,28 @@ class RewardPoolTransferShort(ContractRevert):
 class AccessControlUnauthorizedAccount(ContractRevert):
     fields = ("account", "neededRole")
     hint = "{account} lacks role {neededRole}: an admin must grant it"
+
+
+class AccessControlEnforcedDefaultAdminRules(ContractRevert):
+    hint = (
+        "the admin role moves only in two delayed steps: beginDefaultAdminTransfer, then "
+        "acceptDefaultAdminTransfer after the delay"
+    )
+
+
+class AccessControlEnforcedDefaultAdminDelay(ContractRevert):
+    fields = ("schedule",)
+    hint = "the admin transfer is scheduled for {schedule}: accept it after that time"
+
+
+class AccessControlInvalidDefaultAdmin(ContractRevert):
+    fields = ("defaultAdmin",)
+    hint = "{defaultAdmin} is not the pending admin: only it can accept the transfer"
+
+
+class SafeCastOverflowedUintDowncast(ContractRevert):
+    fields = ("bits", "value")
+    hint = "{value} does not fit in {bits} bits: pass a smaller number (a dataset size, say)"
 
 
 class ERC20InsufficientBalance(ContractRevert):
@@ -303,9 +527,6 @@ REVERT_ERRORS: dict[str, type[ContractRevert]] = {
         LedgerZeroAddress,
         LedgerTaskUnknown,
         LedgerNotTaskCoordinator,
-        LedgerParticipantAlreadyRegistered,
-        LedgerParticipantNotRegistered,
-        LedgerParticipantWithdrawn,
         LedgerRoundOutOfOrder,
         LedgerRoundStillOpen,
         LedgerParentMismatch,
@@ -318,15 +539,48 @@ REVERT_ERRORS: dict[str, type[ContractRevert]] = {
         LedgerRewardWithoutCommitment,
         LedgerRoundBudgetExceeded,
         LedgerPoolInsufficient,
-        LedgerLengthMismatch,
         LedgerRewardRootUnknown,
         LedgerLeafAlreadyClaimed,
         LedgerLeafProofInvalid,
         LedgerRewardRootOverdrawn,
+        LedgerTaskNotActive,
+        LedgerTaskStillActive,
+        LedgerNotCoordinator,
+        LedgerClaimPeriodTooShort,
+        LedgerSpecMismatch,
+        LedgerConsentSignatureInvalid,
+        LedgerAlreadyMember,
+        LedgerNotMember,
+        LedgerMemberLeft,
+        LedgerNotEligible,
+        LedgerExamplesAboveDataset,
+        LedgerRoundOpenedThisBlock,
+        LedgerRoundTooShort,
+        LedgerNotFunder,
+        LedgerClaimPeriodNotOver,
+        LedgerRewardRootVoided,
+        LedgerRewardRootInChallenge,
+        LedgerChallengePeriodOver,
+        LedgerChallengeUnfounded,
+        LedgerClaimDeadlinePassed,
+        LedgerLeafIndexMismatch,
+        LedgerLeafCountExceeded,
+        LedgerLeafCountAboveMembers,
+        OrganisationRegistryZeroAddress,
+        OrganisationRegistryNameEmpty,
+        OrganisationRegistryZeroHash,
+        OrganisationRegistryNotRegistered,
+        OrganisationRegistryRevoked,
+        EnforcedPause,
+        ExpectedPause,
         RewardPoolZeroAmount,
         RewardPoolTransferShort,
         AccessControlUnauthorizedAccount,
         ERC20InsufficientBalance,
         ERC20InsufficientAllowance,
+        AccessControlEnforcedDefaultAdminRules,
+        AccessControlEnforcedDefaultAdminDelay,
+        AccessControlInvalidDefaultAdmin,
+        SafeCastOverflowedUintDowncast,
     )
 }

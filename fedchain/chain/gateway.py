@@ -41,6 +41,9 @@ from fedchain.chain.logs import LogDecoder
 from fedchain.chain.merkle import LeafClaim, RewardLeaf, RewardRootRecord, RoundRoot
 from fedchain.chain.records import (
     Commitment,
+    Consent,
+    FunderRecord,
+    Membership,
     ParticipantRecord,
     ParticipantStatus,
     Reward,
@@ -49,8 +52,11 @@ from fedchain.chain.records import (
     RoundRecord,
     RoundState,
     SignedCommitment,
+    SignedConsent,
     TaskId,
     TaskRecord,
+    TaskStatus,
+    TaskTerms,
 )
 from fedchain.chain.signing import LedgerDomain
 
@@ -93,6 +99,10 @@ class LedgerPort(Protocol):
     def participant(self, address: str) -> ParticipantRecord: ...
 
     def participants(self, addresses: Sequence[str]) -> list[ParticipantRecord]: ...
+
+    def memberships(self, task_id: TaskId, addresses: Sequence[str]) -> list[Membership]: ...
+
+    def receipt_events(self, tx_hash: str) -> list[LedgerEvent]: ...
 
     def direct_commitment(self, task_id: TaskId, round_id: RoundId, address: str) -> bytes: ...
 
@@ -172,6 +182,17 @@ class LedgerGateway:
             reward_per_round=int(t[5]),
             funded=int(t[6]),
             attributed=int(t[7]),
+            reserved=int(t[8]),
+            refunded=int(t[9]),
+            swept=int(t[10]),
+            status=TaskStatus(int(t[11])),
+            min_round_duration=int(t[12]),
+            challenge_period=int(t[13]),
+            claim_period=int(t[14]),
+            claim_deadline=int(t[15]),
+            round_opened_at=int(t[16]),
+            round_opened_block=int(t[17]),
+            member_count=int(t[18]),
         )
 
     def task_head(self, task_id: TaskId) -> tuple[bytes, RoundId]:
@@ -214,6 +235,72 @@ class LedgerGateway:
         (records,) = abi_decode(get_abi_output_types(call.abi), raw)
         return [_participant_record(p) for p in records]
 
+    def membership(self, task_id: TaskId, address: str) -> Membership:
+        """``address``'s membership of task ``task_id`` (all zero if it never joined)."""
+        call = self.ledger.functions.getMembership(task_id, _address(address))
+        return _membership(self._transport.rpc(call.call))
+
+    def memberships(self, task_id: TaskId, addresses: Sequence[str]) -> list[Membership]:
+        """The memberships of several accounts in one task, in one call (a ``multicall`` of
+        ``getMembership``, read at one block)."""
+        if not addresses:
+            return []
+        calls = [self.ledger.functions.getMembership(task_id, _address(a)) for a in addresses]
+        return [_membership(fields) for fields in self._read_many(calls)]
+
+    def is_eligible(self, task_id: TaskId, round_id: RoundId, address: str) -> bool:
+        call = self.ledger.functions.isEligible(task_id, round_id, _address(address))
+        return bool(self._transport.rpc(call.call))
+
+    def funder(self, task_id: TaskId, address: str) -> FunderRecord:
+        """What ``address`` put into task ``task_id`` and was paid back."""
+        call = self.ledger.functions.getFunder(task_id, _address(address))
+        contributed, refunded, swept = self._transport.rpc(call.call)
+        return FunderRecord(int(contributed), int(refunded), int(swept))
+
+    def paused(self) -> bool:
+        return bool(self._transport.rpc(self.ledger.functions.paused().call))
+
+    def has_role(self, role: str, address: str) -> bool:
+        """Whether ``address`` holds ``role`` ("COORDINATOR_ROLE", "REGISTRAR_ROLE", ...)."""
+        role_id = self._role(role)
+        call = self.ledger.functions.hasRole(role_id, _address(address))
+        return bool(self._transport.rpc(call.call))
+
+    def consent_digest(self, consent: Consent) -> bytes:
+        """The consent digest as the contract computes it."""
+        c = consent
+        call = self.ledger.functions.consentDigest(
+            c.task_id, c.spec_hash, c.dataset_size, c.data_hash
+        )
+        return bytes(self._transport.rpc(call.call))
+
+    def receipt_events(self, tx_hash: str) -> list[LedgerEvent]:
+        """The ledger events of one mined transaction (none for a write found already done)."""
+        if not tx_hash:
+            return []
+        receipt = self._transport.rpc(
+            lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        )
+        return [e for e in (self._event(log) for log in receipt["logs"]) if e is not None]
+
+    def _read_many(self, calls: Sequence[ContractFunction]) -> list[Any]:
+        """The results of several view calls of the ledger, in one ``eth_call`` of its
+        ``multicall`` (past web3's output formatters, which are slow for many records)."""
+        batch = [bytes.fromhex(calldata(c)[2:]) for c in calls]
+        call = self.ledger.functions.multicall(batch)
+        request: Any = {"to": call.address, "data": calldata(call)}
+        raw = bytes(self._transport.rpc(lambda: self.w3.eth.call(request)))
+        (results,) = abi_decode(["bytes[]"], raw)
+        out = []
+        for c, result in zip(calls, results, strict=True):
+            (value,) = abi_decode(get_abi_output_types(c.abi), bytes(result))
+            out.append(value)
+        return out
+
+    def _role(self, role: str) -> bytes:
+        return bytes(self._transport.rpc(getattr(self.ledger.functions, role)().call))
+
     def direct_commitment(self, task_id: TaskId, round_id: RoundId, address: str) -> bytes:
         call = self.ledger.functions.directCommitment(task_id, round_id, _address(address))
         return bytes(self._transport.rpc(call.call))
@@ -254,21 +341,21 @@ class LedgerGateway:
         end = (
             self._transport.rpc(lambda: self.w3.eth.block_number) if to_block is None else to_block
         )
-        decoded = []
-        for log in self._raw_logs(start, end):
-            event = self._logs.decode(log)
-            if event is None:
-                continue
-            decoded.append(
-                LedgerEvent(
-                    name=event[0],
-                    args=event[1],
-                    block_number=quantity(log["blockNumber"]),
-                    tx_hash="0x" + bytes(HexBytes(log["transactionHash"])).hex(),
-                    log_index=quantity(log["logIndex"]),
-                )
-            )
-        return decoded
+        return [e for e in (self._event(log) for log in self._raw_logs(start, end)) if e]
+
+    def _event(self, log: Any) -> LedgerEvent | None:
+        if str(log["address"]).lower() != str(self.ledger.address).lower():
+            return None  # a token's Transfer in the same receipt, say
+        event = self._logs.decode(log)
+        if event is None:
+            return None
+        return LedgerEvent(
+            name=event[0],
+            args=event[1],
+            block_number=quantity(log["blockNumber"]),
+            tx_hash="0x" + bytes(HexBytes(log["transactionHash"])).hex(),
+            log_index=quantity(log["logIndex"]),
+        )
 
     def _raw_logs(self, start: int, end: int) -> list[Any]:
         """The ledger's logs in a block range; from a node, as it sent them (hex strings).
@@ -291,17 +378,28 @@ class LedgerGateway:
         initial_model_hash: bytes,
         reward_per_round: int,
         token: str | None = None,
+        *,
+        terms: TaskTerms | None = None,
     ) -> tuple[TaskId, TxResult]:
-        """Create a task; the gateway's account becomes its coordinator."""
-        call = self.ledger.functions.createTask(
-            spec_hash, initial_model_hash, _address(token or self.token.address), reward_per_round
-        )
+        """Create a task (with ``terms``, else the contract's defaults); the gateway's account
+        becomes its coordinator."""
+        token_address = _address(token or self.token.address)
+        if terms is None:
+            call = self.ledger.functions.createTask(
+                spec_hash, initial_model_hash, token_address, reward_per_round
+            )
+        else:
+            t = terms
+            call = self.ledger.functions.createTaskWithTerms(
+                spec_hash,
+                initial_model_hash,
+                token_address,
+                reward_per_round,
+                (t.min_round_duration, t.challenge_period, t.claim_period),
+            )
         result = self._transport.send(call)
-        receipt = self._transport.rpc(
-            lambda: self.w3.eth.get_transaction_receipt(HexBytes(result.tx_hash))
-        )
-        (event,) = self.ledger.events.TaskCreated().process_receipt(receipt)
-        return TaskId(int(event["args"]["taskId"])), result
+        (created,) = [e for e in self.receipt_events(result.tx_hash) if e.name == "TaskCreated"]
+        return TaskId(int(created.args["taskId"])), result
 
     def ensure_task(
         self,
@@ -310,6 +408,8 @@ class LedgerGateway:
         initial_model_hash: bytes,
         reward_per_round: int,
         token: str | None = None,
+        *,
+        terms: TaskTerms | None = None,
     ) -> TxResult:
         """Create task ``task_id`` as :meth:`create_task` did, unless the chain holds it (a
         creation lost with a node's unsaved state is sent again)."""
@@ -321,7 +421,9 @@ class LedgerGateway:
                 f"task {task_id} is not on chain and cannot be created again with that id (the "
                 f"chain has {count} tasks): start a new run"
             )
-        _, result = self.create_task(spec_hash, initial_model_hash, reward_per_round, token)
+        _, result = self.create_task(
+            spec_hash, initial_model_hash, reward_per_round, token, terms=terms
+        )
         return result
 
     def fund_task(self, task_id: TaskId, amount: int) -> TxResult:
@@ -357,41 +459,145 @@ class LedgerGateway:
         return self._transport.send_tx(tx)
 
     def grant_coordinator(self, address: str) -> TxResult:
-        role = self._transport.rpc(lambda: self.ledger.functions.COORDINATOR_ROLE().call())
-        return self._transport.send(self.ledger.functions.grantRole(role, _address(address)))
+        return self.grant_role("COORDINATOR_ROLE", address)
 
-    def register_participant(self, address: str, org_hash: bytes) -> TxResult:
-        """Register ``address``; recognised as done when it is already active with ``org_hash``."""
-        record = self.participant(address)
-        if record.status == ParticipantStatus.ACTIVE and record.org_hash == org_hash:
+    def grant_role(self, role: str, address: str) -> TxResult:
+        """Grant ``role`` ("COORDINATOR_ROLE", "REGISTRAR_ROLE", "PAUSER_ROLE"); the account
+        needs the role's admin, DEFAULT_ADMIN_ROLE. Recognised as done when held already."""
+        if self.has_role(role, address):
             return _already()
-        return self._transport.send(
-            self.ledger.functions.registerParticipant(_address(address), org_hash)
-        )
-
-    def register_participants(
-        self, addresses: Sequence[str], org_hashes: Sequence[bytes]
-    ) -> TxResult:
-        """Register several participants in one transaction; those already registered with the
-        same organisation hash are recognised and left out."""
-        if len(addresses) != len(org_hashes):
-            raise ValueError(f"{len(addresses)} addresses but {len(org_hashes)} org hashes")
-        records = self.participants(addresses) if addresses else []
-        todo = [
-            (_address(a), o)
-            for a, o, r in zip(addresses, org_hashes, records, strict=True)
-            if not (r.status == ParticipantStatus.ACTIVE and r.org_hash == o)
-        ]
-        if not todo:
-            return _already()
-        call = self.ledger.functions.registerParticipants(
-            [a for a, _ in todo], [o for _, o in todo]
-        )
+        call = self.ledger.functions.grantRole(self._role(role), _address(address))
         return self._transport.send(call)
 
-    def withdraw(self) -> TxResult:
-        """Withdraw this account's consent."""
-        return self._transport.send(self.ledger.functions.withdraw())
+    def register_organisation(
+        self, address: str, name: str, metadata_hash: bytes, uri: str = ""
+    ) -> TxResult:
+        """Register (or update) the organisation of ``address`` as the registrar; recognised as
+        done when it is registered with the same name, metadata hash and URI."""
+        return self.register_organisations([(address, name, metadata_hash, uri)])
+
+    def register_organisations(
+        self, organisations: Sequence[tuple[str, str, bytes, str]]
+    ) -> TxResult:
+        """Register several organisations (address, name, metadata hash, URI) in one
+        transaction (a ``multicall``); those registered with the same record are left out."""
+        records = self.participants([o[0] for o in organisations]) if organisations else []
+        todo = [
+            self.ledger.functions.registerOrganisation(_address(a), name, metadata, uri)
+            for (a, name, metadata, uri), r in zip(organisations, records, strict=True)
+            if not (
+                r.status == ParticipantStatus.REGISTERED
+                and (r.name, r.org_hash, r.uri) == (name, metadata, uri)
+            )
+        ]
+        return self._send_batch(todo)
+
+    def revoke_organisation(self, address: str) -> TxResult:
+        """Revoke a registered organisation (final; it can join no new task)."""
+        if self.participant(address).status == ParticipantStatus.REVOKED:
+            return _already()
+        return self._transport.send(self.ledger.functions.revokeOrganisation(_address(address)))
+
+    def join_task(
+        self,
+        task_id: TaskId,
+        dataset_size: int,
+        data_hash: bytes,
+        *,
+        spec_hash: bytes | None = None,
+    ) -> TxResult:
+        """Join task ``task_id`` with this account's own consent to its spec (``spec_hash``,
+        the spec reviewed; by default the chain's), its dataset size and data hash; recognised
+        as done when it is a member with them."""
+        held = self.membership(task_id, self.account.address)
+        if held.joined and (held.dataset_size, held.data_hash) == (dataset_size, data_hash):
+            return _already()
+        spec_hash = spec_hash or self.task(task_id).spec_hash
+        call = self.ledger.functions.joinTask(task_id, spec_hash, dataset_size, data_hash)
+        return self._transport.send(call)
+
+    def join_task_for(self, task_id: TaskId, consents: Sequence[SignedConsent]) -> TxResult:
+        """Relay signed consents to task ``task_id`` in one transaction (``joinTaskFor``, or
+        ``joinTaskForBatch`` for several); participants that joined already are left out."""
+        held = self.memberships(task_id, [c.participant for c in consents])
+        todo = [c for c, m in zip(consents, held, strict=True) if not m.joined]
+        if not todo:
+            return _already()
+        tuples = [_consent_tuple(c) for c in todo]
+        if len(tuples) == 1:
+            return self._transport.send(self.ledger.functions.joinTaskFor(task_id, tuples[0]))
+        return self._transport.send(self.ledger.functions.joinTaskForBatch(task_id, tuples))
+
+    def leave_task(self, task_id: TaskId) -> TxResult:
+        """Leave task ``task_id`` from its first uncommitted round on (final for the task);
+        recognised as done when this account has left already."""
+        if self.membership(task_id, self.account.address).left_round:
+            return _already()
+        return self._transport.send(self.ledger.functions.leaveTask(task_id))
+
+    def remove_member(self, task_id: TaskId, address: str) -> TxResult:
+        """Remove ``address`` from task ``task_id`` as its coordinator; done when it has left."""
+        if self.membership(task_id, address).left_round:
+            return _already()
+        call = self.ledger.functions.removeMember(task_id, _address(address))
+        return self._transport.send(call)
+
+    def close_task(self, task_id: TaskId, *, cancel: bool = False) -> TxResult:
+        """Close (or cancel) task ``task_id`` as its coordinator or the admin: an open round is
+        failed, the unattributed pool becomes refundable, and the claim deadline is set.
+        Recognised as done when the task is no longer active."""
+        if self.task(task_id).status in (TaskStatus.CLOSED, TaskStatus.CANCELLED):
+            return _already()
+        function = self.ledger.functions.cancelTask if cancel else self.ledger.functions.closeTask
+        return self._transport.send(function(task_id))
+
+    def refund(self, task_id: TaskId) -> tuple[int, TxResult]:
+        """Pull this funder's pro-rata share of an ended task's unattributed tokens; returns
+        the amount paid (0, and no transaction, when nothing new is due)."""
+        return self._pull(task_id, "refund", "FundsRefunded")
+
+    def sweep(self, task_id: TaskId) -> tuple[int, TxResult]:
+        """Pull this funder's share of the merkle rewards unproven by the claim deadline."""
+        return self._pull(task_id, "sweep", "UnclaimedSwept")
+
+    def _pull(self, task_id: TaskId, function: str, event: str) -> tuple[int, TxResult]:
+        call = getattr(self.ledger.functions, function)(task_id)
+        due = int(self._transport.rpc(lambda: call.call({"from": self.account.address})))
+        if due == 0:
+            return 0, _already()
+        result = self._transport.send(call)
+        paid = sum(
+            int(e.args["amount"]) for e in self.receipt_events(result.tx_hash) if e.name == event
+        )
+        return paid, result
+
+    def set_task_coordinator(self, task_id: TaskId, coordinator: str) -> TxResult:
+        """Hand task ``task_id`` to ``coordinator`` (the admin only)."""
+        if self.task(task_id).coordinator.lower() == coordinator.lower():
+            return _already()
+        call = self.ledger.functions.setTaskCoordinator(task_id, _address(coordinator))
+        return self._transport.send(call)
+
+    def pause(self) -> TxResult:
+        """Pause new work (PAUSER_ROLE); claims, refunds and leaving never pause."""
+        if self.paused():
+            return _already()
+        return self._transport.send(self.ledger.functions.pause())
+
+    def unpause(self) -> TxResult:
+        """Lift the pause (DEFAULT_ADMIN_ROLE)."""
+        if not self.paused():
+            return _already()
+        return self._transport.send(self.ledger.functions.unpause())
+
+    def _send_batch(self, calls: Sequence[ContractFunction]) -> TxResult:
+        """Send ledger calls as one transaction: alone, or in a ``multicall``."""
+        if not calls:
+            return _already()
+        if len(calls) == 1:
+            return self._transport.send(calls[0])
+        batch = [bytes.fromhex(calldata(c)[2:]) for c in calls]
+        return self._transport.send(self.ledger.functions.multicall(batch))
 
     def open_round(self, task_id: TaskId, round_id: RoundId, parent: bytes) -> TxResult:
         """Open a round; recognised as done when it was already opened on ``parent`` (and is
@@ -511,18 +717,36 @@ class LedgerGateway:
     def reward_root(self, task_id: TaskId, round_id: RoundId) -> RewardRootRecord:
         """The reward root committed for a round (all zero when it has none)."""
         call = self.ledger.functions.getRewardRoot(task_id, round_id)
-        root, total, claimed = self._transport.rpc(call.call)
-        return RewardRootRecord(bytes(root), int(total), int(claimed))
+        root, total, claimed, declared, claimed_count, claimable_at, voided = self._transport.rpc(
+            call.call
+        )
+        return RewardRootRecord(
+            bytes(root),
+            int(total),
+            int(claimed),
+            int(declared),
+            int(claimed_count),
+            int(claimable_at),
+            bool(voided),
+        )
 
-    def leaf_claimed(self, task_id: TaskId, round_id: RoundId, leaf_hash: bytes) -> bool:
-        """Whether the reward leaf with this hash has been claimed."""
-        call = self.ledger.functions.leafClaimed(task_id, round_id, leaf_hash)
+    def leaf_claimed(self, task_id: TaskId, round_id: RoundId, index: int) -> bool:
+        """Whether the reward leaf at member index ``index`` of a round has been claimed."""
+        call = self.ledger.functions.leafClaimed(task_id, round_id, index)
         return bool(self._transport.rpc(call.call))
 
     def reward_leaf_hash(self, leaf: RewardLeaf) -> bytes:
-        """The leaf hash as the contract computes it."""
-        call = self.ledger.functions.rewardLeafHash(_leaf_tuple(leaf))
+        """The leaf hash as the contract computes it (bound to the leaf's task and round)."""
+        call = self.ledger.functions.rewardLeafHash(leaf.task_id, leaf.round, leaf.struct())
         return bytes(self._transport.rpc(call.call))
+
+    def void_root(
+        self, task_id: TaskId, round_id: RoundId, leaf: RewardLeaf, proof: Sequence[bytes]
+    ) -> TxResult:
+        """Void a round's reward root during its challenge period by proving one faulty leaf
+        (it pays a non-member, carries another index, or more examples than the dataset)."""
+        call = self.ledger.functions.voidRoot(task_id, round_id, _leaf_tuple(leaf), list(proof))
+        return self._transport.send(call)
 
     def claim_leaves(self, task_id: TaskId, claims: Sequence[LeafClaim]) -> TxResult:
         """Prove reward leaves (any rounds of one task) in one transaction; each is credited to
@@ -586,15 +810,33 @@ def _task_head_slots(task_id: int) -> tuple[int, int, int, int]:
 
 
 def _participant_record(fields: Sequence[Any]) -> ParticipantRecord:
-    """A ``Ledger.Participant`` tuple as returned by a call."""
+    """An ``OrganisationRegistry.Participant`` tuple as returned by a call."""
     return ParticipantRecord(
-        ParticipantStatus(fields[0]), int(fields[1]), int(fields[2]), bytes(fields[3])
+        ParticipantStatus(fields[0]),
+        int(fields[1]),
+        int(fields[2]),
+        bytes(fields[3]),
+        str(fields[4]),
+        str(fields[5]),
     )
+
+
+def _membership(fields: Sequence[Any]) -> Membership:
+    """A ``Ledger.Membership`` tuple as returned by a call."""
+    return Membership(int(fields[0]), int(fields[1]), int(fields[2]), int(fields[3]),
+                      bytes(fields[4]))  # fmt: skip
+
+
+def _consent_tuple(signed: SignedConsent) -> tuple[Any, ...]:
+    """A signed consent as the ABI tuple ``Ledger.SignedConsent``."""
+    c = signed.consent
+    return (_address(signed.participant), c.dataset_size, c.data_hash, *signed.compact())
 
 
 def _leaf_tuple(leaf: RewardLeaf) -> tuple[Any, ...]:
     """A reward leaf as the ABI tuple ``Ledger.RewardLeaf``."""
-    return (_address(leaf.participant), *leaf.values()[1:])
+    participant, *rest = leaf.struct()
+    return (_address(participant), *rest)
 
 
 def _address(value: str) -> Any:

@@ -1,7 +1,10 @@
 """Reward trees of merkle commit mode, in OpenZeppelin's StandardMerkleTree format.
 
 A round committed in merkle mode puts one root on chain over its reward leaves
-``(participant, updateHash, numExamples, score, amount)``. Leaves and tree follow
+``(taskId, round, index, participant, updateHash, numExamples, score, amount)``: each leaf is
+bound to its task and round, and its index is the participant's member index in the task, so a
+participant has at most one claimable leaf per round (the contract keeps a claimed bitmap by
+index). Leaves and tree follow
 ``@openzeppelin/merkle-tree`` (``StandardMerkleTree``, format ``standard-v1``) exactly, so the npm
 library and this module build the same root and proofs for the same leaves, and the Ledger checks
 them with OpenZeppelin's ``MerkleProof``:
@@ -16,7 +19,7 @@ them with OpenZeppelin's ``MerkleProof``:
 
 Examples
 --------
->>> leaf = RewardLeaf("0x" + "11" * 20, b"\\x22" * 32, 100, 500_000, 10**18)
+>>> leaf = RewardLeaf(1, 1, 0, "0x" + "11" * 20, b"\\x22" * 32, 100, 500_000, 10**18)
 >>> tree = RewardTree.of([leaf])
 >>> tree.root == leaf.hash(), tree.proof(0)
 (True, [])
@@ -49,7 +52,16 @@ __all__ = [
 ]
 
 #: ABI types of a reward leaf, as ``StandardMerkleTree.of(values, LEAF_ENCODING)`` takes them.
-LEAF_ENCODING: tuple[str, ...] = ("address", "bytes32", "uint256", "int256", "uint256")
+LEAF_ENCODING: tuple[str, ...] = (
+    "uint256",
+    "uint256",
+    "uint256",
+    "address",
+    "bytes32",
+    "uint256",
+    "int256",
+    "uint256",
+)
 #: The ``format`` field of a dumped StandardMerkleTree.
 TREE_FORMAT = "standard-v1"
 
@@ -67,6 +79,12 @@ class RewardLeaf:
 
     Parameters
     ----------
+    task_id : int
+        The task of the round.
+    round : int
+        The round.
+    index : int
+        The participant's member index in the task (``Ledger.getMembership(...).index``).
     participant : str
         The participant's address (stored checksummed).
     update_hash : bytes
@@ -79,6 +97,9 @@ class RewardLeaf:
         The reward tokens it earned in the round.
     """
 
+    task_id: int
+    round: int
+    index: int
     participant: str
     update_hash: bytes
     num_examples: int
@@ -92,6 +113,9 @@ class RewardLeaf:
         if len(self.update_hash) != 32:
             raise MerkleError(f"leaf update hash must be 32 bytes, got {len(self.update_hash)}")
         for name, value, low, high in (
+            ("task_id", self.task_id, 0, _UINT256_MAX),
+            ("round", self.round, 0, _UINT256_MAX),
+            ("index", self.index, 0, _UINT256_MAX),
             ("num_examples", self.num_examples, 0, _UINT256_MAX),
             ("score", self.score, _INT256_MIN, _INT256_MAX),
             ("amount", self.amount, 0, _UINT256_MAX),
@@ -99,9 +123,29 @@ class RewardLeaf:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise MerkleError(f"leaf {name} {value!r} is not an integer in [{low}, {high}]")
 
-    def values(self) -> tuple[str, bytes, int, int, int]:
+    def values(self) -> tuple[int, int, int, str, bytes, int, int, int]:
         """The leaf's values in :data:`LEAF_ENCODING` order."""
-        return (self.participant, self.update_hash, self.num_examples, self.score, self.amount)
+        return (
+            self.task_id,
+            self.round,
+            self.index,
+            self.participant,
+            self.update_hash,
+            self.num_examples,
+            self.score,
+            self.amount,
+        )
+
+    def struct(self) -> tuple[str, bytes, int, int, int, int]:
+        """The leaf as the contract's ``RewardLeaf`` struct (task and round are arguments)."""
+        return (
+            self.participant,
+            self.update_hash,
+            self.num_examples,
+            self.score,
+            self.amount,
+            self.index,
+        )
 
     def hash(self) -> bytes:
         """``keccak256(bytes.concat(keccak256(abi.encode(...))))``, as the Ledger computes it."""
@@ -111,6 +155,9 @@ class RewardLeaf:
         """The leaf as JSON values (numbers as decimal strings, bytes as 0x-hex), the form the
         npm library reads in a dumped tree."""
         return [
+            str(self.task_id),
+            str(self.round),
+            str(self.index),
             self.participant,
             "0x" + self.update_hash.hex(),
             str(self.num_examples),
@@ -122,8 +169,11 @@ class RewardLeaf:
     def from_json(cls, values: Sequence[Any]) -> RewardLeaf:
         """A leaf from :meth:`to_json`'s form (numbers may also be JSON integers)."""
         try:
-            participant, update_hash, examples, score, amount = values
+            task_id, round_id, index, participant, update_hash, examples, score, amount = values
             return cls(
+                _integer(task_id),
+                _integer(round_id),
+                _integer(index),
                 str(participant),
                 _hex_bytes(update_hash),
                 _integer(examples),
@@ -156,11 +206,16 @@ class RoundRoot:
 
 @dataclass(frozen=True)
 class RewardRootRecord:
-    """A committed reward root as stored on chain, with the part of its total claimed so far."""
+    """A committed reward root as stored on chain (``Ledger.RewardRoot``), with what has been
+    claimed against it; claimable from ``claimable_at`` (a timestamp) unless voided."""
 
     root: bytes
     total: int
     claimed: int
+    declared_leaf_count: int = 0
+    claimed_count: int = 0
+    claimable_at: int = 0
+    voided: bool = False
 
 
 @dataclass(frozen=True)

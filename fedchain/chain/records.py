@@ -8,6 +8,9 @@ from typing import NewType
 
 __all__ = [
     "Commitment",
+    "Consent",
+    "FunderRecord",
+    "Membership",
     "ParticipantRecord",
     "ParticipantStatus",
     "Reward",
@@ -16,8 +19,14 @@ __all__ = [
     "RoundRecord",
     "RoundState",
     "SignedCommitment",
+    "SignedConsent",
+    "SkipReason",
     "TaskId",
     "TaskRecord",
+    "TaskStatus",
+    "TaskTerms",
+    "VoidReason",
+    "party_label",
 ]
 
 TaskId = NewType("TaskId", int)
@@ -33,11 +42,51 @@ def _check_hash(name: str, value: bytes) -> None:
 
 
 class ParticipantStatus(enum.IntEnum):
-    """Mirror of ``Ledger.ParticipantStatus``."""
+    """Mirror of ``OrganisationRegistry.ParticipantStatus``: whether an organisation may join
+    tasks (registered by the registrar) or not any more (revoked, final)."""
+
+    NONE = 0
+    REGISTERED = 1
+    REVOKED = 2
+
+
+class TaskStatus(enum.IntEnum):
+    """Mirror of ``Ledger.TaskStatus``."""
 
     NONE = 0
     ACTIVE = 1
-    WITHDRAWN = 2
+    CLOSED = 2
+    CANCELLED = 3
+
+
+class SkipReason(enum.IntEnum):
+    """Mirror of ``Ledger.SkipReason``: why a relayed commitment, consent or reward was skipped."""
+
+    COMMITTED_DIRECTLY = 0
+    NOT_MEMBER = 1
+    LEFT = 2
+    EXAMPLES_ABOVE_DATASET = 3
+    ALREADY_MEMBER = 4
+
+    def describe(self) -> str:
+        return _SKIP_TEXT[self]
+
+
+_SKIP_TEXT = {
+    SkipReason.COMMITTED_DIRECTLY: "committed directly (its own commitment counts)",
+    SkipReason.NOT_MEMBER: "not a member of the task for this round",
+    SkipReason.LEFT: "left the task before this round",
+    SkipReason.EXAMPLES_ABOVE_DATASET: "claims more examples than the dataset size it consented",
+    SkipReason.ALREADY_MEMBER: "already a member",
+}
+
+
+class VoidReason(enum.IntEnum):
+    """Mirror of ``Ledger.VoidReason``: what a challenger proved wrong with a reward leaf."""
+
+    NOT_MEMBER = 0
+    INDEX_MISMATCH = 1
+    EXAMPLES_ABOVE_DATASET = 2
 
 
 class RoundState(enum.IntEnum):
@@ -78,10 +127,48 @@ class SignedCommitment:
 
     def compact(self) -> tuple[bytes, bytes]:
         """The EIP-2098 compact form (r, yParityAndS) the contract takes."""
-        r, s, v = self.signature[:32], self.signature[32:64], self.signature[64]
-        parity = (v - 27) if v >= 27 else v
-        vs = (int.from_bytes(s, "big") | (parity << 255)).to_bytes(32, "big")
-        return r, vs
+        return _compact(self.signature)
+
+
+def _compact(signature: bytes) -> tuple[bytes, bytes]:
+    r, s, v = signature[:32], signature[32:64], signature[64]
+    parity = (v - 27) if v >= 27 else v
+    vs = (int.from_bytes(s, "big") | (parity << 255)).to_bytes(32, "big")
+    return r, vs
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What a participant consents to when it joins a task: the task's spec, its dataset size
+    (no commitment of it may claim more examples) and the SHA-256 of its training data."""
+
+    task_id: TaskId
+    spec_hash: bytes
+    dataset_size: int
+    data_hash: bytes
+
+    def __post_init__(self) -> None:
+        _check_hash("spec_hash", self.spec_hash)
+        _check_hash("data_hash", self.data_hash)
+        if not 0 <= self.dataset_size < 2**64:
+            raise ValueError(f"dataset_size must fit in uint64, got {self.dataset_size}")
+
+
+@dataclass(frozen=True)
+class SignedConsent:
+    """A consent with its signer's 65-byte EIP-712 signature (r || s || v)."""
+
+    consent: Consent
+    participant: str
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.signature) != _SIGNATURE_BYTES:
+            raise ValueError(f"signature must be 65 bytes, got {len(self.signature)}")
+
+    def compact(self) -> tuple[bytes, bytes]:
+        """The EIP-2098 compact form (r, yParityAndS) the contract takes."""
+        return _compact(self.signature)
 
 
 @dataclass(frozen=True)
@@ -128,6 +215,38 @@ class TaskRecord:
     reward_per_round: int
     funded: int
     attributed: int
+    reserved: int = 0
+    refunded: int = 0
+    swept: int = 0
+    status: TaskStatus = TaskStatus.ACTIVE
+    min_round_duration: int = 0
+    challenge_period: int = 0
+    claim_period: int = 0
+    claim_deadline: int = 0
+    round_opened_at: int = 0
+    round_opened_block: int = 0
+    member_count: int = 0
+
+    @property
+    def unattributed(self) -> int:
+        """What the pool holds that no round has taken: refundable once the task ends."""
+        return self.funded - self.attributed
+
+
+@dataclass(frozen=True)
+class TaskTerms:
+    """The terms a task is created with (``Ledger.TaskTerms``), in seconds."""
+
+    min_round_duration: int = 0
+    challenge_period: int = 0
+    claim_period: int = 90 * 24 * 3600
+
+    def __post_init__(self) -> None:
+        if self.claim_period <= self.challenge_period:
+            raise ValueError(
+                f"the claim period ({self.claim_period} s) must exceed the challenge period "
+                f"({self.challenge_period} s)"
+            )
 
 
 @dataclass(frozen=True)
@@ -143,9 +262,55 @@ class RoundRecord:
 
 @dataclass(frozen=True)
 class ParticipantRecord:
-    """A participant as stored on chain."""
+    """An organisation as the registry stores it (``OrganisationRegistry.Participant``)."""
 
     status: ParticipantStatus
     registered_at: int
-    withdrawn_at: int
+    revoked_at: int
     org_hash: bytes
+    name: str = ""
+    uri: str = ""
+
+    def label(self, address: str) -> str:
+        """ "Name (0xab12…)", or the bare address of an unnamed account."""
+        return party_label(self.name, address)
+
+
+def party_label(name: str, address: str) -> str:
+    """How a party is shown: "St Mary's Hospital (0xab12…)", or its address without a name."""
+    if not name:
+        return address
+    return f"{name} ({address[:6]}…)"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A participant's membership of one task (``Ledger.Membership``): eligible for the rounds
+    ``[joined_round, left_round)`` (``left_round`` 0 while it is a member)."""
+
+    joined_round: int
+    left_round: int
+    index: int
+    dataset_size: int
+    data_hash: bytes
+
+    @property
+    def joined(self) -> bool:
+        return self.joined_round != 0
+
+    def eligible(self, round_id: int) -> bool:
+        """Whether the member may commit and be paid in ``round_id`` (the contract's rule)."""
+        return (
+            self.joined_round != 0
+            and self.joined_round <= round_id
+            and (self.left_round == 0 or round_id < self.left_round)
+        )
+
+
+@dataclass(frozen=True)
+class FunderRecord:
+    """What a funder put into a task and was paid back (``Ledger.Funder``)."""
+
+    contributed: int
+    refunded: int
+    swept: int

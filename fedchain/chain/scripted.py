@@ -1,6 +1,7 @@
 """One scripted ledger round on the embedded chain: what the contracts record, end to end.
 
-Three DEVNET TEST participants sign commitments to made-up updates; the coordinator relays them,
+Three DEVNET TEST organisations are registered and join the task by signing their consent; they
+sign commitments to made-up updates; the coordinator relays them,
 commits the round with a global model hash, an evaluation and rewards by data size; everyone
 claims. Used by ``fedchain ledger-demo`` and as a smoke test of the whole chain layer.
 """
@@ -14,8 +15,8 @@ from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import EmbeddedChain
 from fedchain.chain.deploy import deploy
 from fedchain.chain.gateway import LedgerEvent
-from fedchain.chain.records import Commitment, Reward, RoundId, RoundOutcome
-from fedchain.chain.signing import sign_commitment
+from fedchain.chain.records import Commitment, Consent, Reward, RoundId, RoundOutcome
+from fedchain.chain.signing import sign_commitment, sign_consent
 
 __all__ = ["ScriptedRecord", "scripted_round"]
 
@@ -40,10 +41,18 @@ def scripted_round() -> ScriptedRecord:
     coordinator, *participants = devnet_accounts(1 + len(_EXAMPLES))
     ledger = deploy(EmbeddedChain().w3, coordinator)
     initial = _sha("initial model")
-    task_id, _ = ledger.create_task(_sha("task spec"), initial, _BUDGET)
+    spec = _sha("task spec")
+    task_id, _ = ledger.create_task(spec, initial, _BUDGET)
     ledger.fund_task(task_id, 10 * _BUDGET)
-    for p in participants:
-        ledger.register_participant(p.address, _sha(f"organisation {p.address}"))
+    ledger.register_organisations(
+        [(p.address, f"Site {i + 1}", _sha(f"organisation {p.address}"), "")
+         for i, p in enumerate(participants)]
+    )  # fmt: skip
+    consents = [
+        sign_consent(p, ledger.domain, Consent(task_id, spec, n, _sha(f"data {p.address}")))
+        for p, n in zip(participants, _EXAMPLES, strict=True)
+    ]
+    ledger.join_task_for(task_id, consents)
 
     round_id = RoundId(1)
     ledger.open_round(task_id, round_id, initial)

@@ -1,4 +1,5 @@
-"""EIP-712 commitments: what a client signs with its own key, and how anyone checks it.
+"""EIP-712 commitments and consents: what a client signs with its own key, and how anyone
+checks it.
 
 Needs no node: clients sign offline, the server and auditors recover signers offline, and the
 contract verifies the same digest on chain.
@@ -19,15 +20,18 @@ from eth_utils.crypto import keccak
 from eth_utils.exceptions import ValidationError as KeyValidationError
 
 from fedchain.chain.errors import SignatureError
-from fedchain.chain.records import Commitment, SignedCommitment
+from fedchain.chain.records import Commitment, Consent, SignedCommitment, SignedConsent
 
 __all__ = [
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
     "LedgerDomain",
     "commitment_digest",
+    "consent_digest",
+    "recover_consent_signer",
     "recover_signer",
     "sign_commitment",
+    "sign_consent",
 ]
 
 DOMAIN_NAME = "fedchain"
@@ -39,6 +43,9 @@ _DOMAIN_TYPEHASH = keccak(
 _HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 _COMMITMENT_TYPEHASH = keccak(
     text="Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples)"
+)
+_CONSENT_TYPEHASH = keccak(
+    text="Consent(uint256 taskId,bytes32 specHash,uint256 datasetSize,bytes32 dataHash)"
 )
 
 
@@ -105,6 +112,41 @@ def sign_commitment(
     return SignedCommitment(commitment, account.address, bytes(signed.signature))
 
 
+def consent_digest(domain: LedgerDomain, consent: Consent) -> Hash32:
+    """The EIP-712 digest a participant signs to join a task (``Ledger.consentDigest``)."""
+    c = consent
+    struct = keccak(
+        abi_encode(
+            ["bytes32", "uint256", "bytes32", "uint256", "bytes32"],
+            [_CONSENT_TYPEHASH, c.task_id, c.spec_hash, c.dataset_size, c.data_hash],
+        )
+    )
+    return Hash32(keccak(b"\x19\x01" + domain.separator + struct))
+
+
+def sign_consent(account: LocalAccount, domain: LedgerDomain, consent: Consent) -> SignedConsent:
+    """Sign ``consent`` to a task for ``domain`` with the participant's own key."""
+    signed = account.unsafe_sign_hash(consent_digest(domain, consent))  # an EIP-712 digest
+    return SignedConsent(consent, account.address, bytes(signed.signature))
+
+
+def recover_consent_signer(domain: LedgerDomain, signed: SignedConsent) -> str:
+    """The address whose key produced ``signed.signature`` for this consent and domain.
+
+    Raises
+    ------
+    SignatureError
+        If no signer can be recovered.
+    """
+    try:
+        return _recover(consent_digest(domain, signed.consent), signed.signature)
+    except (BadSignature, KeyValidationError, ValueError) as exc:
+        raise SignatureError(
+            f"the consent signature of {signed.participant} is malformed ({exc}): refuse that "
+            "consent"
+        ) from exc
+
+
 def recover_signer(domain: LedgerDomain, signed: SignedCommitment) -> str:
     """The address whose key produced ``signed.signature`` for this commitment and domain.
 
@@ -113,20 +155,23 @@ def recover_signer(domain: LedgerDomain, signed: SignedCommitment) -> str:
     SignatureError
         If no signer can be recovered (zero or out-of-range r or s, an invalid v).
     """
-    signature = signed.signature
     try:
-        if len(signature) != 65:
-            raise ValueError(f"signature must be 65 bytes, got {len(signature)}")
-        if int.from_bytes(signature[32:64], "big") > _HALF_ORDER:
-            # The same signer's other valid signature (EIP-2): the contract refuses it, and its
-            # compact form (parity in the top bit of s) cannot carry it.
-            raise ValueError("s is in the upper half of the curve order (a malleated signature)")
-        v = signature[64]
-        parity = v - 27 if v >= 27 else v  # 27/28, or the bare parity: as compact() reads it
-        standard = Signature(signature_bytes=signature[:64] + bytes([parity]))
-        digest = commitment_digest(domain, signed.commitment)
-        return str(standard.recover_public_key_from_msg_hash(digest).to_checksum_address())
+        return _recover(commitment_digest(domain, signed.commitment), signed.signature)
     except (BadSignature, KeyValidationError, ValueError) as exc:
         raise SignatureError(
             f"the signature of {signed.participant} is malformed ({exc}): refuse that commitment"
         ) from exc
+
+
+def _recover(digest: Hash32, signature: bytes) -> str:
+    """The checksummed signer of ``digest``; ValueError (or eth-keys' errors) when none."""
+    if len(signature) != 65:
+        raise ValueError(f"signature must be 65 bytes, got {len(signature)}")
+    if int.from_bytes(signature[32:64], "big") > _HALF_ORDER:
+        # The same signer's other valid signature (EIP-2): the contract refuses it, and its
+        # compact form (parity in the top bit of s) cannot carry it.
+        raise ValueError("s is in the upper half of the curve order (a malleated signature)")
+    v = signature[64]
+    parity = v - 27 if v >= 27 else v  # 27/28, or the bare parity: as compact() reads it
+    standard = Signature(signature_bytes=signature[:64] + bytes([parity]))
+    return str(standard.recover_public_key_from_msg_hash(digest).to_checksum_address())

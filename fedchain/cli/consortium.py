@@ -30,7 +30,7 @@ __all__ = ["certs_app", "participant_app", "server_app", "task_app"]
 
 task_app = typer.Typer(help="Tasks on the ledger (coordinator).", no_args_is_help=True)
 participant_app = typer.Typer(
-    help="Participants registered on the ledger (coordinator).", no_args_is_help=True
+    help="Organisations registered on the ledger (registrar).", no_args_is_help=True
 )
 certs_app = typer.Typer(
     help="TLS certificates and SuperNode keys of a consortium.", no_args_is_help=True
@@ -291,24 +291,210 @@ def task_create(
 
 @participant_app.command("add")
 def participant_add(
-    address: Annotated[str, typer.Argument(help="The participant's address (its keystore's).")],
-    org: Annotated[str, typer.Option(help="The organisation's name (its hash is recorded).")],
+    address: Annotated[str, typer.Argument(help="The organisation's address (its keystore's).")],
+    name: Annotated[
+        str, typer.Option("--name", "--org", help="The organisation's name, kept on chain.")
+    ],
+    uri: Annotated[str, typer.Option(help="Where its metadata document is published.")] = "",
+    metadata: Annotated[
+        Path | None,
+        typer.Option(help="Its metadata document, whose SHA-256 is kept (default: of the name)."),
+    ] = None,
     deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
     rpc_url: RpcUrlOption = None,
     keystore: KeystoreOption = None,
     devnet_account: DevnetOption = None,
 ) -> None:
-    """Coordinator: register a hospital's address on the ledger, with its organisation."""
+    """Registrar: register a hospital's organisation (name, metadata hash, URI) on the ledger.
+
+    Registration admits the organisation; it takes part in a task only once it joins it with
+    its own signed consent (`fedchain task join`). Registering again updates the record.
+    """
     from eth_utils.address import is_address
 
     from fedchain.consortium.deployment import org_hash
+    from fedchain.hashing import file_hash
 
     if not is_address(address):
         raise fail(f"{address!r} is not an account address (0x followed by 40 hex digits)", 2)
+    if metadata is not None and not metadata.is_file():
+        raise fail(f"no metadata document at {metadata}", 2)
+    try:
+        digest = file_hash(metadata) if metadata is not None else org_hash(name)
+    except FedchainError as exc:
+        raise fail(str(exc), 2) from None
     gateway, _ = _gateway(deployment, rpc_url, keystore, devnet_account)
-    result = gateway.register_participant(address, org_hash(org))
+    result = gateway.register_organisation(address, name.strip(), digest, uri)
     done = "already registered" if result.already_recorded else f"registered (tx {result.tx_hash})"
-    console.print(f"{address} ({org}) {done}")
+    console.print(f"{name.strip()} ({address}) {done} by {gateway.account.address}")
+
+
+TaskIdOption = Annotated[int, typer.Option("--task-id", help="The task's id on the ledger.")]
+ParticipantKeystore = Annotated[
+    Path | None, typer.Option(help="Your keystore (password: prompt or env).")
+]
+
+
+@task_app.command("join")
+def task_join(
+    task: Annotated[
+        Path, typer.Option(help="The task's run config (fedchain-task.toml) you consent to.")
+    ],
+    data: Annotated[Path, typer.Option(help="Your training data: the CSV your SuperNode reads.")],
+    deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
+    rpc_url: RpcUrlOption = None,
+    keystore: ParticipantKeystore = None,
+    devnet_account: DevnetOption = None,
+) -> None:
+    """Hospital: join a task with your own consent to its spec, your dataset size and the
+    SHA-256 of your training data (no commitment of yours may claim more examples)."""
+    from fedchain.chain.records import TaskId
+    from fedchain.consortium.deployment import read_run_config
+    from fedchain.federation.workload import site_data
+    from fedchain.ml.data import dataset_hash
+
+    try:
+        settings = read_run_config(task)
+        rows = site_data(
+            str(data.resolve()),
+            settings.label_column,
+            None,
+            settings.features,
+            settings.classes,
+            standardize=settings.standardize,
+            standardize_stats=settings.standardize_stats,
+        )
+    except FedchainError as exc:
+        raise fail(str(exc), 2) from None
+    spec_hash = _reviewed_spec_hash(task)
+    gateway, _ = _gateway(deployment, rpc_url, keystore, devnet_account)
+    task_id = TaskId(settings.task_id)
+    size, digest = len(rows), dataset_hash(rows)
+    result = gateway.join_task(task_id, size, digest, spec_hash=spec_hash)
+    done = "already a member" if result.already_recorded else f"joined (tx {result.tx_hash})"
+    console.print(f"{gateway.account.address} {done} task {task_id}")
+    console.print(f"dataset size {size}, data hash 0x{digest.hex()}")
+
+
+def _reviewed_spec_hash(run_config: Path) -> bytes | None:
+    """The spec hash of the task spec written beside the run config (``task create`` writes
+    both), which the consent names; None when it is absent (the chain's is then used)."""
+    from fedchain.task import TaskSpec, TaskSpecError
+
+    path = run_config.with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        return TaskSpec.load(path).spec_hash()
+    except TaskSpecError as exc:
+        raise fail(f"{path}: {exc}", 2) from None
+
+
+@task_app.command("leave")
+def task_leave(
+    task_id: TaskIdOption,
+    deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
+    rpc_url: RpcUrlOption = None,
+    keystore: ParticipantKeystore = None,
+    devnet_account: DevnetOption = None,
+) -> None:
+    """Hospital: leave a task from its first uncommitted round on (final for the task;
+    rewards of committed rounds stay yours)."""
+    from fedchain.chain.records import TaskId
+
+    gateway, _ = _gateway(deployment, rpc_url, keystore, devnet_account)
+    result = gateway.leave_task(TaskId(task_id))
+    left = gateway.membership(TaskId(task_id), gateway.account.address).left_round
+    done = "had left already" if result.already_recorded else f"left (tx {result.tx_hash})"
+    console.print(f"{gateway.account.address} {done}: not a member from round {left}")
+
+
+def _end_task(task_id: int, cancel: bool, gateway: Any) -> None:
+    from fedchain.chain.records import TaskId
+
+    result = gateway.close_task(TaskId(task_id), cancel=cancel)
+    task = gateway.task(TaskId(task_id))
+    what = task.status.name.lower()
+    done = f"already {what}" if result.already_recorded else f"{what} (tx {result.tx_hash})"
+    console.print(f"task {task_id} {done}")
+    console.print(
+        f"unattributed {task.unattributed} refundable to its funders (`fedchain task refund`); "
+        f"unproven merkle rewards sweepable after {task.claim_deadline} (`fedchain task sweep`)"
+    )
+
+
+@task_app.command("close")
+def task_close(
+    task_id: TaskIdOption,
+    deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
+    rpc_url: RpcUrlOption = None,
+    keystore: KeystoreOption = None,
+    devnet_account: DevnetOption = None,
+) -> None:
+    """Coordinator (or admin): close a finished task; an open round is failed and what no round
+    took becomes refundable to the funders."""
+    gateway, _ = _gateway(deployment, rpc_url, keystore, devnet_account)
+    _end_task(task_id, False, gateway)
+
+
+@task_app.command("cancel")
+def task_cancel(
+    task_id: TaskIdOption,
+    deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
+    rpc_url: RpcUrlOption = None,
+    keystore: KeystoreOption = None,
+    devnet_account: DevnetOption = None,
+) -> None:
+    """Coordinator (or admin): cancel an abandoned task (the same money rules as close)."""
+    gateway, _ = _gateway(deployment, rpc_url, keystore, devnet_account)
+    _end_task(task_id, True, gateway)
+
+
+@task_app.command("refund")
+def task_refund(
+    task_id: TaskIdOption,
+    deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
+    rpc_url: RpcUrlOption = None,
+    keystore: Annotated[
+        Path | None, typer.Option(help="The funder's keystore (password: prompt or env).")
+    ] = None,
+    devnet_account: DevnetOption = None,
+) -> None:
+    """Funder: pull your pro-rata share of an ended task's unattributed tokens."""
+    _pull(task_id, "refund", deployment, rpc_url, keystore, devnet_account)
+
+
+@task_app.command("sweep")
+def task_sweep(
+    task_id: TaskIdOption,
+    deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
+    rpc_url: RpcUrlOption = None,
+    keystore: Annotated[
+        Path | None, typer.Option(help="The funder's keystore (password: prompt or env).")
+    ] = None,
+    devnet_account: DevnetOption = None,
+) -> None:
+    """Funder: after the claim deadline, pull your share of the merkle rewards never proven."""
+    _pull(task_id, "sweep", deployment, rpc_url, keystore, devnet_account)
+
+
+def _pull(
+    task_id: int,
+    what: str,
+    deployment: Path,
+    rpc_url: str | None,
+    keystore: Path | None,
+    devnet_account: int | None,
+) -> None:
+    from fedchain.chain.records import TaskId
+
+    gateway, _ = _gateway(deployment, rpc_url, keystore, devnet_account)
+    paid, result = getattr(gateway, what)(TaskId(task_id))
+    decimals = gateway.token_decimals(gateway.task(TaskId(task_id)).token)
+    if result.already_recorded:
+        console.print(f"nothing to {what}: {gateway.account.address} is owed nothing new")
+        return
+    console.print(f"{what}: {paid / 10**decimals:,.6f} tokens to {gateway.account.address}")
 
 
 # ---------------------------------------------------------------------- server

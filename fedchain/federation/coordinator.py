@@ -31,7 +31,7 @@ from fedchain.chain.records import TaskId
 from fedchain.federation.flower_strategies import build_strategy
 from fedchain.federation.ledger_strategy import LedgerLink, LedgerStrategy
 from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
-from fedchain.federation.participant import FIRST_PARTICIPANT_KEY
+from fedchain.federation.participant import FIRST_PARTICIPANT_KEY, simulated_consent
 from fedchain.federation.resume import ResumeError, ResumePoint, RunJournal, find_resume_point
 from fedchain.federation.round_report import RoundReport
 from fedchain.federation.run_artifacts import RunRecord, read_reward_token, write_artifacts
@@ -56,9 +56,10 @@ log = logging.getLogger(__name__)
 #: Chains whose keys are the public DEVNET TEST keys (anvil, Hardhat, ganache ids).
 _DEVNET_CHAIN_IDS = frozenset({31337, 1337})
 _PARTICIPANT_GAS_WEI = 10**18
-#: Participants registered per transaction: about 72,000 gas each, so 200 take 14.4 M gas, under
-#: half of a 30 M gas block (1,000 in one transaction would exceed any block).
-REGISTRATION_BATCH = 200
+#: Organisations registered (and consents relayed) per transaction: a registration is about
+#: 100,000 gas (its name and metadata hash stored), a relayed consent about 60,000, so 100 take
+#: at most 10 M gas, a third of a 30 M gas block (1,000 in one transaction would exceed any block).
+REGISTRATION_BATCH = 100
 
 
 class TaskMismatchError(ChainError, ValueError):
@@ -215,10 +216,12 @@ def _prepare_task(
     initial: ModelHash,
     queue: WriteQueue,
 ) -> TaskId:
-    """Create the task; queue its funding and the simulated participants' registration.
+    """Create the task; queue its funding, the simulated participants' registration and their
+    joining the task.
 
     With ``task-id`` set (a consortium: ``fedchain task create`` made and funded the task,
-    ``fedchain participant add`` registered the hospitals), check that the chain holds that task
+    ``fedchain participant add`` registered the hospitals, each joined with
+    ``fedchain task join``), check that the chain holds that task
     for this spec, untouched, and use it.
     """
     gateway = session.gateway
@@ -228,25 +231,35 @@ def _prepare_task(
     queue.remember(
         partial(gateway.ensure_task, task_id, spec.spec_hash(), initial, settings.reward_per_round)
     )
-    _prepare_participants(session, settings, task_id, queue)
+    _prepare_participants(session, settings, task_id, spec.spec_hash(), queue)
     return task_id
 
 
 def _prepare_participants(
-    session: ChainSession, settings: RunSettings, task_id: TaskId, queue: WriteQueue
+    session: ChainSession,
+    settings: RunSettings,
+    task_id: TaskId,
+    spec_hash: bytes,
+    queue: WriteQueue,
 ) -> None:
-    """Queue the task's funding and the participants' registration; each is recognised as done
-    when the chain already holds it (a resumed run queues them again)."""
+    """Queue the task's funding, the simulated organisations' registration (the coordinator's
+    account is also the registrar in a simulation) and their consents to the task (each signed
+    by its participant's own key, relayed in batches); each is recognised as done when the chain
+    already holds it (a resumed run queues them again)."""
     gateway = session.gateway
     if settings.reward_per_round:
         budget = settings.reward_per_round * settings.num_rounds
         queue.submit(lambda: gateway.ensure_funded(task_id, budget))
     ids = range(settings.num_clients)
     addresses = [devnet_account(FIRST_PARTICIPANT_KEY + p).address for p in ids]  # DEVNET TEST
-    orgs = [_org_hash(p) for p in ids]
+    organisations = [
+        (a, simulated_name(p), _org_hash(p), "") for p, a in zip(ids, addresses, strict=True)
+    ]
+    consents = [simulated_consent(settings, p, gateway.domain, task_id, spec_hash) for p in ids]
     for start in range(0, len(addresses), REGISTRATION_BATCH):
         end = start + REGISTRATION_BATCH
-        queue.submit(partial(gateway.register_participants, addresses[start:end], orgs[start:end]))
+        queue.submit(partial(gateway.register_organisations, organisations[start:end]))
+        queue.submit(partial(gateway.join_task_for, task_id, consents[start:end]))
     if settings.direct:
         for address in addresses:
             queue.submit(partial(gateway.ensure_balance, address, _PARTICIPANT_GAS_WEI))
@@ -296,6 +309,11 @@ def _roles(settings: RunSettings) -> dict[str, str]:
         address = devnet_account(FIRST_PARTICIPANT_KEY + partition_id).address
         roles[address] = plan.role(partition_id, settings.num_clients) if plan else "honest"
     return roles
+
+
+def simulated_name(partition_id: int) -> str:
+    """The registered name of simulated participant ``partition_id``'s organisation."""
+    return f"Simulated site {partition_id}"
 
 
 def _org_hash(partition_id: int) -> bytes:
@@ -444,8 +462,8 @@ def _begin(
     out = settings.out_dir
     if resume:
         point = find_resume_point(out, session.gateway, spec.spec_hash())
-        if not settings.task_id:  # a consortium's participants are registered by the coordinator
-            _prepare_participants(session, settings, point.task_id, queue)
+        if not settings.task_id:  # a consortium's participants join by themselves
+            _prepare_participants(session, settings, point.task_id, spec.spec_hash(), queue)
         return point.task_id, point
     session.gateway.deployment.save(out / _DEPLOYMENT_FILE)
     initial_hash = ModelStore(out / "store").put(initial)

@@ -23,16 +23,17 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from fedchain.chain.gateway import LedgerPort, TxResult
+from fedchain.chain.gateway import LedgerEvent, LedgerPort, TxResult
 from fedchain.chain.merkle import RewardLeaf
 from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import (
     Commitment,
-    ParticipantStatus,
+    Membership,
     Reward,
     RoundId,
     RoundOutcome,
     SignedCommitment,
+    SkipReason,
     TaskId,
 )
 from fedchain.chain.signing import recover_signer
@@ -92,6 +93,7 @@ class _Checked:
     weights: Weights | None = None  # the update, read once while checking
     signed: SignedCommitment | None = None
     on_chain: bool = False  # submitted directly by the participant: not relayed again
+    member_index: int = 0  # its member index in the task: its merkle leaf's index
 
 
 class LedgerStrategy(Strategy):
@@ -191,7 +193,7 @@ class LedgerStrategy(Strategy):
         checked = self._dedupe(
             [self._check(server_round, reply) for reply in self._from_sampled(replies, sampled)]
         )
-        self._check_statuses(checked)
+        self._check_memberships(server_round, checked)
         replied = {c.outcome.node_id for c in checked}
         absent = [
             ParticipantOutcome(node_id=n, absent=True, reason="no reply within the round timeout")
@@ -303,6 +305,7 @@ class LedgerStrategy(Strategy):
             report.committed = True
             if not result.already_recorded or not report.tx_hash:
                 report.gas_used, report.tx_hash = result.gas_used, result.tx_hash
+                _apply_skips(report, link.ledger.receipt_events(result.tx_hash), server_round)
             return result
 
         link.queue.submit(commit, then=lambda _: self._announce(report))
@@ -321,11 +324,14 @@ class LedgerStrategy(Strategy):
         signed = [c.signed for c in accepted if c.signed is not None]
         leaves = [
             RewardLeaf(
-                s.participant,
-                s.commitment.update_hash,
-                s.commitment.num_examples,
-                to_fixed_point(c.outcome.score),
-                c.outcome.reward,
+                task_id=int(link.task_id),
+                round=server_round,
+                index=c.member_index,
+                participant=s.participant,
+                update_hash=s.commitment.update_hash,
+                num_examples=s.commitment.num_examples,
+                score=to_fixed_point(c.outcome.score),
+                amount=c.outcome.reward,
             )
             for c, s in ((c, c.signed) for c in accepted)
             if s is not None
@@ -517,21 +523,24 @@ class LedgerStrategy(Strategy):
         elif held != b"\x00" * 32:
             raise _Rejected(f"a different commitment {to_hex(held)} is on chain for this round")
 
-    def _check_statuses(self, checked: list[_Checked]) -> None:
-        """Drop replies of signers that are not active participants: one chain read per round."""
+    def _check_memberships(self, server_round: int, checked: list[_Checked]) -> None:
+        """Drop replies of signers that are not eligible members of the task for this round, or
+        that claim more examples than the dataset size they consented to: one chain read per
+        round. What the contract would skip is refused here, with its reason, before relaying."""
         if self.link is None:
             return
         candidates = [c for c in checked if c.outcome.accepted]
         if not candidates:
             return
-        records = self.link.ledger.participants([c.outcome.address for c in candidates])
-        for c, record in zip(candidates, records, strict=True):
-            if record.status != ParticipantStatus.ACTIVE:
-                c.outcome.accepted = False
-                c.outcome.reason = (
-                    f"{c.outcome.address} is {record.status.name.lower()}, "
-                    "not an active participant"
-                )
+        link = self.link
+        held = link.ledger.memberships(link.task_id, [c.outcome.address for c in candidates])
+        for c, member in zip(candidates, held, strict=True):
+            problem = _membership_problem(member, server_round, int(link.task_id), c.outcome)
+            if problem:
+                c.outcome.accepted, c.outcome.reason = False, problem
+                log.warning("round %d: dropped the reply of %s: %s",
+                            server_round, c.outcome.address, problem)  # fmt: skip
+            c.member_index = member.index
 
     @staticmethod
     def _dedupe(checked: list[_Checked]) -> list[_Checked]:
@@ -558,6 +567,46 @@ class LedgerStrategy(Strategy):
     def summary(self) -> None:
         log.info("LedgerStrategy around %s", type(self.inner).__name__)
         self.inner.summary()
+
+
+def _membership_problem(
+    member: Membership, server_round: int, task_id: int, outcome: ParticipantOutcome
+) -> str:
+    """Why a reply cannot count by the task's membership ("" when it can)."""
+    if not member.joined:
+        return (
+            f"{outcome.address} is not a member of task {task_id}: it joins with "
+            "`fedchain task join`"
+        )
+    if not member.eligible(server_round):
+        if member.left_round:
+            return f"{outcome.address} left task {task_id} from round {member.left_round}"
+        return f"{outcome.address} joined task {task_id} only from round {member.joined_round}"
+    if outcome.num_examples > member.dataset_size:
+        return (
+            f"num-examples {outcome.num_examples} is above the dataset size "
+            f"{member.dataset_size} it consented to"
+        )
+    return ""
+
+
+def _apply_skips(report: RoundReport, events: list[LedgerEvent], server_round: int) -> None:
+    """What the contract skipped in the round's commit (a participant that left or committed
+    directly meanwhile): its reward stays in the pool, and the report says why."""
+    for event in events:
+        if event.name not in ("CommitmentSkipped", "RewardSkipped"):
+            continue
+        if int(event.args["round"]) != server_round:
+            continue
+        reason = SkipReason(int(event.args["reason"]))
+        who = str(event.args["participant"]).lower()
+        for outcome in report.participants:
+            if outcome.address.lower() != who or reason == SkipReason.COMMITTED_DIRECTLY:
+                continue
+            if event.name == "RewardSkipped":
+                report.unearned += outcome.reward
+                outcome.reward = 0
+            outcome.skipped = f"skipped on chain: {reason.describe()}"
 
 
 def _update_weights(inner: Strategy, n: int, server_round: int) -> list[float] | None:

@@ -53,7 +53,7 @@ __all__ = [
     "verified_records",
 ]
 
-RECORD_FORMAT = "fedchain-merkle-round-v1"
+RECORD_FORMAT = "fedchain-merkle-round-v2"
 #: Where a run keeps its round records, under its output directory.
 ROUNDS_DIR = "rounds"
 
@@ -233,8 +233,8 @@ def chain_roots(events: Iterable[LedgerEvent], task_id: int) -> dict[int, ChainR
         int(e.args["round"]): ChainRoot(
             root=str(e.args["root"]),
             record_hash=str(e.args["recordHash"]),
-            leaf_count=int(e.args["leafCount"]),
-            total_reward=int(e.args["totalReward"]),
+            leaf_count=int(e.args["declaredLeafCount"]),
+            total_reward=int(e.args["declaredTotalReward"]),
             block_number=e.block_number,
         )
         for e in events

@@ -20,14 +20,14 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from fedchain.attacks import Trainer, flipped_labels, parse_attack
 from fedchain.chain.accounts import devnet_account, environment_password, load_keystore
-from fedchain.chain.records import Commitment, RoundId, TaskId
-from fedchain.chain.signing import LedgerDomain, sign_commitment
+from fedchain.chain.records import Commitment, Consent, RoundId, SignedConsent, TaskId
+from fedchain.chain.signing import LedgerDomain, sign_commitment, sign_consent
 from fedchain.errors import FedchainError
 from fedchain.federation.dropouts import act_out, fate
 from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
 from fedchain.federation.workload import client_data, site_data, train_locally
 from fedchain.hashing import model_hash, to_hex
-from fedchain.ml.data import Dataset
+from fedchain.ml.data import Dataset, dataset_hash
 from fedchain.record_keys import (
     COMMIT_NUM_EXAMPLES,
     COMMIT_PARTICIPANT,
@@ -55,7 +55,13 @@ from fedchain.record_keys import (
 )
 from fedchain.settings import RunSettings
 
-__all__ = ["ModelNotOnChainError", "participant_account", "train_reply"]
+__all__ = [
+    "ModelNotOnChainError",
+    "consent_to",
+    "participant_account",
+    "simulated_consent",
+    "train_reply",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,33 @@ def participant_account(context: Context) -> LocalAccount:
 def _keystore_account(path: str) -> LocalAccount:
     hint = "start the SuperNode with `fedchain client`, which asks for it"
     return load_keystore(Path(path), environment_password(hint))
+
+
+def consent_to(
+    account: LocalAccount, domain: LedgerDomain, task_id: TaskId, spec_hash: bytes, data: Dataset
+) -> SignedConsent:
+    """The participant's signed consent to a task: the task's spec hash, the number of examples
+    of its training data (no commitment of it may claim more) and the data's SHA-256
+    (:func:`fedchain.ml.data.dataset_hash`: the canonical bytes of its preprocessed features
+    and labels, the arrays it trains on)."""
+    consent = Consent(task_id, spec_hash, len(data), dataset_hash(data))
+    return sign_consent(account, domain, consent)
+
+
+def simulated_consent(
+    settings: RunSettings,
+    partition_id: int,
+    domain: LedgerDomain,
+    task_id: TaskId,
+    spec_hash: bytes,
+) -> SignedConsent:
+    """Simulated participant ``partition_id``'s consent, signed with its own DEVNET TEST key over
+    the data it holds (its partition; a sybil's, the copies it holds)."""
+    plan = parse_attack(settings.attack)
+    held = plan.data_partition(partition_id, settings.num_clients) if plan else partition_id
+    data = client_data(settings, held, settings.num_clients)
+    account = devnet_account(FIRST_PARTICIPANT_KEY + partition_id)  # DEVNET TEST key
+    return consent_to(account, domain, task_id, spec_hash, data)
 
 
 def train_reply(message: Message, context: Context, settings: RunSettings) -> Message:

@@ -26,6 +26,9 @@ class ParticipantOutcome:
     weight: float | None = None
     eligible: bool = True
     duplicate_of: str = ""
+    # Why the ledger skipped its commitment or reward at commit ("" when it did not): it left
+    # the task while the round was open, say. Its reward then stays in the pool.
+    skipped: str = ""
 
 
 @dataclass

@@ -19,16 +19,19 @@ from eth_utils.address import is_hex_address, to_checksum_address
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.records import (
     Commitment,
+    Consent,
     Reward,
     RoundId,
     RoundOutcome,
     SignedCommitment,
     TaskId,
 )
-from fedchain.chain.signing import LedgerDomain, sign_commitment
+from fedchain.chain.signing import LedgerDomain, sign_commitment, sign_consent
 
 DEFAULT_BUDGET = 1_000
 DEFAULT_FUNDING = 10_000
+#: The dataset size a test participant consents with: above any example count the tests sign.
+DATASET_SIZE = 1_000_000
 
 
 def h(tag: str) -> bytes:
@@ -62,6 +65,8 @@ class Federation:
     """A coordinator gateway plus the small vocabulary the tests speak."""
 
     gw: LedgerGateway
+    members: list[LocalAccount] = field(default_factory=list)
+    tasks: list[TaskId] = field(default_factory=list)
 
     def task(
         self,
@@ -73,11 +78,35 @@ class Federation:
         task_id, _ = self.gw.create_task(h(spec), h(initial), budget)
         if funding:
             self.gw.fund_task(task_id, funding)
+        self.tasks.append(task_id)
+        if self.members:
+            self.join(task_id, *self.members)
         return task_id
 
     def register(self, *accounts: LocalAccount) -> None:
-        for account in accounts:
-            self.gw.register_participant(account.address, h(f"org-{account.address}"))
+        """Register the accounts' organisations and join them to every task created so far
+        (and, through :meth:`task`, to every task created later)."""
+        self.gw.register_organisations(
+            [(a.address, f"Org {a.address[:8]}", h(f"org-{a.address}"), "") for a in accounts]
+        )
+        self.members.extend(accounts)
+        for task_id in self.tasks:
+            self.join(task_id, *accounts)
+
+    def join(
+        self, task_id: TaskId, *accounts: LocalAccount, dataset_size: int = DATASET_SIZE
+    ) -> Any:
+        """Relay the accounts' signed consents to ``task_id`` (each signs with its own key)."""
+        spec_hash = self.gw.task(task_id).spec_hash
+        consents = [
+            sign_consent(
+                a,
+                self.gw.domain,
+                Consent(task_id, spec_hash, dataset_size, h(f"data-{a.address}")),
+            )
+            for a in accounts
+        ]
+        return self.gw.join_task_for(task_id, consents)
 
     def open(self, task_id: TaskId, round_id: int, parent: str = "init") -> RoundId:
         self.gw.open_round(task_id, RoundId(round_id), h(parent))

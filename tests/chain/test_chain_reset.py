@@ -55,7 +55,8 @@ def _task(gw: LedgerGateway, queue: WriteQueue, participants: list[LocalAccount]
     queue.remember(partial(gw.ensure_task, task_id, h("spec"), h("init"), 1_000))
     queue.submit(lambda: gw.ensure_funded(task_id, 10_000))
     addresses = [p.address for p in participants]
-    queue.submit(lambda: gw.register_participants(addresses, [h(a) for a in addresses]))
+    queue.submit(lambda: gw.register_organisations([(a, "Org", h(a), "") for a in addresses]))
+    queue.submit(lambda: Federation(gw).join(task_id, *participants))
     return task_id
 
 
@@ -75,7 +76,7 @@ def _assert_each_once(gw: LedgerGateway, task_id: TaskId, rounds: int, people: i
     assert [e.args["round"] for e in events if e.name == "RoundCommitted"] == list(
         range(1, rounds + 1)
     )
-    registered = [e for e in events if e.name == "ParticipantRegistered"]
+    registered = [e for e in events if e.name == "OrganisationRegistered"]
     assert len(registered) == people
     assert gw.task(task_id).attributed == 10 * people * rounds
 

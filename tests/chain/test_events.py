@@ -42,6 +42,7 @@ def history(deployed: LedgerGateway, accounts: list[LocalAccount]) -> History:
     task_id, txs["create"] = gw.create_task(h("spec"), h("init"), 1_000)
     txs["fund"] = gw.fund_task(task_id, 5_000)
     fed.register(a, b, c)
+    fed.join(task_id, a, b, c)
     txs["open1"] = gw.open_round(task_id, RoundId(1), h("init"))
     txs["direct"] = gw.as_account(c).submit_commitment(Commitment(task_id, RoundId(1), h("c1"), 5))
     txs["commit1"] = fed.commit(
@@ -65,13 +66,15 @@ def test_events_list_the_whole_history_in_order(history: History) -> None:
     seen = [e.name for e in history.events]
 
     # Assert
-    deployment = ["RoleGranted", "RoleGranted", "RoleAdminChanged"]
-    registration = ["RoleGranted", "ParticipantRegistered"] * 3
+    deployment = ["RoleGranted", *["RoleAdminChanged"] * 3, *["RoleGranted"] * 3]
+    registration = ["OrganisationRegistered"] * 3 + ["MemberJoined"] * 3
     round1 = ["RoundOpened", "CommitmentRecorded"]
-    round1 += ["CommitmentRecorded"] * 2 + ["RewardAttributed"] * 3 + ["RoundCommitted"]
+    round1 += ["CommitmentRecorded"] * 2 + ["RewardAttributed"] * 3
+    round1 += ["RoundCommitted", "RoundSettled"]
     round2 = ["RoundOpened", "RoundFailed"]
-    round3 = ["RoundOpened"] + ["CommitmentRecorded"] * 3 + ["RewardAttributed", "RoundCommitted"]
-    expected = [*deployment, "TaskCreated", "TaskFunded", *registration]
+    round3 = ["RoundOpened"] + ["CommitmentRecorded"] * 3 + ["RewardAttributed"]
+    round3 += ["RoundCommitted", "RoundSettled"]
+    expected = [*deployment, "TaskCreated", "TaskTermsSet", "TaskFunded", *registration]
     expected += [*round1, *round2, *round3, "RewardClaimed"]
     assert seen == expected
 
@@ -161,7 +164,7 @@ def test_events_can_be_read_for_a_block_range(history: History, deployed: Ledger
 
     # Assert
     assert window == [e for e in history.events if e.block_number == commit1]
-    assert [e.name for e in window][-1] == "RoundCommitted"
+    assert [e.name for e in window][-2:] == ["RoundCommitted", "RoundSettled"]
 
 
 def test_the_log_decoder_agrees_with_web3_on_every_event(

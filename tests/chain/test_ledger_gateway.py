@@ -13,13 +13,19 @@ from fedchain.chain.errors import (
     REVERT_ERRORS,
     AccessControlUnauthorizedAccount,
     ContractRevert,
+    EnforcedPause,
     ERC20InsufficientBalance,
+    LedgerClaimPeriodNotOver,
+    LedgerConsentSignatureInvalid,
     LedgerDuplicateCommitment,
+    LedgerExamplesAboveDataset,
+    LedgerMemberLeft,
+    LedgerNotCoordinator,
+    LedgerNotEligible,
+    LedgerNotFunder,
+    LedgerNotMember,
     LedgerNotTaskCoordinator,
     LedgerParentMismatch,
-    LedgerParticipantAlreadyRegistered,
-    LedgerParticipantNotRegistered,
-    LedgerParticipantWithdrawn,
     LedgerPoolInsufficient,
     LedgerRewardWithoutCommitment,
     LedgerRoundAlreadyCommitted,
@@ -28,14 +34,20 @@ from fedchain.chain.errors import (
     LedgerRoundOutOfOrder,
     LedgerRoundStillOpen,
     LedgerSignatureInvalid,
+    LedgerSpecMismatch,
+    LedgerTaskNotActive,
+    LedgerTaskStillActive,
     LedgerTaskUnknown,
-    LedgerZeroAddress,
     LedgerZeroHash,
+    OrganisationRegistryNotRegistered,
+    OrganisationRegistryRevoked,
+    OrganisationRegistryZeroAddress,
     RewardPoolZeroAmount,
 )
 from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import (
     Commitment,
+    Consent,
     ParticipantStatus,
     Reward,
     RoundId,
@@ -43,10 +55,13 @@ from fedchain.chain.records import (
     RoundRecord,
     RoundState,
     SignedCommitment,
+    SignedConsent,
+    SkipReason,
     TaskId,
     TaskRecord,
+    TaskStatus,
 )
-from fedchain.chain.signing import LedgerDomain
+from fedchain.chain.signing import LedgerDomain, sign_consent
 
 from ._support import Federation, checksummed, h, hex32, names, outcome
 
@@ -111,6 +126,7 @@ def test_create_task_numbers_tasks_from_one_and_stores_them(
         reward_per_round=500,
         funded=0,
         attributed=0,
+        claim_period=90 * 24 * 3600,  # the default terms of createTask
     )
     events = [e for e in gw.events() if e.name == "TaskCreated"]
     assert [e.args for e in events] == [
@@ -171,10 +187,11 @@ def test_granted_coordinator_creates_and_runs_its_own_task(
     second = accounts[5]
     gw.grant_coordinator(second.address)
     as_second = gw.as_account(second)
-    gw.register_participant(alice.address, h("org-alice"))
+    gw.register_organisation(alice.address, "Alice", h("org-alice"))
 
     # Execute
     task_id, _ = as_second.create_task(h("spec-2"), h("init-2"), 0)
+    Federation(as_second).join(task_id, alice)
     as_second.open_round(task_id, R1, h("init-2"))
     Federation(as_second).commit(task_id, 1, [alice], model="g-2")
 
@@ -262,151 +279,238 @@ def test_open_round_of_unknown_task_is_refused(gw: LedgerGateway) -> None:
     assert caught.value.arguments == {"taskId": 42}
 
 
-# ---------------------------------------------------------------------- participants
+# ---------------------------------------------------------------------- organisations
 
 
-def test_register_participant_records_it(
+def test_register_organisation_records_its_name_metadata_and_uri(
     gw: LedgerGateway, alice: LocalAccount, coordinator: LocalAccount
 ) -> None:
     # Execute
-    result = gw.register_participant(alice.address, h("org-a"))
+    result = gw.register_organisation(alice.address, "St Mary's", h("org-a"), "https://x/a")
 
     # Assert
     record = gw.participant(alice.address)
-    assert record.status == ParticipantStatus.ACTIVE
-    assert record.org_hash == h("org-a")
+    assert record.status == ParticipantStatus.REGISTERED
+    assert (record.name, record.org_hash, record.uri) == ("St Mary's", h("org-a"), "https://x/a")
     assert record.registered_at == result.block_number
-    assert record.withdrawn_at == 0
-    registered = [e.args for e in gw.events() if e.name == "ParticipantRegistered"]
+    assert record.label(alice.address) == f"St Mary's ({alice.address[:6]}…)"
+    registered = [e.args for e in gw.events() if e.name == "OrganisationRegistered"]
     assert registered == [
-        {"participant": alice.address, "registrar": coordinator.address, "orgHash": hex32("org-a")}
+        {
+            "account": alice.address,
+            "registrar": coordinator.address,
+            "name": "St Mary's",
+            "metadataHash": hex32("org-a"),
+            "uri": "https://x/a",
+        }
     ]
 
 
-def test_register_again_with_the_same_org_is_already_recorded(
+def test_register_again_with_the_same_record_is_already_recorded_another_updates_it(
     gw: LedgerGateway, alice: LocalAccount
 ) -> None:
     # Prepare
-    gw.register_participant(alice.address, h("org-a"))
+    gw.register_organisation(alice.address, "A", h("org-a"))
 
     # Execute
-    again = gw.register_participant(alice.address, h("org-a"))
+    again = gw.register_organisation(alice.address, "A", h("org-a"))
+    renamed = gw.register_organisation(alice.address, "A2", h("org-a2"))
 
     # Assert
     assert again.already_recorded
-    assert names(gw.events(), "ParticipantRegistered") == ["ParticipantRegistered"]
+    assert not renamed.already_recorded
+    assert names(gw.events(), "OrganisationRegistered") == ["OrganisationRegistered"] * 2
+    assert gw.participant(alice.address).name == "A2"
 
 
-def test_register_again_with_another_org_is_refused(gw: LedgerGateway, alice: LocalAccount) -> None:
+def test_register_several_organisations_in_one_multicall(
+    gw: LedgerGateway, accounts: list[LocalAccount]
+) -> None:
     # Prepare
-    gw.register_participant(alice.address, h("org-a"))
+    people = accounts[1:5]
 
     # Execute
-    with pytest.raises(LedgerParticipantAlreadyRegistered) as caught:
-        gw.register_participant(alice.address, h("org-b"))
+    first = gw.register_organisations(
+        [(p.address, f"O{i}", h(f"o{i}"), "") for i, p in enumerate(people)]
+    )
 
     # Assert
-    assert checksummed(caught.value.arguments) == {"account": alice.address}
-    assert "nothing to do" in str(caught.value)
-    assert gw.participant(alice.address).org_hash == h("org-a")
+    registered = [e for e in gw.events() if e.name == "OrganisationRegistered"]
+    assert len(registered) == 4
+    assert {e.tx_hash for e in registered} == {first.tx_hash}
+    assert [r.name for r in gw.participants([p.address for p in people])] == [
+        "O0",
+        "O1",
+        "O2",
+        "O3",
+    ]
 
 
 def test_register_the_zero_address_is_refused(gw: LedgerGateway) -> None:
     # Execute
-    with pytest.raises(LedgerZeroAddress) as caught:
-        gw.register_participant("0x" + "00" * 20, h("org"))
+    with pytest.raises(OrganisationRegistryZeroAddress) as caught:
+        gw.register_organisation("0x" + "00" * 20, "Zero", h("org"))
 
     # Assert
-    assert "real account" in str(caught.value)
+    assert "account address" in str(caught.value)
 
 
-def test_register_by_a_non_coordinator_is_refused(
+def test_register_by_a_non_registrar_is_refused(
     gw: LedgerGateway, alice: LocalAccount, stranger: LocalAccount
 ) -> None:
     # Execute
     with pytest.raises(AccessControlUnauthorizedAccount) as caught:
-        gw.as_account(stranger).register_participant(alice.address, h("org-a"))
+        gw.as_account(stranger).register_organisation(alice.address, "A", h("org-a"))
 
     # Assert
-    assert checksummed(caught.value.arguments) == {
-        "account": stranger.address,
-        "neededRole": coordinator_role(gw),
-    }
+    assert checksummed(caught.value.arguments)["account"] == stranger.address
     assert gw.participant(alice.address).status == ParticipantStatus.NONE
 
 
-def test_withdraw_marks_the_participant_withdrawn(
-    gw: LedgerGateway, trio: TaskId, alice: LocalAccount
+def test_a_revoked_organisation_cannot_join_a_task(
+    gw: LedgerGateway, fed: Federation, alice: LocalAccount
 ) -> None:
+    # Prepare
+    task_id = fed.task()
+    gw.register_organisation(alice.address, "A", h("org-a"))
+    gw.revoke_organisation(alice.address)
+
     # Execute
-    result = gw.as_account(alice).withdraw()
+    with pytest.raises(OrganisationRegistryRevoked):
+        fed.join(task_id, alice)
 
     # Assert
-    record = gw.participant(alice.address)
-    assert record.status == ParticipantStatus.WITHDRAWN
-    assert record.withdrawn_at == result.block_number
-    withdrew = [e.args for e in gw.events() if e.name == "ParticipantWithdrew"]
-    assert withdrew == [{"participant": alice.address}]
+    assert gw.participant(alice.address).status == ParticipantStatus.REVOKED
+    assert not gw.membership(task_id, alice.address).joined
 
 
-def test_withdrawn_participant_relayed_commitment_is_refused(
+# ---------------------------------------------------------------------- membership
+
+
+def test_join_task_for_relays_signed_consents_in_one_batch(
+    gw: LedgerGateway, fed: Federation, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    # Prepare
+    task_id = fed.task()
+    gw.register_organisations([(a.address, "X", h(f"o-{a.address}"), "") for a in (alice, bob)])
+
+    # Execute
+    fed.join(task_id, alice, bob, dataset_size=500)
+    again = gw.join_task_for(task_id, [_consent(gw, task_id, alice, 500)])
+
+    # Assert
+    assert again.already_recorded
+    joined = [e.args for e in gw.events() if e.name == "MemberJoined"]
+    assert [(j["participant"], j["memberIndex"], j["fromRound"], j["relayed"]) for j in joined] == [
+        (alice.address, 0, 1, True),
+        (bob.address, 1, 1, True),
+    ]
+    member = gw.membership(task_id, bob.address)
+    assert (member.index, member.dataset_size, member.data_hash) == (
+        1,
+        500,
+        h(f"data-{bob.address}"),
+    )
+    assert gw.memberships(task_id, [alice.address, bob.address])[0].eligible(1)
+    assert gw.is_eligible(task_id, R1, alice.address)
+    assert gw.task(task_id).member_count == 2
+
+
+def test_join_task_directly_and_a_wrong_spec_is_refused(
+    gw: LedgerGateway, fed: Federation, alice: LocalAccount
+) -> None:
+    # Prepare
+    task_id = fed.task()
+    gw.register_organisation(alice.address, "A", h("org-a"))
+    as_alice = gw.as_account(alice)
+
+    # Execute
+    with pytest.raises(LedgerSpecMismatch):
+        as_alice.join_task(task_id, 10, h("data"), spec_hash=h("another spec"))
+    joined = as_alice.join_task(task_id, 10, h("data"))
+    again = as_alice.join_task(task_id, 10, h("data"))
+
+    # Assert
+    assert not joined.already_recorded
+    assert again.already_recorded
+    (event,) = [e.args for e in gw.events() if e.name == "MemberJoined"]
+    assert event["relayed"] is False
+    assert event["datasetSize"] == 10
+
+
+def test_a_consent_signed_by_another_key_is_refused(
+    gw: LedgerGateway, fed: Federation, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    # Prepare
+    task_id = fed.task()
+    gw.register_organisation(alice.address, "A", h("org-a"))
+    forged = _consent(gw, task_id, bob, 10)
+    forged = SignedConsent(forged.consent, alice.address, forged.signature)
+
+    # Execute
+    with pytest.raises(LedgerConsentSignatureInvalid) as caught:
+        gw.join_task_for(task_id, [forged])
+
+    # Assert
+    assert checksummed(caught.value.arguments) == {"taskId": task_id, "participant": alice.address}
+
+
+def test_a_leaver_is_skipped_in_the_commit_and_cannot_rejoin(
     gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, bob: LocalAccount
 ) -> None:
     # Prepare
     fed.open(trio, 1)
     signed = [fed.sign(alice, trio, 1), fed.sign(bob, trio, 1)]
-    gw.as_account(alice).withdraw()
+    left = gw.as_account(alice).leave_task(trio)
 
     # Execute
-    with pytest.raises(LedgerParticipantWithdrawn) as caught:
-        fed.commit(trio, 1, signed)
+    result = fed.commit(trio, 1, signed, rewards={alice.address: 30, bob.address: 20})
 
     # Assert
-    assert checksummed(caught.value.arguments) == {"account": alice.address}
-    assert "drop it" in str(caught.value)
-    assert gw.round(trio, R1).state == RoundState.OPEN
+    skipped = [e for e in gw.receipt_events(result.tx_hash) if e.name.endswith("Skipped")]
+    assert [(e.name, e.args["participant"], e.args["reason"]) for e in skipped] == [
+        ("CommitmentSkipped", alice.address, SkipReason.LEFT),
+        ("RewardSkipped", alice.address, SkipReason.LEFT),
+    ]
+    assert gw.owed(alice.address) == 0
+    assert gw.owed(bob.address) == 20
+    assert gw.membership(trio, alice.address).left_round == 1
+    assert gw.as_account(alice).leave_task(trio).already_recorded
+    assert [e.args["fromRound"] for e in gw.events() if e.name == "MemberLeft"] == [1]
+    assert left.tx_hash
+    with pytest.raises(LedgerMemberLeft):  # a replayed consent cannot bring it back
+        gw.as_account(alice).join_task(trio, 10, h("data"))
 
 
-def test_withdrawn_participant_direct_commitment_is_refused(
+def test_a_leaver_direct_commitment_is_refused(
     gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
 ) -> None:
     # Prepare
     fed.open(trio, 1)
     as_alice = gw.as_account(alice)
-    as_alice.withdraw()
+    as_alice.leave_task(trio)
 
     # Execute
-    with pytest.raises(LedgerParticipantWithdrawn) as caught:
+    with pytest.raises(LedgerNotEligible) as caught:
         as_alice.submit_commitment(Commitment(trio, R1, h("u-alice"), 10))
 
     # Assert
-    assert checksummed(caught.value.arguments) == {"account": alice.address}
+    assert checksummed(caught.value.arguments) == {
+        "taskId": trio,
+        "round": 1,
+        "account": alice.address,
+    }
     assert gw.direct_commitment(trio, R1, alice.address) == bytes(32)
 
 
-def test_withdrawn_participant_cannot_be_registered_again(
-    gw: LedgerGateway, trio: TaskId, alice: LocalAccount
-) -> None:
-    # Prepare
-    gw.as_account(alice).withdraw()
-
-    # Execute
-    with pytest.raises(LedgerParticipantWithdrawn) as caught:
-        gw.register_participant(alice.address, h("org-new"))
-
-    # Assert
-    assert checksummed(caught.value.arguments) == {"account": alice.address}
-    assert gw.participant(alice.address).status == ParticipantStatus.WITHDRAWN
-
-
-def test_withdrawn_participant_keeps_its_rewards_claimable(
+def test_a_leaver_keeps_its_rewards_claimable(
     gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
 ) -> None:
     # Prepare
     fed.open(trio, 1)
     fed.commit(trio, 1, [alice], rewards={alice.address: 40})
     as_alice = gw.as_account(alice)
-    as_alice.withdraw()
+    as_alice.leave_task(trio)
     before = gw.token_balance(alice.address)
 
     # Execute
@@ -417,46 +521,196 @@ def test_withdrawn_participant_keeps_its_rewards_claimable(
     assert gw.token_balance(alice.address) == before + 40
 
 
-def test_withdraw_of_an_unregistered_account_is_refused(
-    gw: LedgerGateway, stranger: LocalAccount
+def test_leaving_a_task_never_joined_is_refused(
+    gw: LedgerGateway, trio: TaskId, stranger: LocalAccount
 ) -> None:
     # Execute
-    with pytest.raises(LedgerParticipantNotRegistered) as caught:
-        gw.as_account(stranger).withdraw()
+    with pytest.raises(LedgerNotMember) as caught:
+        gw.as_account(stranger).leave_task(trio)
 
     # Assert
-    assert checksummed(caught.value.arguments) == {"account": stranger.address}
-    assert "register it first" in str(caught.value)
+    assert checksummed(caught.value.arguments) == {"taskId": trio, "account": stranger.address}
+    assert "fedchain task join" in str(caught.value)
 
 
-def test_unregistered_signer_relayed_commitment_is_refused(
+def test_a_non_member_relayed_commitment_is_skipped_not_reverted(
     gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, stranger: LocalAccount
 ) -> None:
     # Prepare
     fed.open(trio, 1)
 
     # Execute
-    with pytest.raises(LedgerParticipantNotRegistered) as caught:
-        fed.commit(trio, 1, [alice, stranger])
+    result = fed.commit(trio, 1, [alice, stranger])
 
     # Assert
-    assert checksummed(caught.value.arguments) == {"account": stranger.address}
-    assert "register it first" in str(caught.value)
-    assert gw.round(trio, R1).state == RoundState.OPEN
+    skipped = [e.args for e in gw.receipt_events(result.tx_hash) if e.name == "CommitmentSkipped"]
+    assert [(s["participant"], s["reason"]) for s in skipped] == [
+        (stranger.address, SkipReason.NOT_MEMBER)
+    ]
+    assert gw.round(trio, R1).state == RoundState.COMMITTED
+    assert gw.round(trio, R1).commitment_count == 1
 
 
-def test_unregistered_signer_direct_commitment_is_refused(
+def test_a_non_member_direct_commitment_is_refused(
     gw: LedgerGateway, fed: Federation, trio: TaskId, stranger: LocalAccount
 ) -> None:
     # Prepare
     fed.open(trio, 1)
 
     # Execute
-    with pytest.raises(LedgerParticipantNotRegistered) as caught:
+    with pytest.raises(LedgerNotEligible) as caught:
         gw.as_account(stranger).submit_commitment(Commitment(trio, R1, h("u"), 1))
 
     # Assert
-    assert checksummed(caught.value.arguments) == {"account": stranger.address}
+    assert checksummed(caught.value.arguments)["account"] == stranger.address
+    assert "fedchain task join" in str(caught.value)
+
+
+def test_examples_above_the_consented_dataset_size_are_skipped_or_refused(
+    gw: LedgerGateway, fed: Federation, alice: LocalAccount, bob: LocalAccount
+) -> None:
+    # Prepare: both consent to 100 examples
+    task_id = fed.task()
+    gw.register_organisations([(a.address, "X", h(a.address), "") for a in (alice, bob)])
+    fed.join(task_id, alice, bob, dataset_size=100)
+    fed.open(task_id, 1)
+    inflated = fed.sign(alice, task_id, 1, num_examples=101)
+
+    # Execute
+    with pytest.raises(LedgerExamplesAboveDataset) as caught:
+        gw.as_account(bob).submit_commitment(Commitment(task_id, R1, h("u-bob"), 500))
+    result = fed.commit(task_id, 1, [inflated], rewards={alice.address: 10})
+
+    # Assert
+    assert caught.value.arguments["datasetSize"] == 100
+    reasons = {e.name: e.args["reason"] for e in gw.receipt_events(result.tx_hash)
+               if e.name.endswith("Skipped")}  # fmt: skip
+    assert reasons == {
+        "CommitmentSkipped": SkipReason.EXAMPLES_ABOVE_DATASET,
+        "RewardSkipped": SkipReason.EXAMPLES_ABOVE_DATASET,
+    }
+    assert gw.owed(alice.address) == 0
+
+
+def test_the_coordinator_removes_a_member_of_its_task(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount, stranger: LocalAccount
+) -> None:
+    # Execute
+    removed = gw.remove_member(trio, alice.address)
+    with pytest.raises(LedgerNotTaskCoordinator):
+        gw.as_account(stranger).remove_member(trio, gw.account.address)
+
+    # Assert
+    assert not removed.already_recorded
+    (event,) = [e.args for e in gw.events() if e.name == "MemberRemoved"]
+    assert event["participant"] == alice.address
+    assert event["fromRound"] == 1
+    assert not gw.is_eligible(trio, R1, alice.address)
+
+
+# ---------------------------------------------------------------------- lifecycle
+
+
+def test_close_fails_the_open_round_and_funders_pull_their_refund(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare: 10,000 funded, round 1 pays 300, round 2 left open
+    fed.open(trio, 1)
+    fed.commit(trio, 1, [alice], rewards={alice.address: 300})
+    fed.open(trio, 2, parent="global")
+    before = gw.token_balance(gw.account.address)
+
+    # Execute
+    closed = gw.close_task(trio)
+    paid, _ = gw.refund(trio)
+    nothing, again = gw.refund(trio)
+
+    # Assert
+    task = gw.task(trio)
+    assert task.status == TaskStatus.CLOSED
+    assert task.claim_deadline > 0
+    assert gw.round(trio, R2).state == RoundState.FAILED
+    assert paid == 10_000 - 300
+    assert nothing == 0
+    assert again.already_recorded
+    assert gw.token_balance(gw.account.address) == before + paid
+    assert gw.funder(trio, gw.account.address).refunded == paid
+    assert gw.close_task(trio).already_recorded
+    assert closed.tx_hash
+    with pytest.raises(LedgerTaskNotActive):
+        gw.open_round(trio, R3, h("global"))
+
+
+def test_refund_of_an_active_task_and_a_sweep_before_the_deadline_are_refused(
+    gw: LedgerGateway, trio: TaskId
+) -> None:
+    # Execute, Assert
+    with pytest.raises(LedgerTaskStillActive):
+        gw.refund(trio)
+    gw.close_task(trio, cancel=True)
+    assert gw.task(trio).status == TaskStatus.CANCELLED
+    with pytest.raises(LedgerClaimPeriodNotOver):
+        gw.sweep(trio)
+
+
+def test_a_refund_by_a_non_funder_is_refused(
+    gw: LedgerGateway, trio: TaskId, stranger: LocalAccount
+) -> None:
+    # Prepare
+    gw.close_task(trio)
+
+    # Execute
+    with pytest.raises(LedgerNotFunder) as caught:
+        gw.as_account(stranger).refund(trio)
+
+    # Assert
+    assert "only funders" in str(caught.value)
+
+
+def test_pause_stops_new_work_but_never_a_claim(
+    gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
+) -> None:
+    # Prepare
+    fed.open(trio, 1)
+    fed.commit(trio, 1, [alice], rewards={alice.address: 5})
+
+    # Execute
+    gw.pause()
+    with pytest.raises(EnforcedPause):
+        gw.open_round(trio, R2, h("global"))
+    paid, _ = gw.as_account(alice).claim()
+    gw.unpause()
+
+    # Assert
+    assert paid == 5
+    assert not gw.paused()
+    assert gw.pause().tx_hash
+    assert gw.unpause().tx_hash
+
+
+def test_the_admin_hands_a_task_to_another_coordinator(
+    gw: LedgerGateway, trio: TaskId, accounts: list[LocalAccount]
+) -> None:
+    # Prepare
+    other = accounts[6]
+
+    # Execute
+    with pytest.raises(LedgerNotCoordinator):
+        gw.set_task_coordinator(trio, other.address)
+    gw.grant_role("COORDINATOR_ROLE", other.address)
+    gw.set_task_coordinator(trio, other.address)
+
+    # Assert
+    assert gw.task(trio).coordinator == other.address
+    assert gw.has_role("COORDINATOR_ROLE", other.address)
+    (event,) = [e.args for e in gw.events() if e.name == "TaskCoordinatorChanged"]
+    assert event["coordinator"] == other.address
+
+
+def _consent(gw: LedgerGateway, task_id: TaskId, who: LocalAccount, size: int) -> SignedConsent:
+    spec_hash = gw.task(task_id).spec_hash
+    consent = Consent(task_id, spec_hash, size, h(f"data-{who.address}"))
+    return sign_consent(who, gw.domain, consent)
 
 
 # ---------------------------------------------------------------------- rounds
@@ -838,7 +1092,8 @@ def test_direct_commitment_from_a_fresh_key_funded_with_eth(
 ) -> None:
     # Prepare: a participant outside the genesis accounts gets gas money first
     fresh: LocalAccount = Account.from_key(h("fresh participant key"))
-    gw.register_participant(fresh.address, h("org-fresh"))
+    gw.register_organisation(fresh.address, "Fresh", h("org-fresh"))
+    fed.join(trio, fresh)
     gw.transfer_eth(fresh.address, 10**17)
     fed.open(trio, 1)
 
@@ -893,23 +1148,24 @@ def test_the_same_commitment_relayed_twice_is_refused(
     assert gw.round(trio, R1).state == RoundState.OPEN
 
 
-def test_a_commitment_submitted_directly_then_relayed_is_refused(
+def test_a_commitment_submitted_directly_then_relayed_is_skipped_not_reverted(
     gw: LedgerGateway, fed: Federation, trio: TaskId, alice: LocalAccount
 ) -> None:
-    # Prepare
+    # Prepare: alice front-runs the relay with her own commitment
     fed.open(trio, 1)
     gw.as_account(alice).submit_commitment(Commitment(trio, R1, h("u-alice"), 10))
 
     # Execute
-    with pytest.raises(LedgerDuplicateCommitment) as caught:
-        fed.commit(trio, 1, [fed.sign(alice, trio, 1, update="u-alice")])
+    result = fed.commit(trio, 1, [fed.sign(alice, trio, 1, update="u-alice")])
 
-    # Assert
-    assert checksummed(caught.value.arguments) == {
-        "taskId": trio,
-        "round": 1,
-        "participant": alice.address,
-    }
+    # Assert: the round commits; her direct commitment is the one on record
+    (skipped,) = [
+        e.args for e in gw.receipt_events(result.tx_hash) if e.name == "CommitmentSkipped"
+    ]
+    assert skipped["participant"] == alice.address
+    assert skipped["reason"] == SkipReason.COMMITTED_DIRECTLY
+    assert gw.round(trio, R1).state == RoundState.COMMITTED
+    assert gw.round(trio, R1).commitment_count == 1
 
 
 @pytest.mark.parametrize("replay", ["other-round", "other-task", "other-chain", "other-contract"])
@@ -1145,12 +1401,12 @@ def test_an_account_without_the_role_cannot_commit_or_open(
 
 
 def test_revert_arguments_carry_checksummed_addresses(
-    gw: LedgerGateway, stranger: LocalAccount
+    gw: LedgerGateway, trio: TaskId, stranger: LocalAccount
 ) -> None:
     # Prepare: every address fedchain hands out (records, events, accounts) is checksummed
     # Execute
-    with pytest.raises(LedgerParticipantNotRegistered) as caught:
-        gw.as_account(stranger).withdraw()
+    with pytest.raises(OrganisationRegistryNotRegistered) as caught:
+        gw.as_account(stranger).join_task(trio, 1, h("data"))
 
     # Assert: so are the addresses in a revert's arguments, to compare them with ==
     assert caught.value.arguments == {"account": stranger.address}

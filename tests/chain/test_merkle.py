@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -29,6 +30,9 @@ SIZES = (1, 2, 3, 4, 5, 7, 8, 13, 33, 100)
 
 def _leaf(rng: random.Random, i: int) -> RewardLeaf:
     return RewardLeaf(
+        task_id=rng.randrange(1, 10),
+        round=rng.randrange(1, 100),
+        index=i,
         participant="0x" + rng.randbytes(20).hex(),
         update_hash=hashlib.sha256(f"update {i}".encode()).digest(),
         num_examples=rng.randrange(1, 10**6),
@@ -40,8 +44,9 @@ def _leaf(rng: random.Random, i: int) -> RewardLeaf:
 def _trees() -> list[list[RewardLeaf]]:
     rng = random.Random(7)
     trees = [[_leaf(rng, i) for i in range(n)] for n in SIZES]
-    extremes = RewardLeaf("0x" + "ff" * 20, b"\xff" * 32, 2**256 - 1, -(2**255), 2**256 - 1)
-    zeros = RewardLeaf("0x" + "00" * 20, b"\x00" * 32, 0, 0, 0)
+    top = 2**256 - 1
+    extremes = RewardLeaf(top, top, top, "0x" + "ff" * 20, b"\xff" * 32, top, -(2**255), top)
+    zeros = RewardLeaf(0, 0, 0, "0x" + "00" * 20, b"\x00" * 32, 0, 0, 0)
     duplicate = trees[2][0]
     trees.append([extremes, zeros, duplicate, duplicate, trees[3][1]])
     return trees
@@ -120,9 +125,7 @@ def test_proofs_verify_and_altered_leaves_do_not() -> None:
     # Prepare
     leaves = _trees()[5]
     tree = RewardTree.of(leaves)
-    richer = RewardLeaf(
-        leaves[0].participant, leaves[0].update_hash, leaves[0].num_examples, 0, 10**30
-    )
+    richer = dataclasses.replace(leaves[0], score=0, amount=10**30)
 
     # Execute
     results = [verify_proof(tree.root, leaf, tree.proof(i)) for i, leaf in enumerate(leaves)]
@@ -140,7 +143,7 @@ def test_bad_leaves_and_trees_are_refused_with_merkle_errors() -> None:
     good = _trees()[3]
     dump = RewardTree.of(good).dump()
     swapped = json.loads(json.dumps(dump))
-    swapped["values"][0]["value"][4] = "1"  # an amount altered after the tree was built
+    swapped["values"][0]["value"][7] = "1"  # an amount altered after the tree was built
     inner = json.loads(json.dumps(dump))
     inner["tree"][0] = "0x" + "00" * 32
 
@@ -148,11 +151,11 @@ def test_bad_leaves_and_trees_are_refused_with_merkle_errors() -> None:
     with pytest.raises(MerkleError, match="at least one leaf"):
         RewardTree.of([])
     with pytest.raises(MerkleError, match="not an address"):
-        RewardLeaf("hospital", b"\x00" * 32, 1, 0, 0)
+        RewardLeaf(1, 1, 0, "hospital", b"\x00" * 32, 1, 0, 0)
     with pytest.raises(MerkleError, match="32 bytes"):
-        RewardLeaf("0x" + "11" * 20, b"\x00", 1, 0, 0)
+        RewardLeaf(1, 1, 0, "0x" + "11" * 20, b"\x00", 1, 0, 0)
     with pytest.raises(MerkleError, match="amount"):
-        RewardLeaf("0x" + "11" * 20, b"\x00" * 32, 1, 0, -1)
+        RewardLeaf(1, 1, 0, "0x" + "11" * 20, b"\x00" * 32, 1, 0, -1)
     with pytest.raises(MerkleError, match="malformed"):
         RewardLeaf.from_json(["0x" + "11" * 20, "0x" + "00" * 32, "1"])
     with pytest.raises(MerkleError, match="not at tree index"):

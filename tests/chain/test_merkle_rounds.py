@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -39,7 +40,16 @@ def _round(fed: Federation, task: TaskId, round_id: int, people: list[LocalAccou
     """Sign one commitment per participant and build the round's record."""
     signed = [fed.sign(p, task, round_id, num_examples=10 + i) for i, p in enumerate(people)]
     leaves = [
-        RewardLeaf(s.participant, s.commitment.update_hash, s.commitment.num_examples, -5 + i, a)
+        RewardLeaf(
+            task_id=task,
+            round=round_id,
+            index=fed.gw.membership(task, s.participant).index,
+            participant=s.participant,
+            update_hash=s.commitment.update_hash,
+            num_examples=s.commitment.num_examples,
+            score=-5 + i,
+            amount=a,
+        )
         for i, (s, a) in enumerate(zip(signed, AMOUNTS, strict=False))
     ]
     return MerkleRound.build(fed.gw.domain, task, round_id, leaves, signed)
@@ -115,7 +125,7 @@ def test_leaves_are_claimed_once_and_paid(
     assert [c.leaf.amount for c in claims] == [250]
     assert paid == 250
     assert gw.token_balance(who.address) == before + 250
-    assert gw.leaf_claimed(task, RoundId(1), claims[0].leaf.hash())
+    assert gw.leaf_claimed(task, RoundId(1), claims[0].leaf.index)
     assert unclaimed_leaves(records, gw.events(), task, who.address) == []
     balances = {b.participant: b for b in reward_balances(records, gw.events(), task)}
     assert balances[who.address].proven == 250
@@ -131,7 +141,7 @@ def test_an_altered_leaf_or_another_round_is_refused(
     task, record, _ = committed
     (claim,) = record.claims_of(people[0].address)
     leaf = claim.leaf
-    richer = RewardLeaf(leaf.participant, leaf.update_hash, leaf.num_examples, leaf.score, 10**6)
+    richer = dataclasses.replace(leaf, amount=10**6)
     # Execute / Assert
     with pytest.raises(LedgerLeafProofInvalid, match=r"rounds/<round>\.json"):
         gw.claim_leaves(task, [LeafClaim(1, richer, claim.proof)])
@@ -152,7 +162,7 @@ def test_over_budget_and_non_coordinator_commits_are_refused(
         over.domain,
         task,
         1,
-        [RewardLeaf(*leaf.values()[:4], 1000) for leaf in over.tree.leaves],
+        [dataclasses.replace(leaf, amount=1000) for leaf in over.tree.leaves],
         over.commitments,
     )
     # Execute / Assert
@@ -228,11 +238,16 @@ def test_the_audit_reports_an_altered_record_and_uses_the_store_copy(
         verified_records(out, gw, task)
 
 
-def test_the_audit_reports_a_missing_record_and_an_unknown_signer(
-    gw: LedgerGateway, fed: Federation, people: list[LocalAccount], tmp_path: Path
+def test_the_audit_reports_a_missing_record_and_a_payment_to_a_non_member(
+    gw: LedgerGateway,
+    fed: Federation,
+    people: list[LocalAccount],
+    accounts: list[LocalAccount],
+    tmp_path: Path,
 ) -> None:
-    # Prepare: round 1 signed by an unregistered key; round 2's record deleted everywhere
-    fed.register(*people[:2])
+    # Prepare: round 1 pays a leaf to people[2], which never joined the task (a third member,
+    # who has no leaf, makes the declared count possible); round 2's record deleted everywhere
+    fed.register(*people[:2], accounts[7])
     task = fed.task()
     fed.open(task, 1)
     record = _round(fed, task, 1, people)
@@ -251,6 +266,6 @@ def test_the_audit_reports_a_missing_record_and_an_unknown_signer(
     second_round = [p.problem for p in problems if p.round == 2 and not p.participant]
     assert len(first) == 1
     assert first[0][0] == people[2].address
-    assert "not a registered participant" in first[0][1]
+    assert "is paid by a leaf but is not a member of task 1" in first[0][1]
     assert "rounds/2.json is missing" in second_round[0]
     assert "no intact copy in the store" in second_round[1]

@@ -62,7 +62,8 @@ def assert_recorded_once(
         "RoundOpened",
         "RoundCommitted",
     ]
-    assert names(events, "ParticipantRegistered") == ["ParticipantRegistered"] * len(participants)
+    assert names(events, "OrganisationRegistered") == ["OrganisationRegistered"] * len(participants)
+    assert names(events, "MemberJoined") == ["MemberJoined"] * len(participants)
     recorded = [e.args["participant"] for e in events if e.name == "CommitmentRecorded"]
     assert sorted(recorded) == sorted(p.address for p in participants)
     assert direct.task(task_id).attributed == 10 * len(participants)
@@ -96,8 +97,9 @@ def test_a_round_through_a_flaky_link_is_committed_once(
     assert proxy.injected[fault] > 0
     assert proxy.forwarded_then_dropped == ["eth_sendRawTransaction"]
     assert_recorded_once(direct, task_id, participants)
-    # create, approve, fund, 3 registrations, open, commit: 8 transactions, none duplicated
-    assert anvil.w3.eth.get_transaction_count(direct.account.address) - nonce_before == 8
+    # create, approve, fund, the registrations (one multicall), the consents relayed (one batch),
+    # open, commit: 7 transactions, none duplicated
+    assert anvil.w3.eth.get_transaction_count(direct.account.address) - nonce_before == 7
 
 
 def test_every_call_losing_its_first_answer_still_commits_once(

@@ -15,12 +15,22 @@ from hypothesis import strategies as st
 
 from fedchain.chain.errors import SignatureError
 from fedchain.chain.gateway import LedgerGateway
-from fedchain.chain.records import Commitment, RoundId, SignedCommitment, TaskId
+from fedchain.chain.records import (
+    Commitment,
+    Consent,
+    RoundId,
+    SignedCommitment,
+    SignedConsent,
+    TaskId,
+)
 from fedchain.chain.signing import (
     LedgerDomain,
     commitment_digest,
+    consent_digest,
+    recover_consent_signer,
     recover_signer,
     sign_commitment,
+    sign_consent,
 )
 
 from ._support import Federation, h
@@ -314,3 +324,80 @@ def test_a_malleated_signature_is_refused(alice: LocalAccount) -> None:
 
     # Assert
     assert "upper half of the curve order" in str(caught.value)
+
+
+# ---------------------------------------------------------------------- consents
+
+CONSENT_TYPE = "Consent(uint256 taskId,bytes32 specHash,uint256 datasetSize,bytes32 dataHash)"
+
+consents = st.builds(
+    Consent,
+    task_id=UINT256.map(TaskId),
+    spec_hash=HASHES,
+    dataset_size=st.integers(min_value=0, max_value=2**64 - 1),
+    data_hash=HASHES,
+)
+
+
+def _eth_account_consent_digest(domain: LedgerDomain, consent: Consent) -> bytes:
+    """The consent's digest by eth_account's generic EIP-712 encoder (an independent one)."""
+    message = encode_typed_data(
+        full_message={
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "Consent": [
+                    {"name": "taskId", "type": "uint256"},
+                    {"name": "specHash", "type": "bytes32"},
+                    {"name": "datasetSize", "type": "uint256"},
+                    {"name": "dataHash", "type": "bytes32"},
+                ],
+            },
+            "primaryType": "Consent",
+            "domain": domain.as_dict(),
+            "message": {
+                "taskId": consent.task_id,
+                "specHash": consent.spec_hash,
+                "datasetSize": consent.dataset_size,
+                "dataHash": consent.data_hash,
+            },
+        }
+    )
+    return keccak(b"\x19" + message.version + message.header + message.body)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(consent=consents)
+def test_the_consent_digest_equals_the_contracts_and_eth_accounts(
+    deployed: LedgerGateway, consent: Consent
+) -> None:
+    # Execute
+    onchain = deployed.consent_digest(consent)
+
+    # Assert
+    assert consent_digest(deployed.domain, consent) == onchain
+    assert _eth_account_consent_digest(deployed.domain, consent) == onchain
+
+
+def test_the_consent_typehash_is_the_contracts_and_a_signed_consent_recovers(
+    deployed: LedgerGateway, alice: LocalAccount
+) -> None:
+    # Prepare
+    consent = Consent(TaskId(1), h("spec"), 120, h("data"))
+
+    # Execute
+    signed = sign_consent(alice, deployed.domain, consent)
+    other = sign_consent(alice, deployed.domain, replace(consent, dataset_size=121))
+
+    # Assert
+    typehash = bytes(deployed.ledger.functions.CONSENT_TYPEHASH().call())
+    assert typehash == keccak(text=CONSENT_TYPE)
+    assert recover_consent_signer(deployed.domain, signed) == alice.address
+    forged = SignedConsent(consent, alice.address, other.signature)  # signed for 121 examples
+    assert recover_consent_signer(deployed.domain, forged) != alice.address
+    with pytest.raises(SignatureError, match="consent signature"):
+        recover_consent_signer(deployed.domain, SignedConsent(consent, alice.address, b"\0" * 65))

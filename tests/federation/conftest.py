@@ -18,13 +18,15 @@ from fedchain.chain.accounts import devnet_accounts
 from fedchain.chain.backends import EmbeddedChain
 from fedchain.chain.deploy import deploy
 from fedchain.chain.gateway import LedgerGateway
-from fedchain.chain.records import Commitment, RoundId, TaskId
-from fedchain.chain.signing import sign_commitment
+from fedchain.chain.records import Commitment, Consent, RoundId, TaskId
+from fedchain.chain.signing import sign_commitment, sign_consent
 from fedchain.federation.messages import numpy_to_arrays
 from fedchain.hashing import model_hash
 
 Weights = dict[str, np.ndarray[Any, Any]]
 BUDGET = 1_000_000
+#: The dataset size each member consents with: the replies claim 10 examples by default.
+DATASET_SIZE = 100
 
 
 def sha(text: str) -> bytes:
@@ -56,8 +58,14 @@ def ledger() -> Ledger:
     gateway = deploy(EmbeddedChain().w3, coordinator)
     task_id, _ = gateway.create_task(sha("spec"), model_hash(template()), BUDGET)
     gateway.fund_task(task_id, 10 * BUDGET)
-    for p in participants[:4]:  # the fifth stays unregistered
-        gateway.register_participant(p.address, sha(p.address))
+    members = participants[:4]  # the fifth never joins the task
+    gateway.register_organisations([(p.address, f"Site {p.address[:6]}", sha(p.address), "")
+                                    for p in members])  # fmt: skip
+    consents = [
+        sign_consent(p, gateway.domain, Consent(task_id, sha("spec"), DATASET_SIZE, sha(p.address)))
+        for p in members
+    ]
+    gateway.join_task_for(task_id, consents)
     return Ledger(gateway, task_id, participants)
 
 

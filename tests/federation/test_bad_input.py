@@ -31,7 +31,16 @@ from fedchain.ml.data import load_csv
 from fedchain.ml.errors import DatasetError
 from fedchain.store import ModelStore
 
-from .conftest import BUDGET, Ledger, Weights, instruction, make_reply, template, update
+from .conftest import (
+    BUDGET,
+    DATASET_SIZE,
+    Ledger,
+    Weights,
+    instruction,
+    make_reply,
+    template,
+    update,
+)
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -223,22 +232,56 @@ def test_a_bad_reply_is_dropped_with_a_clear_reason_and_the_round_commits_the_re
     _assert_round_went_on_without(strategy, ledger, store_dir, ledger.participants[2], CASES[case])
 
 
-def test_a_withdrawn_signer_is_dropped_and_the_round_commits_the_rest(
+def test_a_signer_that_left_the_task_is_dropped_and_the_round_commits_the_rest(
     ledger: Ledger, store_dir: Path
 ) -> None:
     # Prepare
     strategy = _strategy(ledger, store_dir)
     _open(strategy, ledger)
-    withdrawn = ledger.participants[2]
-    ledger.gateway.as_account(withdrawn).withdraw()
-    bad = make_reply(ledger, BAD_NODE, withdrawn, update(20))
+    leaver = ledger.participants[2]
+    ledger.gateway.as_account(leaver).leave_task(ledger.task_id)
+    bad = make_reply(ledger, BAD_NODE, leaver, update(20))
     # Execute
     arrays, _ = strategy.aggregate_train(1, [*_good(ledger), bad])
     strategy.flush()
     # Assert
     assert arrays is not None
-    reason = f"{withdrawn.address} is withdrawn, not an active participant"
-    _assert_round_went_on_without(strategy, ledger, store_dir, withdrawn, reason)
+    reason = f"{leaver.address} left task {ledger.task_id} from round 1"
+    _assert_round_went_on_without(strategy, ledger, store_dir, leaver, reason)
+
+
+def test_a_signer_that_never_joined_the_task_is_dropped(ledger: Ledger, store_dir: Path) -> None:
+    # Prepare: the fifth participant signs a valid commitment but never consented to the task
+    strategy = _strategy(ledger, store_dir)
+    _open(strategy, ledger)
+    outsider = ledger.participants[4]
+    bad = make_reply(ledger, BAD_NODE, outsider, update(20))
+    # Execute
+    arrays, _ = strategy.aggregate_train(1, [*_good(ledger), bad])
+    strategy.flush()
+    # Assert
+    assert arrays is not None
+    reason = f"{outsider.address} is not a member of task {ledger.task_id}"
+    _assert_round_went_on_without(strategy, ledger, store_dir, outsider, reason)
+
+
+def test_num_examples_above_the_consented_dataset_size_is_refused_before_relaying(
+    ledger: Ledger, store_dir: Path
+) -> None:
+    # Prepare: participant 2 consented to 100 examples and signs a reply claiming 500
+    strategy = _strategy(ledger, store_dir)
+    _open(strategy, ledger)
+    inflated = ledger.participants[2]
+    bad = make_reply(ledger, BAD_NODE, inflated, update(20), examples=5 * DATASET_SIZE)
+    # Execute
+    arrays, _ = strategy.aggregate_train(1, [*_good(ledger), bad])
+    strategy.flush()
+    # Assert: refused with its reason, never relayed (so no CommitmentSkipped either)
+    assert arrays is not None
+    reason = f"num-examples {5 * DATASET_SIZE} is above the dataset size {DATASET_SIZE}"
+    _assert_round_went_on_without(strategy, ledger, store_dir, inflated, reason)
+    skipped = [e for e in ledger.gateway.events() if e.name == "CommitmentSkipped"]
+    assert skipped == []
 
 
 def test_a_reply_differing_from_its_own_direct_commitment_is_dropped(

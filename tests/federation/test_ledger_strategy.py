@@ -123,7 +123,7 @@ def _bad_replies(ledger: Ledger) -> dict[str, Message]:
         "extra ['extra']": make_reply(ledger, 3, p[2], wrong_name),
         "update hash mismatch": make_reply(ledger, 3, p[2], update(13), claimed_hash=b"\x01" * 32),
         "signature is by": make_reply(ledger, 3, p[2], update(14), signer=p[3]),
-        "not an active participant": make_reply(ledger, 3, p[4], update(15)),
+        "is not a member of task 1": make_reply(ledger, 3, p[4], update(15)),
         "no signed commitment": make_reply(ledger, 3, p[2], update(16), commitment=False),
         "client error: boom": Message(Error(code=0, reason="boom"), reply_to=instruction(3)),
     }
@@ -137,7 +137,7 @@ def _bad_replies(ledger: Ledger) -> dict[str, Message]:
         "extra ['extra']",
         "update hash mismatch",
         "signature is by",
-        "not an active participant",
+        "is not a member of task 1",
         "no signed commitment",
         "client error: boom",
     ],

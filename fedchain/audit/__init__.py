@@ -6,7 +6,11 @@ own summary (a run directory only says where the chain, the store and the spec a
 ``TaskCreated`` gives the spec hash and the initial model, ``RoundOpened`` each round's parent,
 ``CommitmentRecorded`` the updates (by hash) with the signatures read from the commit
 transaction's calldata, ``RoundCommitted`` the global model, its evaluation and the scoring hash,
-``RewardAttributed`` the scores and rewards, ``RewardClaimed`` the claims.
+``RewardAttributed`` the scores and rewards, ``RewardClaimed`` the claims; the registry's
+``OrganisationRegistered`` names the parties, ``MemberJoined``/``MemberLeft``/``MemberRemoved``
+give each task's members (one definition of membership, the contract's, by round) with their
+consent signatures read from the join transactions' calldata, ``TaskFunded``, ``TaskClosed``,
+``FundsRefunded`` and ``UnclaimedSwept`` the money in and back out.
 
 The modules, in the order an audit runs: :mod:`~fedchain.audit.sources` reaches the ledger
 again, :mod:`~fedchain.audit.lineage` rebuilds its history from events,
@@ -38,8 +42,10 @@ from fedchain.audit.verdict import (
     EVALUATION,
     FAILED,
     FINAL,
+    FUNDS,
     GLOBALS,
     LEDGER,
+    MEMBERS,
     MERKLE,
     OPEN,
     PARENTS,
@@ -47,6 +53,7 @@ from fedchain.audit.verdict import (
     SIGNATURES,
     SPEC,
     UPDATES,
+    VOIDED,
     Check,
     ScoreCheck,
     Verdict,
@@ -62,8 +69,10 @@ __all__ = [
     "EVALUATION",
     "FAILED",
     "FINAL",
+    "FUNDS",
     "GLOBALS",
     "LEDGER",
+    "MEMBERS",
     "MERKLE",
     "OPEN",
     "PARENTS",
@@ -71,6 +80,7 @@ __all__ = [
     "SIGNATURES",
     "SPEC",
     "UPDATES",
+    "VOIDED",
     "AuditError",
     "Check",
     "LedgerSource",

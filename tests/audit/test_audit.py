@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from fedchain.audit import (
     CHAIN,
     GLOBALS,
+    MEMBERS,
     SPEC,
     UPDATES,
     Check,
@@ -88,18 +89,21 @@ def test_the_clean_run_passes_every_check_with_recomputation(clean_run: Path) ->
         "chain reopened; saved blocks re-execute",
         "task spec hash matches the chain",
         "each round builds on the previous global model",
-        "commitments signed by registered participants",
+        "commitments signed by eligible members",
         "global models in store and hashes match",
         "stored updates match their commitments",
         "aggregation reproduces the global model",
         "evaluation reproduces the recorded accuracy and loss",
         "scores and rewards recompute",
-        "round rewards within the budget",
+        "round rewards within the budget, paid to members only",
+        "members joined by their own signed consent",
+        "refunds and sweeps within what funders are owed",
         "claims within attributions",
     ):
         assert expected in kinds
     rows = {c.check: c for c in verdict.checks}
-    assert "6 commitments" in rows["commitments signed by registered participants"].detail
+    assert "6 commitments" in rows["commitments signed by eligible members"].detail
+    assert "3 members, each by its own consent" in rows[MEMBERS].detail
     assert (
         "2 rounds reproduced bit-exactly" in rows["aggregation reproduces the global model"].detail
     )
@@ -286,7 +290,7 @@ def test_scores_is_audit_with_recomputation(clean_run: Path) -> None:
     done = runner.invoke(app, ["scores", "--run", str(clean_run)])
     assert done.exit_code == 0, done.output
     assert "(recomputed)" in done.output
-    assert "every check passed (13 rows)" in done.output  # with the three recomputed checks
+    assert "every check passed (15 rows)" in done.output  # with the three recomputed checks
 
 
 def test_verify_model_finds_the_final_model_and_its_round(clean_run: Path) -> None:

@@ -18,6 +18,7 @@ from fedchain.audit import (
     FAILED,
     GLOBALS,
     LEDGER,
+    MEMBERS,
     PARENTS,
     SIGNATURES,
     UPDATES,
@@ -38,13 +39,14 @@ from fedchain.chain.deploy import deploy
 from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import (
     Commitment,
+    Consent,
     Reward,
     RoundId,
     RoundOutcome,
     SignedCommitment,
     TaskId,
 )
-from fedchain.chain.signing import sign_commitment
+from fedchain.chain.signing import sign_commitment, sign_consent
 from fedchain.hashing import ModelHash, to_hex
 from fedchain.store import ModelStore
 
@@ -71,7 +73,7 @@ class Scripted:
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory: pytest.TempPathFactory) -> Scripted:
     """Task 1: round 1 relayed (p1, p2), round 2 failed, round 3 relayed (p1) and direct (p3);
-    then p2 withdraws and p1 claims."""
+    then p2 leaves the task and p1 claims."""
     store_dir = tmp_path_factory.mktemp("lineage") / "store"
     store = ModelStore(store_dir)
     coordinator, p1, p2, p3 = devnet_accounts(4)  # DEVNET TEST keys
@@ -81,7 +83,15 @@ def scripted(tmp_path_factory: pytest.TempPathFactory) -> Scripted:
     )}  # fmt: skip
     task, _ = gw.create_task(hashlib.sha256(b"spec").digest(), models["initial"], PER_ROUND)
     gw.fund_task(task, 10 * PER_ROUND)
-    gw.register_participants([p.address for p in (p1, p2, p3)], [b"\x01" * 32] * 3)
+    gw.register_organisations(
+        [(p.address, f"Hospital {i}", b"\x01" * 32, "") for i, p in enumerate((p1, p2, p3))]
+    )
+    spec_hash = hashlib.sha256(b"spec").digest()
+    gw.join_task_for(
+        task,
+        [sign_consent(p, gw.domain, Consent(task, spec_hash, 100, b"\x03" * 32)) for p in (p1, p2)],
+    )
+    gw.as_account(p3).join_task(task, 100, b"\x03" * 32)  # p3 joins by itself
     signed: dict[tuple[int, str], SignedCommitment] = {}
 
     def sign(account: LocalAccount, round_id: int, update: str) -> SignedCommitment:
@@ -111,7 +121,7 @@ def scripted(tmp_path_factory: pytest.TempPathFactory) -> Scripted:
         outcome("global3"),
         [Reward(p1.address, 500_000, 500), Reward(p3.address, 500_000, 500)],
     )
-    gw.as_account(p2).withdraw()
+    gw.as_account(p2).leave_task(task)
     gw.as_account(p1).claim()
     return Scripted(gw, store_dir, p1, p2, p3, signed, models)
 
@@ -177,20 +187,53 @@ def test_a_forged_signature_is_named(scripted: Scripted, lineage: LedgerLineage)
     assert "not the participant" in verdict.failures[0].detail
 
 
-@pytest.mark.parametrize("how", ["never registered", "withdrew"])
-def test_a_signer_not_registered_at_the_time_is_named(
+@pytest.mark.parametrize("how", ["never joined", "left from round 3"])
+def test_a_signer_not_a_member_for_its_round_is_named(
     scripted: Scripted, lineage: LedgerLineage, how: str
 ) -> None:
     # Prepare
-    if how == "never registered":
-        del lineage.members[scripted.p3.address]
+    members = lineage.tasks[1].members
+    if how == "never joined":
+        del members[scripted.p3.address]
     else:
-        lineage.members[scripted.p3.address].withdrawn = lineage.tasks[1].rounds[3].opened
+        members[scripted.p3.address].left_round = 3
+    # Execute
+    verdict = audit_lineage(lineage, store=scripted.store)
+    # Assert: the commitment, and the reward paid to a non-member, are named
+    assert _failures(verdict) == [
+        (SIGNATURES, 3, scripted.p3.address),
+        (BUDGET, 3, scripted.p3.address),
+    ]
+    assert how in verdict.failures[0].detail
+    assert "paid to a non-member" in verdict.failures[1].detail
+
+
+def test_the_members_and_their_consents_come_from_the_chain(lineage: LedgerLineage) -> None:
+    # Execute
+    members = lineage.tasks[1].members
+    # Assert
+    assert [(m.index, m.relayed, m.left_round) for m in members.values()] == [
+        (0, True, 0),
+        (1, True, 4),
+        (2, False, 0),
+    ]
+    assert all(m.signature is not None for m in members.values() if m.relayed)
+    assert [o.name for o in lineage.organisations.values()] == [
+        "Hospital 0",
+        "Hospital 1",
+        "Hospital 2",
+    ]
+
+
+def test_a_forged_consent_is_named(scripted: Scripted, lineage: LedgerLineage) -> None:
+    # Prepare: p2's consent replaced by one p1 signed
+    members = lineage.tasks[1].members
+    members[scripted.p2.address].signature = members[scripted.p1.address].signature
     # Execute
     verdict = audit_lineage(lineage, store=scripted.store)
     # Assert
-    assert _failures(verdict) == [(SIGNATURES, 3, scripted.p3.address)]
-    assert how in verdict.failures[0].detail
+    assert _failures(verdict) == [(MEMBERS, 1, scripted.p2.address)]
+    assert "not by the member" in verdict.failures[0].detail
 
 
 def test_a_parent_that_is_not_the_previous_global_model_is_named(
@@ -204,6 +247,7 @@ def test_rewards_over_the_budget_are_named(scripted: Scripted, lineage: LedgerLi
     entry = lineage.tasks[1].rounds[1]
     entry.rewards = [replace(r, amount=r.amount + PER_ROUND) for r in entry.rewards]
     entry.total_reward = sum(r.amount for r in entry.rewards)
+    entry.settled = (entry.total_reward, PER_ROUND - entry.total_reward)
     assert _failures(audit_lineage(lineage, store=scripted.store)) == [(BUDGET, 1, None)]
 
 

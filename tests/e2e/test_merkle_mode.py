@@ -145,7 +145,7 @@ def test_fedchain_audit_recomputes_a_merkle_run_from_its_published_records(out: 
     assert f"{CLIENTS * ROUNDS} scores" in by_name["scores and rewards recompute"]["detail"]
     assert (
         f"{CLIENTS * ROUNDS} commitments"
-        in by_name["commitments signed by registered participants"]["detail"]
+        in by_name["commitments signed by eligible members"]["detail"]
     )
 
 

@@ -60,13 +60,14 @@ def _holdout(path: Path, rows: int = 60) -> None:
 
 
 @pytest.mark.anvil
-def test_a_coordinator_creates_a_funded_task_and_registers_a_hospital(
+def test_a_coordinator_creates_a_funded_task_registers_a_hospital_that_joins_it(
     tmp_path: Path, fedchain: Callable[..., Ran]
 ) -> None:
     # Prepare
     anvil = AnvilChain().start()
     hospital = devnet_account(5).address
     _holdout(tmp_path / "holdout.csv")
+    _holdout(tmp_path / "hospital.csv", rows=40)
     try:
         deployed = fedchain("deploy", "--rpc-url", anvil.url, "--devnet-account", "0", cwd=tmp_path)
         assert deployed.returncode == 0, deployed.stderr
@@ -82,6 +83,10 @@ def test_a_coordinator_creates_a_funded_task_and_registers_a_hospital(
         again = fedchain(
             "participant", "add", hospital, "--org", "Hospital A", "--devnet-account", "0",
             cwd=tmp_path,
+        )  # fmt: skip
+        joined = fedchain(
+            "task", "join", "--task", "fedchain-task.toml", "--data", "hospital.csv",
+            "--devnet-account", "5", cwd=tmp_path,
         )  # fmt: skip
         # Assert
         assert created.returncode == 0, created.stderr
@@ -101,8 +106,68 @@ def test_a_coordinator_creates_a_funded_task_and_registers_a_hospital(
         assert task.reward_per_round == 10 * 10**18
         assert task.funded == 20 * 10**18
         record = gateway.participant(hospital)
-        assert record.status == ParticipantStatus.ACTIVE
+        assert record.status == ParticipantStatus.REGISTERED
+        assert record.name == "Hospital A"
         assert record.org_hash == hashlib.sha256(b"Hospital A").digest()
+        assert joined.returncode == 0, joined.stderr
+        assert "dataset size 40" in joined.stdout
+        member = gateway.membership(TaskId(1), hospital)
+        assert (member.joined_round, member.dataset_size) == (1, 40)
+    finally:
+        anvil.close()
+
+
+@pytest.mark.anvil
+def test_a_hospital_leaves_and_the_coordinator_closes_and_refunds_the_task(
+    tmp_path: Path, fedchain: Callable[..., Ran]
+) -> None:
+    # Prepare: a task (20 tokens funded), a registered hospital that joined it
+    anvil = AnvilChain().start()
+    hospital = devnet_account(5).address
+    _holdout(tmp_path / "holdout.csv")
+    _holdout(tmp_path / "hospital.csv", rows=40)
+    try:
+        steps = [
+            ("deploy", "--rpc-url", anvil.url, "--devnet-account", "0"),
+            ("task", "create", "--devnet-account", "0", "--holdout", "csv:holdout.csv",
+             "--rounds", "2", "--budget", "10", "--model", "logreg"),
+            ("participant", "add", hospital, "--name", "Hospital A", "--uri", "https://a.example",
+             "--devnet-account", "0"),
+            ("task", "join", "--task", "fedchain-task.toml", "--data", "hospital.csv",
+             "--devnet-account", "5"),
+        ]  # fmt: skip
+        for step in steps:
+            done = fedchain(*step, cwd=tmp_path)
+            assert done.returncode == 0, (step, done.stderr)
+        # Execute
+        left = fedchain("task", "leave", "--task-id", "1", "--devnet-account", "5", cwd=tmp_path)
+        early = fedchain("task", "refund", "--task-id", "1", "--devnet-account", "0", cwd=tmp_path)
+        closed = fedchain("task", "close", "--task-id", "1", "--devnet-account", "0", cwd=tmp_path)
+        refunded = fedchain(
+            "task", "refund", "--task-id", "1", "--devnet-account", "0", cwd=tmp_path
+        )
+        again = fedchain("task", "refund", "--task-id", "1", "--devnet-account", "0", cwd=tmp_path)
+        sweep = fedchain("task", "sweep", "--task-id", "1", "--devnet-account", "0", cwd=tmp_path)
+        cancel = fedchain("task", "cancel", "--task-id", "1", "--devnet-account", "0", cwd=tmp_path)
+        # Assert
+        assert left.returncode == 0, left.stderr
+        assert "not a member from round 1" in left.stdout
+        assert early.returncode == 1
+        assert "fedchain task close" in early.stderr
+        assert closed.returncode == 0, closed.stderr
+        assert "task 1 closed" in closed.stdout
+        assert refunded.returncode == 0, refunded.stderr
+        assert "refund: 20.000000 tokens" in refunded.stdout
+        assert "nothing to refund" in again.stdout
+        assert sweep.returncode == 1
+        assert "claim deadline" in sweep.stderr
+        assert "already closed" in cancel.stdout
+        gateway = LedgerGateway(
+            anvil.w3, Deployment.load(tmp_path / "fedchain-deployment.json"), devnet_account(0)
+        )
+        assert gateway.membership(TaskId(1), hospital).left_round == 1
+        assert gateway.participant(hospital).uri == "https://a.example"
+        assert gateway.task(TaskId(1)).refunded == 20 * 10**18
     finally:
         anvil.close()
 

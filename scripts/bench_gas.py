@@ -25,13 +25,14 @@ from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.merkle import RewardLeaf
 from fedchain.chain.records import (
     Commitment,
+    Consent,
     Reward,
     RoundId,
     RoundOutcome,
     SignedCommitment,
     TaskId,
 )
-from fedchain.chain.signing import sign_commitment
+from fedchain.chain.signing import sign_commitment, sign_consent
 from fedchain.federation.merkle_rounds import MerkleRound
 
 SIZES = (1, 10, 100)
@@ -43,6 +44,7 @@ class GasFigures:
     create_task: int
     fund_task: int
     register: int
+    join: int
     open_round: int
     direct_commitment: int
     claim: int
@@ -53,6 +55,26 @@ class GasFigures:
         return (self.commit_round[(high, rewards)] - self.commit_round[(low, rewards)]) / (
             high - low
         )
+
+
+def _join(ledger: LedgerGateway, task: TaskId, people: list[LocalAccount]) -> int:
+    """Relay the consents of ``people`` to ``task`` in batches; the gas of the first batch."""
+    spec = ledger.task(task).spec_hash
+    consents = [
+        sign_consent(p, ledger.domain, Consent(task, spec, 10**6, _sha(f"data {p.address}")))
+        for p in people
+    ]
+    gas = [
+        ledger.join_task_for(task, consents[i : i + _REGISTER_BATCH]).gas_used
+        for i in range(0, len(consents), _REGISTER_BATCH)
+    ]
+    return gas[0]
+
+
+def _register(ledger: LedgerGateway, people: list[LocalAccount]) -> None:
+    for i in range(0, len(people), _REGISTER_BATCH):
+        batch = people[i : i + _REGISTER_BATCH]
+        ledger.register_organisations([(p.address, "Org", _sha(p.address), "") for p in batch])
 
 
 def _sha(text: str) -> bytes:
@@ -85,9 +107,8 @@ def bench_gas() -> GasFigures:
     coordinator, *people = devnet_accounts(1 + SIZES[-1] + 1)
     ledger = deploy(EmbeddedChain().w3, coordinator)
     participants, direct = people[: SIZES[-1]], people[-1]
-    register = ledger.register_participant(direct.address, _sha("org")).gas_used
-    for p in participants:
-        ledger.register_participant(p.address, _sha(p.address))
+    register = ledger.register_organisation(direct.address, "Org", _sha("org")).gas_used
+    _register(ledger, participants)
     commit: dict[tuple[int, bool], int] = {}
     create = fund = 0
     for size in SIZES:
@@ -97,6 +118,7 @@ def bench_gas() -> GasFigures:
             fund = ledger.fund_task(task, 10 * _BUDGET).gas_used
             # Round 1 pays first-time storage; round 2 is the steady state that is reported.
             people_now = participants[:size]
+            _join(ledger, task, people_now)
             _, parent = _round(
                 ledger,
                 task=task,
@@ -109,12 +131,13 @@ def bench_gas() -> GasFigures:
                 ledger, task=task, round_no=2, parent=parent, signers=people_now, rewards=rewards
             )
     task, _ = ledger.create_task(_sha("direct"), _sha("init"), _BUDGET)
+    join = _join(ledger, task, [direct])
     open_gas = ledger.open_round(task, RoundId(1), _sha("init")).gas_used
     ledger.transfer_eth(direct.address, 10**18)
     mine = ledger.as_account(direct)
     direct_gas = mine.submit_commitment(Commitment(task, RoundId(1), _sha("u"), 100)).gas_used
     _, claimed = ledger.as_account(participants[0]).claim()
-    return GasFigures(create, fund, register, open_gas, direct_gas, claimed.gas_used, commit)
+    return GasFigures(create, fund, register, join, open_gas, direct_gas, claimed.gas_used, commit)
 
 
 def markdown(figures: GasFigures) -> str:
@@ -122,7 +145,8 @@ def markdown(figures: GasFigures) -> str:
     rows = [
         ("createTask", figures.create_task),
         ("fundTask (after approve)", figures.fund_task),
-        ("registerParticipant", figures.register),
+        ("registerOrganisation", figures.register),
+        ("joinTaskFor (one relayed consent)", figures.join),
         ("openRound", figures.open_round),
         ("submitCommitment (one tx per client, the usual pattern)", figures.direct_commitment),
         ("claim", figures.claim),
@@ -213,15 +237,19 @@ def _scaled_round(
     elif mode == "relayed":
         gas += ledger.commit_round(task, round_id, signed, outcome, rewards).gas_used
     else:
+        held = ledger.memberships(task, [s.participant for s in signed])
         leaves = [
             RewardLeaf(
-                s.participant,
-                s.commitment.update_hash,
-                s.commitment.num_examples,
-                10**6 // len(people),
-                amount,
+                task_id=task,
+                round=round_no,
+                index=m.index,
+                participant=s.participant,
+                update_hash=s.commitment.update_hash,
+                num_examples=s.commitment.num_examples,
+                score=10**6 // len(people),
+                amount=amount,
             )
-            for s in signed
+            for s, m in zip(signed, held, strict=True)
         ]
         record = MerkleRound.build(ledger.domain, task, round_no, leaves, signed)
         gas += ledger.commit_round_root(task, round_id, record.round_root(), outcome).gas_used
@@ -239,9 +267,7 @@ def bench_scaling(sizes: tuple[int, ...] = PARTICIPANTS) -> ScalingFigures:
     coordinator, *people = devnet_accounts(1 + largest)
     chain = EmbeddedChain(accounts=1 + largest)
     ledger = deploy(chain.w3, coordinator)
-    for start in range(0, largest, _REGISTER_BATCH):
-        batch = people[start : start + _REGISTER_BATCH]
-        ledger.register_participants([p.address for p in batch], [_sha(p.address) for p in batch])
+    _register(ledger, people)
     senders: dict[str, LedgerGateway] = {str(p.address): ledger.as_account(p) for p in people}
     figures: dict[tuple[str, int], int] = {}
     limit = gateway_module._IN_PROCESS_GAS
@@ -252,6 +278,7 @@ def bench_scaling(sizes: tuple[int, ...] = PARTICIPANTS) -> ScalingFigures:
             for mode in MODES:
                 task, _ = ledger.create_task(_sha(f"spec {mode} {size}"), _sha("init"), _BUDGET)
                 ledger.fund_task(task, 10 * _BUDGET)
+                _join(ledger, task, people[:size])
                 parent = _sha("init")
                 for round_no in (1, 2):
                     gas, parent, record = _scaled_round(

@@ -112,7 +112,7 @@ class LatencyFigures:
 
 
 def bench_latency(transactions: int = 40) -> LatencyFigures:
-    """Seconds from sending a registerParticipant transaction to its receipt, alternating
+    """Seconds from sending a registerOrganisation transaction to its receipt, alternating
     chains; each registers a new participant, so every transaction does the same work."""
     coordinator = devnet_account(0)  # DEVNET TEST key
     embedded = EmbeddedChain()
@@ -128,7 +128,7 @@ def bench_latency(transactions: int = 40) -> LatencyFigures:
             org = hashlib.sha256(f"organisation {i}".encode()).digest()
             for name, gateway in gateways.items():
                 began = time.perf_counter()
-                gateway.register_participant(participant, org)
+                gateway.register_organisation(participant, f"Organisation {i}", org)
                 times[name].append(time.perf_counter() - began)
     finally:
         anvil.close()
@@ -180,7 +180,7 @@ def markdown(figures: ScaleFigures) -> str:
 
 def latency_markdown(figures: LatencyFigures) -> str:
     lines = [
-        f"{figures.transactions} `registerParticipant` transactions on each chain, alternating, "
+        f"{figures.transactions} `registerOrganisation` transactions on each chain, alternating, "
         "each from sending to its receipt (through the same `LedgerGateway`):",
         "",
         "| chain | median (ms) | 90th percentile (ms) | transactions / s (from the median) |",

@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[dev]"
+# byzfl: a test-only reference for the robust rules (tests/unit/test_robust_rules.py), without its
+# dependencies: its package imports torchvision (GBs of CUDA wheels), the tests load only its
+# aggregator modules (numpy, torch and scipy, all installed above).
+	$(BIN)/pip install --quiet --no-deps byzfl==0.0.11
 	touch $@
 
 # Slither in its own venv: every slither-analyzer release requires web3 < 8 (pins and why they

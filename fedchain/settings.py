@@ -40,6 +40,8 @@ STRATEGY_NAMES = (
     "krum",
     "multikrum",
     "bulyan",
+    "cclip",
+    "fltrust",
 )
 
 
@@ -71,6 +73,8 @@ class RunSettings:
     contribution: str = "data-size"
     attack: str = ""
     byzantine: int = -1
+    # A step before the robust rule: "" (none), "nnm" or "bucketing:S" (fedchain.robust).
+    pre_aggregation: str = ""
     out: str = "runs/latest"
     holdout_fraction: float = 0.2
     label_column: str = "label"

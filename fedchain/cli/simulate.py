@@ -42,7 +42,8 @@ def simulate(
     strategy: Annotated[
         str,
         typer.Option(
-            help="fedavg, fedprox, fedadam, fedmedian, fedtrimmedavg, krum, multikrum, bulyan."
+            help="fedavg, fedprox, fedadam, fedmedian, fedtrimmedavg, krum, multikrum, bulyan, "
+            "cclip (centered clipping) or fltrust (trust from the server's holdout)."
         ),
     ] = "fedavg",
     model: Annotated[str, typer.Option(help="auto, logreg, mlp or cnn.")] = "auto",
@@ -70,6 +71,13 @@ def simulate(
         int,
         typer.Option(help="Attackers the robust strategies tolerate; -1 derives it from --attack."),
     ] = -1,
+    pre_aggregation: Annotated[
+        str,
+        typer.Option(
+            help="A step before the robust rule (cclip, krum, multikrum, fedmedian, "
+            "fedtrimmedavg): nnm (nearest-neighbour mixing) or bucketing:S (buckets of S)."
+        ),
+    ] = "",
     out: Annotated[Path, typer.Option(help="Directory for the run's artifacts.")] = Path(
         "runs/latest"
     ),
@@ -131,6 +139,7 @@ def simulate(
             contribution=contribution,
             attack=attack,
             byzantine=byzantine,
+            pre_aggregation=pre_aggregation,
             out=str(out),
             dropout=dropout,
             round_timeout=round_timeout,

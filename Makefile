@@ -42,8 +42,18 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # The main job: a simulated federation of 10 hospitals, every round recorded on the embedded chain.
+# A finished demo run is kept (its claims too): `make demo` again only says where it is; a demo
+# stopped by Ctrl-C goes on where it stopped.
+DEMO_OUT ?= runs/demo
 demo: setup
-	$(BIN)/fedchain simulate --out runs/demo
+	@if [ -f $(DEMO_OUT)/summary.json ]; then \
+	  echo "The demo's run is in $(DEMO_OUT) (report: $(DEMO_OUT)/report.html); kept as it is."; \
+	  echo "Run the demo again elsewhere with: make demo DEMO_OUT=runs/demo-2"; \
+	elif [ -f $(DEMO_OUT)/run.json ]; then \
+	  $(BIN)/fedchain simulate --resume $(DEMO_OUT); \
+	else \
+	  $(BIN)/fedchain simulate --out $(DEMO_OUT); \
+	fi
 
 test: setup lint docs slither test-contracts test-python
 

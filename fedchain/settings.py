@@ -22,6 +22,7 @@ __all__ = [
     "STRATEGY_NAMES",
     "RunSettings",
     "SettingsError",
+    "config_key",
 ]
 
 CHAIN_KINDS = ("embedded", "anvil", "rpc", "none")
@@ -160,7 +161,7 @@ class RunSettings:
         """The settings as a Flower run config (kebab-case keys; big ints as strings)."""
         config: dict[str, Any] = {}
         for name, value in asdict(self).items():
-            key = _key(name)
+            key = config_key(name)
             config[key] = str(value) if name == "reward_per_round" else value
         return config
 
@@ -168,7 +169,7 @@ class RunSettings:
     def from_run_config(cls, config: Mapping[str, Any]) -> RunSettings:
         """Settings from a Flower run config; missing keys keep their defaults."""
         values: dict[str, Any] = {}
-        known = {_key(f.name): f for f in fields(cls)}
+        known = {config_key(f.name): f for f in fields(cls)}
         for key, raw in config.items():
             field = known.get(key)
             if field is None:
@@ -178,7 +179,8 @@ class RunSettings:
         return cls(**values)
 
 
-def _key(name: str) -> str:
+def config_key(name: str) -> str:
+    """The run-config key of the RunSettings field ``name`` (kebab-case; ``num-server-rounds``)."""
     return "num-server-rounds" if name == "num_rounds" else name.replace("_", "-")
 
 

@@ -36,7 +36,7 @@ from fedchain.chain._transport import (
     send_native,
 )
 from fedchain.chain.deployments import Deployment
-from fedchain.chain.errors import REVERT_ERRORS, ChainError, DeploymentError
+from fedchain.chain.errors import REVERT_ERRORS, ChainError, DeploymentError, RecordError
 from fedchain.chain.logs import LogDecoder
 from fedchain.chain.merkle import LeafClaim, RewardLeaf, RewardRootRecord, RoundRoot
 from fedchain.chain.records import (
@@ -375,7 +375,7 @@ class LedgerGateway:
         """Register several participants in one transaction; those already registered with the
         same organisation hash are recognised and left out."""
         if len(addresses) != len(org_hashes):
-            raise ValueError(f"{len(addresses)} addresses but {len(org_hashes)} org hashes")
+            raise RecordError(f"{len(addresses)} addresses but {len(org_hashes)} org hashes")
         records = self.participants(addresses) if addresses else []
         todo = [
             (_address(a), o)

@@ -22,7 +22,7 @@ import numpy as np
 from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import FedAvg, Krum, MultiKrum
 
-from fedchain.errors import FedchainError
+from fedchain.errors import FedchainError, SettingsError
 from fedchain.federation.messages import Weights, arrays_to_numpy, numpy_to_arrays
 from fedchain.robust import PreAggregation
 from fedchain.robust_rules import (
@@ -120,9 +120,9 @@ class RobustAggregation(FedAvg):
         **common: Any,
     ) -> None:
         if rule not in RULES:
-            raise ValueError(f"unknown robust rule {rule!r}: one of {', '.join(RULES)}")
+            raise SettingsError(f"unknown robust rule {rule!r}: one of {', '.join(RULES)}")
         if rule == "fltrust" and server_update is None:
-            raise ValueError("fltrust needs the server's update on its root data")
+            raise SettingsError("fltrust needs the server's update on its root data")
         super().__init__(**common)
         self.rule = rule
         self.byzantine = byzantine

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CLI_NAMES",
     "ENGINES",
-    "RUN_MARKERS",
     "NoRunError",
     "Run",
     "RunExistsError",
@@ -48,9 +47,6 @@ CLI_NAMES = {
 }
 #: Flower's simulation engine (Ray, as ``fedchain simulate``), or every client in this process.
 ENGINES = ("flower", "inprocess")
-#: What a run writes before its first round (run.json is fedchain.federation.resume.RUN_FILE):
-#: a directory holding any of them holds a run.
-RUN_MARKERS = ("summary.json", "run.json", "task.json", "store")
 #: Options whose None means their default, as on the command line.
 _NONE_IS_DEFAULT = frozenset({"rpc_url"})
 #: Options that name CSV columns or classes: "a,b,c" as on the command line, or a list.
@@ -199,24 +195,29 @@ def _checked(name: str, value: Any, kind: type) -> Any:
 
 
 def check_out(out: str | os.PathLike[str], overwrite: bool = False) -> None:
-    """Refuse an output directory that already holds a run, unless ``overwrite``; or a file.
+    """Refuse an output directory that holds a run, unless ``overwrite``, or that is a file.
 
-    Called before anything starts, so a refused run writes nothing. A run is recognised by
-    any of :data:`RUN_MARKERS` (a killed run holds task.json and its store, not yet a summary).
+    The command line's check (``--out``, ``--overwrite``), on the same definition of what a
+    run writes (:data:`fedchain.simulation.preflight.RUN_ENTRIES`). It creates nothing.
 
     Raises
     ------
     RunExistsError
-        If ``out`` is a file, or holds a run and ``overwrite`` is false.
+        If ``out`` is a file or lies under one, or holds a run and ``overwrite`` is false.
     """
+    from fedchain.simulation.preflight import blocking_file, run_entries
+
     path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise RunExistsError(f"{path} is a file: give out a directory (new or holding a run)")
-    found = [name for name in RUN_MARKERS if (path / name).exists()]
+    blocking = blocking_file(path)
+    if blocking is not None:
+        where = "is a file" if blocking == path else f"cannot be a directory: {blocking} is a file"
+        raise RunExistsError(f"out {path} {where}: choose a directory for the run's artifacts")
+    found = run_entries(path)
     if found and not overwrite:
+        names = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
         raise RunExistsError(
-            f"{path} already holds a run ({', '.join(found)}): choose another out, pass "
-            "overwrite=True to replace it, or resume=... to go on with it"
+            f"{path} already holds a run ({names}): choose another out, pass overwrite=True to "
+            f"replace it, or resume={str(path)!r} to go on with it"
         )
 
 
@@ -237,7 +238,8 @@ def simulate(
         line. ``"inprocess"``: every client in this process, one after the other; no Ray start,
         the same models and hashes for a seed.
     overwrite : bool
-        Replace a run already in ``out`` (refused otherwise, before anything starts).
+        Replace a run already in ``out``: its files are deleted first (exactly those a run
+        writes; anything else in ``out`` stays). Without it such an ``out`` is refused.
     resume : path, optional
         Go on with the killed run in this directory from the last round on chain, with its own
         settings (no other option may be given). Flower engine only.
@@ -249,9 +251,10 @@ def simulate(
     Raises
     ------
     fedchain.errors.SettingsError
-        For a bad option.
+        For a bad option, or options that cannot work together (checked before anything
+        starts, as the command line checks them).
     RunExistsError
-        If ``out`` holds a run and ``overwrite`` is false.
+        If ``out`` holds a run and ``overwrite`` is false, or is a file.
     fedchain.errors.FedchainError
         If the run cannot start or finish (an unreachable node, data that cannot be split, ...).
     """
@@ -260,7 +263,12 @@ def simulate(
     if resume is not None:
         return _resume(Path(resume), engine, on_round, options)
     settings = run_settings(**options)
+    from fedchain.simulation.preflight import check_runnable, clear_run
+
     check_out(settings.out_dir, overwrite)
+    check_runnable(settings)  # scorer limits, the model for the data, the node: nothing written
+    if overwrite:
+        clear_run(settings.out_dir)  # exactly the old run's files; anything else stays
     if engine == "inprocess":
         from fedchain.simulation.inprocess import run_inprocess
 

@@ -17,15 +17,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedchain.errors import FedchainError, SettingsError
-from fedchain.settings import RunSettings
+from fedchain.errors import FedchainError, RunExistsError, SettingsError
+from fedchain.settings import OPTION_FIELDS, RunSettings
 
 if TYPE_CHECKING:
     from fedchain.audit import ModelProvenance, Verdict
     from fedchain.federation.round_report import RoundReport
 
 __all__ = [
-    "CLI_NAMES",
     "ENGINES",
     "NoRunError",
     "Run",
@@ -38,23 +37,12 @@ __all__ = [
     "write_report",
 ]
 
-#: ``fedchain simulate``'s option names that differ from the RunSettings fields they set.
-CLI_NAMES = {
-    "clients": "num_clients",
-    "rounds": "num_rounds",
-    "lr": "learning_rate",
-    "fraction": "fraction_train",
-}
 #: Flower's simulation engine (Ray, as ``fedchain simulate``), or every client in this process.
 ENGINES = ("flower", "inprocess")
 #: Options whose None means their default, as on the command line.
 _NONE_IS_DEFAULT = frozenset({"rpc_url"})
 #: Options that name CSV columns or classes: "a,b,c" as on the command line, or a list.
 _NAME_LISTS = frozenset({"features", "classes"})
-
-
-class RunExistsError(FedchainError, FileExistsError):
-    """The output directory already holds a run (or is a file)."""
 
 
 class NoRunError(FedchainError, FileNotFoundError):
@@ -136,11 +124,11 @@ def run_settings(**options: Any) -> RunSettings:
     kinds = {f.name: type(getattr(RunSettings(), f.name)) for f in fields(RunSettings)}
     values: dict[str, Any] = {}
     for name, value in options.items():
-        target = CLI_NAMES.get(name, name)
+        target = OPTION_FIELDS.get(name, name)
         if target not in kinds:
-            raise SettingsError(_unknown(name, [*CLI_NAMES, *kinds]))
+            raise SettingsError(_unknown(name, [*OPTION_FIELDS, *kinds]))
         if target in values:
-            alias = next(cli for cli, f in CLI_NAMES.items() if f == target)
+            alias = next(cli for cli, f in OPTION_FIELDS.items() if f == target)
             raise SettingsError(f"give {alias} or {target}, not both: they are the same option")
         if value is None and target in _NONE_IS_DEFAULT:
             continue  # as the command line's default: no node
@@ -197,28 +185,23 @@ def _checked(name: str, value: Any, kind: type) -> Any:
 def check_out(out: str | os.PathLike[str], overwrite: bool = False) -> None:
     """Refuse an output directory that holds a run, unless ``overwrite``, or that is a file.
 
-    The command line's check (``--out``, ``--overwrite``), on the same definition of what a
-    run writes (:data:`fedchain.simulation.preflight.RUN_ENTRIES`). It creates nothing.
+    The command line's check (``--out``, ``--overwrite``): it creates nothing.
 
     Raises
     ------
     RunExistsError
         If ``out`` is a file or lies under one, or holds a run and ``overwrite`` is false.
     """
-    from fedchain.simulation.preflight import blocking_file, run_entries
+    from fedchain.simulation import preflight
 
     path = Path(out)
-    blocking = blocking_file(path)
-    if blocking is not None:
-        where = "is a file" if blocking == path else f"cannot be a directory: {blocking} is a file"
-        raise RunExistsError(f"out {path} {where}: choose a directory for the run's artifacts")
-    found = run_entries(path)
-    if found and not overwrite:
-        names = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
-        raise RunExistsError(
-            f"{path} already holds a run ({names}): choose another out, pass overwrite=True to "
-            f"replace it, or resume={str(path)!r} to go on with it"
-        )
+    preflight.check_out(
+        path,
+        overwrite,
+        option="out",
+        replace="pass overwrite=True",
+        resume=f"resume={str(path)!r}",
+    )
 
 
 def simulate(

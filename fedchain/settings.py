@@ -18,6 +18,7 @@ __all__ = [
     "CHAIN_KINDS",
     "COMMIT_MODES",
     "CONTRIBUTION_METHODS",
+    "OPTION_FIELDS",
     "STANDARDIZE_MODES",
     "STRATEGY_NAMES",
     "RunSettings",
@@ -44,6 +45,16 @@ STRATEGY_NAMES = (
     "cclip",
     "fltrust",
 )
+
+
+#: ``fedchain simulate``'s options (and ``fedchain.simulate``'s keywords) named otherwise than
+#: the RunSettings fields they set; every other option has its field's name.
+OPTION_FIELDS = {
+    "clients": "num_clients",
+    "rounds": "num_rounds",
+    "lr": "learning_rate",
+    "fraction": "fraction_train",
+}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from fedchain.cli._common import (
 )
 from fedchain.cli._signals import Interrupt, exit_now, interrupts, signal_name
 from fedchain.errors import FedchainError
-from fedchain.settings import RunSettings
+from fedchain.settings import OPTION_FIELDS, RunSettings
 
 if TYPE_CHECKING:
     from fedchain.federation.round_report import RoundReport as RoundReportT
@@ -133,7 +133,7 @@ def simulate(
 ) -> None:
     """Simulate a federation on this machine, every round recorded on chain."""
     from fedchain.ml.data import absolute_dataset_spec
-    from fedchain.simulation.preflight import check_runnable, clear_run
+    from fedchain.simulation.preflight import check_out, check_runnable, clear_run
     from fedchain.task import decode_names, encode_names
 
     if resume is not None:
@@ -168,8 +168,9 @@ def simulate(
             commit_mode=commit_mode,
             standardize=standardize,
         )
-        _validate_workload(settings)
-        _check_out(out, overwrite)  # a file there, or a run: refused before anything starts
+        check_out(
+            out, overwrite, option="--out", replace="pass --overwrite", resume=f"--resume {out}"
+        )
         check_runnable(settings)  # scorer limits, the model for the data, the node: nothing written
     except FedchainError as exc:  # a bad option: one line naming the flag, exit code 2
         raise fail(_with_flags(str(exc)), 2) from None
@@ -190,33 +191,6 @@ def _resume(out: Path) -> None:
     _run_simulation(load_run_settings(out), resume=True)
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an --out that is a file (or under one), or holds a run without --overwrite."""
-    from fedchain.simulation.preflight import blocking_file, run_entries
-
-    blocking = blocking_file(out)
-    if blocking is not None:
-        where = "is a file" if blocking == out else f"cannot be a directory: {blocking} is a file"
-        raise fail(f"--out {out} {where}; choose a directory for the run's artifacts", 2)
-    found = run_entries(out)
-    if found and not overwrite:
-        names = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
-        raise fail(
-            f"{out} already holds a run ({names}): pass --overwrite to replace it, --resume "
-            f"{out} to go on with it, or choose another --out",
-            2,
-        )
-
-
-#: The simulate options named otherwise than the RunSettings fields they set.
-_FIELD_OF_OPTION = {
-    "clients": "num_clients",
-    "rounds": "num_rounds",
-    "lr": "learning_rate",
-    "fraction": "fraction_train",
-}
-
-
 def _with_flags(message: str) -> str:
     """``message`` with the run-config keys it names as simulate's flags (``num-clients`` ->
     ``--clients``): kebab-case keys anywhere, ``key=value`` as ``--flag value``, and a one-word
@@ -227,7 +201,7 @@ def _with_flags(message: str) -> str:
     from fedchain.settings import config_key
 
     for option in inspect.signature(simulate).parameters:
-        field = _FIELD_OF_OPTION.get(option, option)
+        field = OPTION_FIELDS.get(option, option)
         if field not in _DEFAULT:
             continue
         key, flag = re.escape(config_key(field)), "--" + option.replace("_", "-")
@@ -237,37 +211,6 @@ def _with_flags(message: str) -> str:
         else:
             message = re.sub(rf"^{key}(?= )", flag, message)
     return message
-
-
-def _validate_workload(settings: RunSettingsT) -> None:
-    """Parse the data and model options before any engine starts; bad ones exit with code 2."""
-    from fedchain.federation.workload import run_dataset
-    from fedchain.ml.data import SYNTHETIC, SYNTHETIC_DEFAULT_SIZE, split_holdout
-    from fedchain.ml.models import MODEL_NAMES
-    from fedchain.ml.partition import MIN_CLIENT_SAMPLES, parse_partition_scheme
-
-    parse_partition_scheme(settings.partition)
-    if settings.model not in ("auto", *MODEL_NAMES):
-        raise _settings_error(f"unknown model {settings.model!r}: auto, {', '.join(MODEL_NAMES)}")
-    data = run_dataset(settings)  # a CSV's columns and classes checked here
-    train, _ = split_holdout(data, settings.holdout_fraction, settings.seed)
-    if len(train) < MIN_CLIENT_SAMPLES * settings.num_clients:
-        # Rows that leave MIN_CLIENT_SAMPLES per client after the holdout (per-class rounding
-        # of the stratified split can take a few more).
-        needed = MIN_CLIENT_SAMPLES * settings.num_clients
-        rows = int(needed / (1 - settings.holdout_fraction)) + 10
-        raise _settings_error(
-            f"{len(train)} training examples of {settings.dataset} cannot give "
-            f"{settings.num_clients} clients {MIN_CLIENT_SAMPLES} examples each: use fewer "
-            f"clients or more data, e.g. --dataset {SYNTHETIC} (generated, "
-            f"{SYNTHETIC_DEFAULT_SIZE:,} rows) or {SYNTHETIC}:N with N >= {rows}"
-        )
-
-
-def _settings_error(message: str) -> Exception:
-    from fedchain.settings import SettingsError
-
-    return SettingsError(message)
 
 
 def _run_simulation(settings: RunSettingsT, resume: bool = False) -> None:

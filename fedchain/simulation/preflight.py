@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from fedchain.chain.errors import ChainUnreachable
+from fedchain.errors import RunExistsError
 from fedchain.federation.merkle_rounds import ROUNDS_DIR
 from fedchain.federation.resume import ROUNDS_FILE, RUN_FILE
 from fedchain.settings import RunSettings, SettingsError
@@ -24,7 +25,9 @@ from fedchain.settings import RunSettings, SettingsError
 __all__ = [
     "NODE_PROBE_TIMEOUT_S",
     "RUN_ENTRIES",
+    "RunExistsError",
     "blocking_file",
+    "check_out",
     "check_runnable",
     "clear_run",
     "probe_node",
@@ -82,6 +85,30 @@ def clear_run(out: Path) -> list[Path]:
     return found
 
 
+def check_out(out: Path, overwrite: bool, *, option: str, replace: str, resume: str) -> None:
+    """Refuse an output directory that is a file (or under one), or holds a run unless
+    ``overwrite``. The message names the caller's ``option`` for the directory and how it asks
+    to ``replace`` or ``resume`` a run (``--overwrite`` on the command line, ``overwrite=True``
+    in Python). Creates nothing.
+
+    Raises
+    ------
+    RunExistsError
+        If ``out`` is a file or lies under one, or holds a run and ``overwrite`` is false.
+    """
+    blocking = blocking_file(out)
+    if blocking is not None:
+        where = "is a file" if blocking == out else f"cannot be a directory: {blocking} is a file"
+        raise RunExistsError(f"{option} {out} {where}: choose a directory for the run's artifacts")
+    found = run_entries(out)
+    if found and not overwrite:
+        names = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
+        raise RunExistsError(
+            f"{out} already holds a run ({names}): {replace} to replace it, {resume} to go on "
+            f"with it, or choose another {option}"
+        )
+
+
 def check_runnable(settings: RunSettings) -> None:
     """Refuse options a run of ``settings`` could not get through, before anything starts.
 
@@ -95,12 +122,39 @@ def check_runnable(settings: RunSettings) -> None:
         The first check that fails, saying what to change: a SettingsError, a DatasetError or
         ModelError from building the task, ChainUnreachable.
     """
+    _check_workload(settings)
     _check_scorer(settings)
     from fedchain.federation.coordinator import task_spec
 
     task_spec(settings)  # the dataset, holdout and initial model, as the run builds them
     if settings.chain == "rpc":
         probe_node(settings.rpc_url)
+
+
+def _check_workload(settings: RunSettings) -> None:
+    """The partition scheme, the model name, the data's columns and classes, and enough rows
+    for every client after the holdout."""
+    from fedchain.federation.workload import run_dataset
+    from fedchain.ml.data import SYNTHETIC, SYNTHETIC_DEFAULT_SIZE, split_holdout
+    from fedchain.ml.models import MODEL_NAMES
+    from fedchain.ml.partition import MIN_CLIENT_SAMPLES, parse_partition_scheme
+
+    parse_partition_scheme(settings.partition)
+    if settings.model not in ("auto", *MODEL_NAMES):
+        raise SettingsError(f"unknown model {settings.model!r}: auto, {', '.join(MODEL_NAMES)}")
+    data = run_dataset(settings)  # a CSV's columns and classes checked here
+    train, _ = split_holdout(data, settings.holdout_fraction, settings.seed)
+    needed = MIN_CLIENT_SAMPLES * settings.num_clients
+    if len(train) < needed:
+        # Rows that leave MIN_CLIENT_SAMPLES per client after the holdout (per-class rounding
+        # of the stratified split can take a few more).
+        rows = int(needed / (1 - settings.holdout_fraction)) + 10
+        raise SettingsError(
+            f"{len(train)} training examples of {settings.dataset} cannot give "
+            f"{settings.num_clients} clients {MIN_CLIENT_SAMPLES} examples each: use fewer "
+            f"clients or more data, e.g. --dataset {SYNTHETIC} (generated, "
+            f"{SYNTHETIC_DEFAULT_SIZE:,} rows) or {SYNTHETIC}:N with N >= {rows}"
+        )
 
 
 def _check_scorer(settings: RunSettings) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 import fedchain
 from fedchain.api import (
-    CLI_NAMES,
+    OPTION_FIELDS,
     NoRunError,
     Run,
     RunExistsError,
@@ -90,7 +90,7 @@ def test_an_unknown_option_is_told_every_valid_one() -> None:
     with pytest.raises(SettingsError) as raised:
         run_settings(epochs=2)
     # Assert
-    for name in (*CLI_NAMES, *CLI_NAMES.values(), "local_epochs", "proximal_mu", "out"):
+    for name in (*OPTION_FIELDS, *OPTION_FIELDS.values(), "local_epochs", "proximal_mu", "out"):
         assert name in str(raised.value)
 
 
@@ -163,6 +163,7 @@ def test_simulate_refuses_an_output_holding_a_run_before_anything_starts(tmp_pat
     [
         ({"contribution": "shapley", "clients": 40}, "contribution shapley scores at most"),
         ({"model": "cnn"}, "cnn"),
+        ({"clients": 300}, "cannot give 300 clients"),  # ran ten failed rounds before
     ],
 )
 def test_options_that_cannot_work_are_refused_with_nothing_written(

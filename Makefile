@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[dev]"
+# byzfl: a test-only reference for the robust rules (tests/unit/test_robust_rules.py), without its
+# dependencies: its package imports torchvision (GBs of CUDA wheels), the tests load only its
+# aggregator modules (numpy, torch and scipy, all installed above).
+	$(BIN)/pip install --quiet --no-deps byzfl==0.0.11
 	touch $@
 
 # Slither in its own venv: every slither-analyzer release requires web3 < 8 (pins and why they
@@ -38,8 +42,18 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # The main job: a simulated federation of 10 hospitals, every round recorded on the embedded chain.
+# A finished demo run is kept (its claims too): `make demo` again only says where it is; a demo
+# stopped by Ctrl-C goes on where it stopped.
+DEMO_OUT ?= runs/demo
 demo: setup
-	$(BIN)/fedchain simulate --out runs/demo
+	@if [ -f $(DEMO_OUT)/summary.json ]; then \
+	  echo "The demo's run is in $(DEMO_OUT) (report: $(DEMO_OUT)/report.html); kept as it is."; \
+	  echo "Run the demo again elsewhere with: make demo DEMO_OUT=runs/demo-2"; \
+	elif [ -f $(DEMO_OUT)/run.json ]; then \
+	  $(BIN)/fedchain simulate --resume $(DEMO_OUT); \
+	else \
+	  $(BIN)/fedchain simulate --out $(DEMO_OUT); \
+	fi
 
 test: setup lint docs slither test-contracts test-python
 

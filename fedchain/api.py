@@ -17,17 +17,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedchain.errors import FedchainError, SettingsError
-from fedchain.settings import RunSettings
+from fedchain.errors import FedchainError, RunExistsError, SettingsError
+from fedchain.settings import OPTION_FIELDS, RunSettings
 
 if TYPE_CHECKING:
     from fedchain.audit import ModelProvenance, Verdict
     from fedchain.federation.round_report import RoundReport
 
 __all__ = [
-    "CLI_NAMES",
     "ENGINES",
-    "RUN_MARKERS",
     "NoRunError",
     "Run",
     "RunExistsError",
@@ -39,26 +37,12 @@ __all__ = [
     "write_report",
 ]
 
-#: ``fedchain simulate``'s option names that differ from the RunSettings fields they set.
-CLI_NAMES = {
-    "clients": "num_clients",
-    "rounds": "num_rounds",
-    "lr": "learning_rate",
-    "fraction": "fraction_train",
-}
 #: Flower's simulation engine (Ray, as ``fedchain simulate``), or every client in this process.
 ENGINES = ("flower", "inprocess")
-#: What a run writes before its first round (run.json is fedchain.federation.resume.RUN_FILE):
-#: a directory holding any of them holds a run.
-RUN_MARKERS = ("summary.json", "run.json", "task.json", "store")
 #: Options whose None means their default, as on the command line.
 _NONE_IS_DEFAULT = frozenset({"rpc_url"})
 #: Options that name CSV columns or classes: "a,b,c" as on the command line, or a list.
 _NAME_LISTS = frozenset({"features", "classes"})
-
-
-class RunExistsError(FedchainError, FileExistsError):
-    """The output directory already holds a run (or is a file)."""
 
 
 class NoRunError(FedchainError, FileNotFoundError):
@@ -140,11 +124,11 @@ def run_settings(**options: Any) -> RunSettings:
     kinds = {f.name: type(getattr(RunSettings(), f.name)) for f in fields(RunSettings)}
     values: dict[str, Any] = {}
     for name, value in options.items():
-        target = CLI_NAMES.get(name, name)
+        target = OPTION_FIELDS.get(name, name)
         if target not in kinds:
-            raise SettingsError(_unknown(name, [*CLI_NAMES, *kinds]))
+            raise SettingsError(_unknown(name, [*OPTION_FIELDS, *kinds]))
         if target in values:
-            alias = next(cli for cli, f in CLI_NAMES.items() if f == target)
+            alias = next(cli for cli, f in OPTION_FIELDS.items() if f == target)
             raise SettingsError(f"give {alias} or {target}, not both: they are the same option")
         if value is None and target in _NONE_IS_DEFAULT:
             continue  # as the command line's default: no node
@@ -199,25 +183,25 @@ def _checked(name: str, value: Any, kind: type) -> Any:
 
 
 def check_out(out: str | os.PathLike[str], overwrite: bool = False) -> None:
-    """Refuse an output directory that already holds a run, unless ``overwrite``; or a file.
+    """Refuse an output directory that holds a run, unless ``overwrite``, or that is a file.
 
-    Called before anything starts, so a refused run writes nothing. A run is recognised by
-    any of :data:`RUN_MARKERS` (a killed run holds task.json and its store, not yet a summary).
+    The command line's check (``--out``, ``--overwrite``): it creates nothing.
 
     Raises
     ------
     RunExistsError
-        If ``out`` is a file, or holds a run and ``overwrite`` is false.
+        If ``out`` is a file or lies under one, or holds a run and ``overwrite`` is false.
     """
+    from fedchain.simulation import preflight
+
     path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise RunExistsError(f"{path} is a file: give out a directory (new or holding a run)")
-    found = [name for name in RUN_MARKERS if (path / name).exists()]
-    if found and not overwrite:
-        raise RunExistsError(
-            f"{path} already holds a run ({', '.join(found)}): choose another out, pass "
-            "overwrite=True to replace it, or resume=... to go on with it"
-        )
+    preflight.check_out(
+        path,
+        overwrite,
+        option="out",
+        replace="pass overwrite=True",
+        resume=f"resume={str(path)!r}",
+    )
 
 
 def simulate(
@@ -237,7 +221,8 @@ def simulate(
         line. ``"inprocess"``: every client in this process, one after the other; no Ray start,
         the same models and hashes for a seed.
     overwrite : bool
-        Replace a run already in ``out`` (refused otherwise, before anything starts).
+        Replace a run already in ``out``: its files are deleted first (exactly those a run
+        writes; anything else in ``out`` stays). Without it such an ``out`` is refused.
     resume : path, optional
         Go on with the killed run in this directory from the last round on chain, with its own
         settings (no other option may be given). Flower engine only.
@@ -249,9 +234,10 @@ def simulate(
     Raises
     ------
     fedchain.errors.SettingsError
-        For a bad option.
+        For a bad option, or options that cannot work together (checked before anything
+        starts, as the command line checks them).
     RunExistsError
-        If ``out`` holds a run and ``overwrite`` is false.
+        If ``out`` holds a run and ``overwrite`` is false, or is a file.
     fedchain.errors.FedchainError
         If the run cannot start or finish (an unreachable node, data that cannot be split, ...).
     """
@@ -260,7 +246,12 @@ def simulate(
     if resume is not None:
         return _resume(Path(resume), engine, on_round, options)
     settings = run_settings(**options)
+    from fedchain.simulation.preflight import check_runnable, clear_run
+
     check_out(settings.out_dir, overwrite)
+    check_runnable(settings)  # scorer limits, the model for the data, the node: nothing written
+    if overwrite:
+        clear_run(settings.out_dir)  # exactly the old run's files; anything else stays
     if engine == "inprocess":
         from fedchain.simulation.inprocess import run_inprocess
 

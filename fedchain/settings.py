@@ -18,10 +18,12 @@ __all__ = [
     "CHAIN_KINDS",
     "COMMIT_MODES",
     "CONTRIBUTION_METHODS",
+    "OPTION_FIELDS",
     "STANDARDIZE_MODES",
     "STRATEGY_NAMES",
     "RunSettings",
     "SettingsError",
+    "config_key",
 ]
 
 CHAIN_KINDS = ("embedded", "anvil", "rpc", "none")
@@ -40,7 +42,19 @@ STRATEGY_NAMES = (
     "krum",
     "multikrum",
     "bulyan",
+    "cclip",
+    "fltrust",
 )
+
+
+#: ``fedchain simulate``'s options (and ``fedchain.simulate``'s keywords) named otherwise than
+#: the RunSettings fields they set; every other option has its field's name.
+OPTION_FIELDS = {
+    "clients": "num_clients",
+    "rounds": "num_rounds",
+    "lr": "learning_rate",
+    "fraction": "fraction_train",
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,8 @@ class RunSettings:
     contribution: str = "data-size"
     attack: str = ""
     byzantine: int = -1
+    # A step before the robust rule: "" (none), "nnm" or "bucketing:S" (fedchain.robust).
+    pre_aggregation: str = ""
     out: str = "runs/latest"
     holdout_fraction: float = 0.2
     label_column: str = "label"
@@ -156,7 +172,7 @@ class RunSettings:
         """The settings as a Flower run config (kebab-case keys; big ints as strings)."""
         config: dict[str, Any] = {}
         for name, value in asdict(self).items():
-            key = _key(name)
+            key = config_key(name)
             config[key] = str(value) if name == "reward_per_round" else value
         return config
 
@@ -164,7 +180,7 @@ class RunSettings:
     def from_run_config(cls, config: Mapping[str, Any]) -> RunSettings:
         """Settings from a Flower run config; missing keys keep their defaults."""
         values: dict[str, Any] = {}
-        known = {_key(f.name): f for f in fields(cls)}
+        known = {config_key(f.name): f for f in fields(cls)}
         for key, raw in config.items():
             field = known.get(key)
             if field is None:
@@ -174,7 +190,8 @@ class RunSettings:
         return cls(**values)
 
 
-def _key(name: str) -> str:
+def config_key(name: str) -> str:
+    """The run-config key of the RunSettings field ``name`` (kebab-case; ``num-server-rounds``)."""
     return "num-server-rounds" if name == "num_rounds" else name.replace("_", "-")
 
 

@@ -1,4 +1,5 @@
-"""Session-wide guards: no process a test started may outlive the test session."""
+"""Session-wide guards: no test hangs for long, and no process a test started outlives the
+test session."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ from e2e._processes import SESSION_MARKER, describe, kill_processes, leftovers
 
 #: How long processes that are being stopped get to exit before they count as left behind.
 _GRACE_S = 15.0
+
+#: The per-test timeout of a test marked ``slow`` (a real federation or a long run), whose
+#: module fixture may run one: the longest took 134 s on a 2-core machine at load 13. Every
+#: other test has pyproject.toml's ``timeout`` (300 s). Either way a hang ends in minutes.
+SLOW_TIMEOUT_S = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each ``slow`` test without a timeout of its own the longer :data:`SLOW_TIMEOUT_S`."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -123,10 +123,14 @@ def _replay_task(
     )
     broken = ""  # the round a stateful strategy's replay broke at
     results = []
+    produced: dict[str, str] = {}  # global model -> the parent of the latest round that made it
     for entry in task.committed_rounds():
         result = RoundReplay(entry.round)
         results.append(result)
-        loaded = _load_round(store, entry)
+        previous = produced.get(entry.parent_hash.lower()) if replay.primed else None
+        if entry.global_hash:
+            produced[entry.global_hash.lower()] = entry.parent_hash
+        loaded = _load_round(store, entry, previous)
         if isinstance(loaded, tuple):
             result.blocked, result.blocked_by = loaded
         elif broken:
@@ -152,11 +156,14 @@ class _LoadedRound:
     updates: list[Weights]
     examples: list[int]
     addresses: list[str]
+    previous: Weights | None = None  # the model the parent was aggregated from
 
 
-def _load_round(store: ModelStore, entry: RoundLineage) -> _LoadedRound | tuple[str, str | None]:
-    """The round's parent, global model and accepted updates, or why they cannot be read (and
-    whose update it is)."""
+def _load_round(
+    store: ModelStore, entry: RoundLineage, previous_hash: str | None = None
+) -> _LoadedRound | tuple[str, str | None]:
+    """The round's parent, global model and accepted updates (and, given its hash, the model
+    the parent was aggregated from), or why they cannot be read (and whose update it is)."""
     accepted = entry.accepted
     updates = []
     for c in accepted:
@@ -167,6 +174,11 @@ def _load_round(store: ModelStore, entry: RoundLineage) -> _LoadedRound | tuple[
     parent, problem = _load(store, entry.parent_hash)
     if parent is None:
         return f"parent model: {problem}", None
+    previous = None
+    if previous_hash is not None:
+        previous, problem = _load(store, previous_hash)
+        if previous is None:
+            return f"the model before the parent: {problem}", None
     global_model, _ = _load(store, entry.global_hash or "")
     return _LoadedRound(
         parent,
@@ -174,6 +186,7 @@ def _load_round(store: ModelStore, entry: RoundLineage) -> _LoadedRound | tuple[
         updates,
         [c.num_examples for c in accepted],
         [c.participant for c in accepted],
+        previous,
     )
 
 
@@ -196,6 +209,11 @@ class _Replay:
     def stateful(self) -> bool:
         return _is_stateful(self.strategy)
 
+    @property
+    def primed(self) -> bool:
+        """Whether the strategy takes the round's history (``prime``) before aggregating."""
+        return hasattr(self.strategy, "prime")
+
     def round(self, entry: RoundLineage, loaded: _LoadedRound, result: RoundReplay) -> None:
         recomputed = self._aggregate(entry, loaded, result)
         global_model = loaded.global_model if loaded.global_model is not None else recomputed
@@ -217,7 +235,7 @@ class _Replay:
     ) -> Weights | None:
         from fedchain.federation.messages import arrays_to_numpy
 
-        _prime(self.strategy, loaded.parent)
+        _prime(self.strategy, entry.round, loaded)
         replies = _replies(loaded.updates, loaded.examples)
         arrays, _ = self.strategy.aggregate_train(entry.round, replies)
         if arrays is None:
@@ -331,10 +349,15 @@ def _is_stateful(strategy: Any) -> bool:
     return isinstance(strategy, FedOpt)
 
 
-def _prime(strategy: Any, parent: Weights) -> None:
-    """What ``configure_train`` tells a server-side optimiser: the round's starting model."""
+def _prime(strategy: Any, round_id: int, loaded: _LoadedRound) -> None:
+    """What the server told the strategy before aggregating: a server-side optimiser's starting
+    model (``configure_train``), or the round's history (the ledger wrapper's ``prime``)."""
     if _is_stateful(strategy):
-        strategy.current_arrays = {k: np.asarray(v) for k, v in parent.items()}
+        strategy.current_arrays = {k: np.asarray(v) for k, v in loaded.parent.items()}
+    if hasattr(strategy, "prime"):
+        from fedchain.federation.robust_strategies import RoundHistory
+
+        strategy.prime(RoundHistory(round_id, loaded.parent, loaded.previous))
 
 
 def _load(store: ModelStore, digest: str) -> tuple[Weights | None, str]:

@@ -28,6 +28,7 @@ from web3.types import RPCEndpoint
 
 from fedchain.chain._reverts import RevertDecoder, is_revert
 from fedchain.chain.errors import (
+    CallArgumentsError,
     ChainError,
     ChainReset,
     ChainUnreachable,
@@ -371,7 +372,7 @@ def calldata(call: ContractFunction) -> str:
     commit, paid on the round's critical path. fedchain's arguments are already typed values.
     """
     if call.kwargs:  # positional only: the ABI's order is the encoding's order
-        raise TypeError(f"{call.fn_name}: pass the contract arguments by position")
+        raise CallArgumentsError(f"{call.fn_name}: pass the contract arguments by position")
     selector = function_abi_to_4byte_selector(call.abi)
     return "0x" + (selector + abi_encode(get_abi_input_types(call.abi), call.args)).hex()
 

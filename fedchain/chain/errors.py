@@ -128,6 +128,22 @@ class SignatureError(ChainError, ValueError):
     """A signature is malformed: no signer can be recovered from it."""
 
 
+class RecordError(ChainError, ValueError):
+    """A ledger record (hash, commitment, outcome, reward) is out of its on-chain range."""
+
+
+class EventDecodeError(ChainError, ValueError):
+    """A contract event cannot be decoded from its log."""
+
+
+class CallArgumentsError(ChainError, TypeError):
+    """A contract call was given its arguments in a form the encoder does not take."""
+
+
+class WriteSkipped(ChainError, RuntimeError):
+    """A queued ledger write was not sent because an earlier one failed."""
+
+
 class TransactionFailed(ChainError, RuntimeError):
     """A transaction was mined but failed, or reverted without a known reason."""
 

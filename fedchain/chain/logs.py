@@ -18,6 +18,8 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
+from fedchain.chain.errors import EventDecodeError
+
 __all__ = ["LogDecoder"]
 
 
@@ -40,7 +42,7 @@ class LogDecoder:
             for i in inputs:  # a dynamic indexed argument is stored as its hash: not decodable
                 dynamic = i["type"] in ("string", "bytes", "tuple") or "[" in i["type"]
                 if i["indexed"] and dynamic:
-                    raise ValueError(f"{entry['name']}: indexed {i['type']} is stored hashed")
+                    raise EventDecodeError(f"{entry['name']}: indexed {i['type']} is stored hashed")
             signature = f"{entry['name']}({','.join(i['type'] for i in inputs)})"
             self._layouts[keccak(text=signature)] = _EventLayout(
                 str(entry["name"]),
@@ -56,7 +58,7 @@ class LogDecoder:
         if layout is None:
             return None
         if len(topics) != 1 + len(layout.topics):
-            raise ValueError(
+            raise EventDecodeError(
                 f"{layout.name}: {len(topics) - 1} topics, expected {len(layout.topics)}"
             )
         args: dict[str, Any] = {}

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from fedchain.chain.errors import ChainReset
+from fedchain.chain.errors import ChainReset, WriteSkipped
 
 __all__ = ["WriteQueue"]
 
@@ -82,7 +82,7 @@ class WriteQueue:
         try:
             with self._lock:
                 if self._failure is not None:
-                    raise RuntimeError("skipped: an earlier ledger write failed") from self._failure
+                    raise WriteSkipped("skipped: an earlier ledger write failed") from self._failure
             try:
                 result = self._settle(write)
                 self._done.append(write)

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import NewType
 
+from fedchain.chain.errors import RecordError
+
 __all__ = [
     "Commitment",
     "Consent",
@@ -38,7 +40,7 @@ _SIGNATURE_BYTES = 65
 
 def _check_hash(name: str, value: bytes) -> None:
     if len(value) != _HASH_BYTES:
-        raise ValueError(f"{name} must be 32 bytes (a SHA-256), got {len(value)}")
+        raise RecordError(f"{name} must be 32 bytes (a SHA-256), got {len(value)}")
 
 
 class ParticipantStatus(enum.IntEnum):
@@ -110,7 +112,7 @@ class Commitment:
     def __post_init__(self) -> None:
         _check_hash("update_hash", self.update_hash)
         if self.num_examples < 0:
-            raise ValueError(f"num_examples must be >= 0, got {self.num_examples}")
+            raise RecordError(f"num_examples must be >= 0, got {self.num_examples}")
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class SignedCommitment:
 
     def __post_init__(self) -> None:
         if len(self.signature) != _SIGNATURE_BYTES:
-            raise ValueError(f"signature must be 65 bytes, got {len(self.signature)}")
+            raise RecordError(f"signature must be 65 bytes, got {len(self.signature)}")
 
     def compact(self) -> tuple[bytes, bytes]:
         """The EIP-2098 compact form (r, yParityAndS) the contract takes."""
@@ -151,7 +153,7 @@ class Consent:
         _check_hash("spec_hash", self.spec_hash)
         _check_hash("data_hash", self.data_hash)
         if not 0 <= self.dataset_size < 2**64:
-            raise ValueError(f"dataset_size must fit in uint64, got {self.dataset_size}")
+            raise RecordError(f"dataset_size must fit in uint64, got {self.dataset_size}")
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ class SignedConsent:
 
     def __post_init__(self) -> None:
         if len(self.signature) != _SIGNATURE_BYTES:
-            raise ValueError(f"signature must be 65 bytes, got {len(self.signature)}")
+            raise RecordError(f"signature must be 65 bytes, got {len(self.signature)}")
 
     def compact(self) -> tuple[bytes, bytes]:
         """The EIP-2098 compact form (r, yParityAndS) the contract takes."""
@@ -184,9 +186,9 @@ class RoundOutcome:
         _check_hash("global_model_hash", self.global_model_hash)
         _check_hash("scoring_hash", self.scoring_hash)
         if not 0 <= self.accuracy_ppm <= 1_000_000:
-            raise ValueError(f"accuracy_ppm must be within 0..1e6, got {self.accuracy_ppm}")
+            raise RecordError(f"accuracy_ppm must be within 0..1e6, got {self.accuracy_ppm}")
         if not 0 <= self.loss_ppm < 2**64:
-            raise ValueError(f"loss_ppm must fit in uint64, got {self.loss_ppm}")
+            raise RecordError(f"loss_ppm must fit in uint64, got {self.loss_ppm}")
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ class Reward:
 
     def __post_init__(self) -> None:
         if self.amount < 0:
-            raise ValueError(f"reward amount must be >= 0, got {self.amount}")
+            raise RecordError(f"reward amount must be >= 0, got {self.amount}")
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ class TaskTerms:
 
     def __post_init__(self) -> None:
         if self.claim_period <= self.challenge_period:
-            raise ValueError(
+            raise RecordError(
                 f"the claim period ({self.claim_period} s) must exceed the challenge period "
                 f"({self.challenge_period} s)"
             )

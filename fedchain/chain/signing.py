@@ -166,11 +166,11 @@ def recover_signer(domain: LedgerDomain, signed: SignedCommitment) -> str:
 def _recover(digest: Hash32, signature: bytes) -> str:
     """The checksummed signer of ``digest``; ValueError (or eth-keys' errors) when none."""
     if len(signature) != 65:
-        raise ValueError(f"signature must be 65 bytes, got {len(signature)}")
+        raise SignatureError(f"signature must be 65 bytes, got {len(signature)}")
     if int.from_bytes(signature[32:64], "big") > _HALF_ORDER:
         # The same signer's other valid signature (EIP-2): the contract refuses it, and its
         # compact form (parity in the top bit of s) cannot carry it.
-        raise ValueError("s is in the upper half of the curve order (a malleated signature)")
+        raise SignatureError("s is in the upper half of the curve order (a malleated signature)")
     v = signature[64]
     parity = v - 27 if v >= 27 else v  # 27/28, or the bare parity: as compact() reads it
     standard = Signature(signature_bytes=signature[:64] + bytes([parity]))

@@ -26,12 +26,23 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 DEVNET_CHAIN_IDS = frozenset({31337, 1337})
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+#: The exit code of every command given a --run / --out / --resume that holds no run: a usage
+#: error (the path given), as click's own for a bad option.
+NO_RUN_EXIT = 2
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one red error line; the caller raises the returned exit."""
     err_console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code)
+
+
+def require_run(run: Path) -> None:
+    """Exit with :data:`NO_RUN_EXIT` and one line unless ``run`` holds a finished run."""
+    if not (run / "summary.json").is_file():
+        raise fail(
+            f"no run at {run}: expected summary.json there (see `fedchain simulate`)", NO_RUN_EXIT
+        )
 
 
 def signer(

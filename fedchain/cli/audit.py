@@ -17,6 +17,7 @@ from fedchain.cli._common import (
     console,
     err_console,
     fail,
+    require_run,
 )
 
 if TYPE_CHECKING:
@@ -271,5 +272,6 @@ def report(
     plots, participants and the audit verdict."""
     from fedchain.report import write_report
 
+    require_run(run)
     written = write_report(run, audit_verdict(run, recompute), out)
     console.print(f"report of {run}: [bold]{written}[/] ({written.stat().st_size:,} bytes)")

@@ -14,6 +14,7 @@ from fedchain.cli._common import (
     RunOption,
     app,
     console,
+    require_run,
     signer,
     tokens,
 )
@@ -29,6 +30,7 @@ def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> 
     """Each participant's attributed, claimed and claimable rewards, read from the chain."""
     from fedchain.audit import open_run
 
+    require_run(run)
     opened = open_run(run, rpc_url)
     try:
         if opened.settings.commit_mode == "merkle":
@@ -86,6 +88,7 @@ def claim(
     """Pull everything the ledger owes this participant (a saved embedded chain keeps the claim)."""
     from fedchain.audit import open_run
 
+    require_run(run)
     opened = open_run(run, rpc_url, resume=True)
     try:
         gateway = opened.gateway

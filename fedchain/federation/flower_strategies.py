@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from flwr.serverapp.strategy import (
     Bulyan,
     FedAdam,
@@ -11,15 +14,47 @@ from flwr.serverapp.strategy import (
     FedMedian,
     FedProx,
     FedTrimmedAvg,
-    Krum,
-    MultiKrum,
     Strategy,
 )
 
-from fedchain.robust import byzantine_count, check_tolerance, sampled_count, trim_fraction
+from fedchain.federation.messages import Weights
+from fedchain.federation.robust_strategies import (
+    RobustAggregation,
+    SelectingKrum,
+    SelectingMultiKrum,
+)
+from fedchain.robust import (
+    byzantine_count,
+    check_tolerance,
+    parse_pre_aggregation,
+    sampled_count,
+    trim_fraction,
+)
 from fedchain.settings import RunSettings, SettingsError
 
-__all__ = ["build_strategy"]
+__all__ = ["HoldoutUpdate", "build_strategy", "server_seed"]
+
+
+def server_seed(task_seed: int, server_round: int) -> int:
+    """The seed of the server's own training in a round (FLTrust): the clients' formula
+    (:func:`fedchain.federation.participant._seed`) with partition ``-1``, so it is no client's
+    seed."""
+    return task_seed * 1_000_003 + server_round * 1_009 - 1
+
+
+@dataclass(frozen=True)
+class HoldoutUpdate:
+    """FLTrust's root-data update: the parent trained on the task's holdout (the server's own
+    data, which it also evaluates on), as a client trains, with :func:`server_seed`."""
+
+    settings: RunSettings
+
+    def __call__(self, parent: Mapping[str, np.ndarray[Any, Any]], server_round: int) -> Weights:
+        from fedchain.federation.workload import holdout, train_locally
+
+        data = holdout(self.settings).data
+        seed = server_seed(self.settings.seed, server_round)
+        return train_locally(self.settings, data, parent, seed=seed)[0]
 
 
 def build_strategy(settings: RunSettings, num_nodes: int) -> Strategy:
@@ -29,7 +64,12 @@ def build_strategy(settings: RunSettings, num_nodes: int) -> Strategy:
     federated evaluation is switched off (``fraction_evaluate=0``). The robust rules get their
     attacker count ``f`` from :func:`byzantine_count`: Krum, MultiKrum and Bulyan as
     ``num_malicious_nodes`` (MultiKrum keeps ``n - f`` updates), FedTrimmedAvg as
-    ``beta`` (``f`` updates cut off each tail: :func:`trim_fraction`).
+    ``beta`` (``f`` updates cut off each tail: :func:`trim_fraction`). Krum and MultiKrum also
+    say which updates they kept (``last_update_weights``).
+
+    ``cclip`` and ``fltrust``, and any rule with ``settings.pre_aggregation``, are
+    :class:`~fedchain.federation.robust_strategies.RobustAggregation`: it needs ``prime`` before
+    each round's aggregation, which the ledger wrapper calls.
 
     Raises
     ------
@@ -46,6 +86,16 @@ def build_strategy(settings: RunSettings, num_nodes: int) -> Strategy:
         "min_available_nodes": min(settings.min_train_nodes, num_nodes),
     }
     name = settings.strategy
+    pre = parse_pre_aggregation(settings.pre_aggregation)
+    if name in ("cclip", "fltrust") or pre is not None:
+        return RobustAggregation(
+            name,
+            byzantine=malicious,
+            pre_aggregation=pre,
+            task_seed=settings.seed,
+            server_update=HoldoutUpdate(settings) if name == "fltrust" else None,
+            **common,
+        )
     if name == "fedavg":
         return FedAvg(**common)
     if name == "fedprox":
@@ -57,9 +107,9 @@ def build_strategy(settings: RunSettings, num_nodes: int) -> Strategy:
     if name == "fedtrimmedavg":
         return FedTrimmedAvg(**common, beta=trim_fraction(malicious, sampled))
     if name == "krum":
-        return Krum(**common, num_malicious_nodes=malicious)
+        return SelectingKrum(**common, num_malicious_nodes=malicious)
     if name == "multikrum":
-        return MultiKrum(
+        return SelectingMultiKrum(
             **common, num_malicious_nodes=malicious, num_nodes_to_select=sampled - malicious
         )
     if name == "bulyan":

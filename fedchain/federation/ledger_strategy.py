@@ -42,6 +42,7 @@ from fedchain.contribution.round import RoundScoring, score_round, scoring_seed
 from fedchain.federation.coalitions import aggregation_order, coalition_aggregator, frozen_heap
 from fedchain.federation.merkle_rounds import MerkleRound, publish
 from fedchain.federation.messages import Weights, arrays_to_numpy
+from fedchain.federation.robust_strategies import RoundHistory
 from fedchain.federation.round_report import ParticipantOutcome, RoundReport
 from fedchain.hashing import ModelHash, model_hash, to_hex
 from fedchain.record_keys import (
@@ -216,6 +217,7 @@ class LedgerStrategy(Strategy):
         for update in updates:  # every accepted update is kept, so anyone can recompute the round
             self.store.put(update)
         try:
+            self._prime_inner(server_round)
             with frozen_heap():
                 arrays, metrics = self.inner.aggregate_train(
                     server_round, [c.message for c in accepted]
@@ -240,6 +242,22 @@ class LedgerStrategy(Strategy):
         else:
             self._announce(report)
         return arrays, metrics
+
+    def _prime_inner(self, server_round: int) -> None:
+        """Give a strategy that defines ``prime`` (fedchain.federation.robust_strategies) the
+        round's parent and the model the parent was aggregated from, read from the run's record
+        (the rounds' reports, restored from the journal on resume, and the store), never from
+        memory the strategy kept: the audit's replay primes it the same way."""
+        prime = getattr(self.inner, "prime", None)
+        if prime is None:
+            return
+        parent = self._parent_weights[server_round]
+        wanted, previous = to_hex(self._parents[server_round]), None
+        for report in reversed(self.reports):  # the latest round that produced the parent
+            if report.round < server_round and report.global_model_hash == wanted:
+                previous = self.store.get(report.parent_model_hash)
+                break
+        prime(RoundHistory(server_round, parent, previous))
 
     def _score(
         self, server_round: int, accepted: list[_Checked], updates: list[Weights], weights: Weights

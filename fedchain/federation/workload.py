@@ -26,7 +26,7 @@ from fedchain.ml.data import (
     parse_dataset_spec,
     split_holdout,
 )
-from fedchain.ml.errors import DatasetError
+from fedchain.ml.errors import DatasetError, PartitionError
 from fedchain.ml.models import CNN, MLP, build_model
 from fedchain.ml.partition import partition
 from fedchain.ml.preprocess import Standardizer, preprocess
@@ -318,7 +318,7 @@ def client_data(
     """
     total = num_partitions or settings.num_clients
     if not 0 <= partition_id < total:
-        raise ValueError(f"partition id {partition_id} outside 0..{total - 1}")
+        raise PartitionError(f"partition id {partition_id} outside 0..{total - 1}")
     return _client_data(settings, partition_id, total)
 
 

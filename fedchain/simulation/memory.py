@@ -17,6 +17,8 @@ from types import TracebackType
 
 import psutil
 
+from fedchain.errors import SettingsError
+
 __all__ = ["DEFAULT_INTERVAL_S", "TREE_REFRESH_S", "MemorySample", "PeakMemory", "tree", "tree_rss"]
 
 #: Seconds between samples: memory held for a round (a second or more) is seen; a few small
@@ -76,7 +78,7 @@ class PeakMemory:
 
     def __init__(self, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         if interval_s <= 0:
-            raise ValueError(f"interval_s must be > 0, got {interval_s}")
+            raise SettingsError(f"interval_s must be > 0, got {interval_s}")
         self.interval_s = interval_s
         self._root = psutil.Process()
         self._members = tree(self._root)

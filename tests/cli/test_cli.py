@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -156,7 +157,14 @@ def test_simulate_prints_a_table_of_rounds_and_where_the_artifacts_are(tmp_path:
         "simulate", "--clients", "3", "--rounds", "2", "--out", str(tmp_path / "run"), timeout=600
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "accuracy" in done.stdout
+    # A line per round, as the output is no terminal (a CI log); then the tables.
+    assert "round 1/2: accuracy 0." in done.stdout
+    assert "round 2/2: accuracy 0." in done.stdout
     assert "final model 0x" in done.stdout
-    assert (tmp_path / "run" / "summary.json").exists()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert "artifacts in" in done.stdout
+    # Each participant's total reward, in tokens (10**18 base units each).
+    assert "rewards of task 1" in done.stdout
+    for address, amount in summary["rewards"].items():
+        assert re.search(rf"{address}\s.*\s{int(amount) / 10**18:,.6f}", done.stdout), address
+    assert "rewards paid 2,000.000000 tokens in all" in done.stdout

@@ -95,6 +95,7 @@ def test_a_second_run_into_the_same_out_is_refused_unless_overwrite(
     monkeypatch.chdir(where)
     summary = (where / "runs" / "api" / "summary.json").read_bytes()
     written = (where / "runs" / "api" / "summary.json").stat().st_mtime_ns
+    (where / "runs" / "api" / "notes.txt").write_text("mine")  # not the run's: kept
     # Execute
     with pytest.raises(RunExistsError) as refused:
         fedchain.simulate(**EXAMPLE)
@@ -104,5 +105,7 @@ def test_a_second_run_into_the_same_out_is_refused_unless_overwrite(
     assert "runs/api already holds a run" in str(refused.value)
     assert kept == summary  # nothing written by the refused run
     assert (where / "runs" / "api" / "summary.json").stat().st_mtime_ns > written  # run again
+    assert not (where / "runs" / "api" / "report.html").exists()  # the old run's, deleted
+    assert (where / "runs" / "api" / "notes.txt").read_text() == "mine"
     assert again.final_model_hash == names["run"].final_model_hash  # the same seed, same model
     assert fedchain.audit_run(again).ok

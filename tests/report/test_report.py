@@ -347,8 +347,8 @@ def test_fedchain_report_writes_where_asked_and_names_a_missing_run(
     # Assert
     assert written.returncode == 0, written.stderr
     assert Page((tmp_path / "r" / "x.html").read_text()).rows("rounds")
-    assert missing.returncode == 1
-    assert missing.stderr.strip().startswith("error: no summary.json in")
+    assert missing.returncode == 2  # "no run here" exits 2 in every command
+    assert missing.stderr.strip().startswith("error: no run at")
     assert "fedchain simulate" in missing.stderr
 
 

@@ -13,8 +13,7 @@ import pytest
 
 import fedchain
 from fedchain.api import (
-    CLI_NAMES,
-    RUN_MARKERS,
+    OPTION_FIELDS,
     NoRunError,
     Run,
     RunExistsError,
@@ -91,7 +90,7 @@ def test_an_unknown_option_is_told_every_valid_one() -> None:
     with pytest.raises(SettingsError) as raised:
         run_settings(epochs=2)
     # Assert
-    for name in (*CLI_NAMES, *CLI_NAMES.values(), "local_epochs", "proximal_mu", "out"):
+    for name in (*OPTION_FIELDS, *OPTION_FIELDS.values(), "local_epochs", "proximal_mu", "out"):
         assert name in str(raised.value)
 
 
@@ -136,18 +135,15 @@ def test_an_output_directory_holding_a_run_is_refused_unless_overwrite(tmp_path:
         check_out(killed)
     with pytest.raises(RunExistsError) as is_file:
         check_out(a_file, overwrite=True)
+    with pytest.raises(RunExistsError) as under_file:
+        check_out(a_file / "run")
     # Assert
     assert "already holds a run (task.json, store)" in str(held.value)
     assert "overwrite=True" in str(held.value)
     assert "is a file" in str(is_file.value)
+    assert f"cannot be a directory: {a_file} is a file" in str(under_file.value)
     assert isinstance(held.value, FileExistsError)
     assert isinstance(held.value, FedchainError)
-
-
-def test_the_run_markers_include_the_file_resume_reads() -> None:
-    from fedchain.federation.resume import RUN_FILE
-
-    assert RUN_FILE in RUN_MARKERS
 
 
 def test_simulate_refuses_an_output_holding_a_run_before_anything_starts(tmp_path: Path) -> None:
@@ -160,6 +156,26 @@ def test_simulate_refuses_an_output_holding_a_run_before_anything_starts(tmp_pat
     # Assert
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "summary.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"contribution": "shapley", "clients": 40}, "contribution shapley scores at most"),
+        ({"model": "cnn"}, "cnn"),
+        ({"clients": 300}, "cannot give 300 clients"),  # ran ten failed rounds before
+    ],
+)
+def test_options_that_cannot_work_are_refused_with_nothing_written(
+    tmp_path: Path, options: dict[str, object], message: str
+) -> None:
+    # Prepare
+    out = tmp_path / "run"
+    # Execute
+    with pytest.raises(FedchainError, match=message):
+        simulate(engine="inprocess", out=out, **options)
+    # Assert
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

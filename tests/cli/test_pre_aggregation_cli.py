@@ -1,0 +1,38 @@
+"""`fedchain simulate --pre-aggregation`: a bad step is refused before the run, in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--strategy", "cclip", "--pre-aggregation", "sort"], "pre-aggregation 'sort' is not"),
+        (["--pre-aggregation", "nnm"], "fedavg is not one it feeds"),
+        (
+            ["--strategy", "krum", "--pre-aggregation", "bucketing:4", "--byzantine", "1"],
+            "3 buckets of 4",
+        ),
+    ],
+)
+def test_a_refused_pre_aggregation_gives_one_line_and_exit_code_2(
+    args: list[str], message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "fedchain", "simulate", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error:")
+    assert message in lines[0]

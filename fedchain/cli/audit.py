@@ -208,6 +208,8 @@ def verify_model(
 
 
 def _print_provenance(p: ProvenanceT) -> None:
+    from fedchain.audit.lineage import party
+
     console.print(f"file    {p.path}")
     console.print(f"sha256  {p.model_hash}")
     if not p.recorded:
@@ -225,7 +227,8 @@ def _print_provenance(p: ProvenanceT) -> None:
             continue
         if sighting.kind == "update":
             console.print(
-                f"[bold green]recorded:[/] the update of {sighting.participant} in task "
+                f"[bold green]recorded:[/] the update of "
+                f"{party(p.lineage, sighting.participant or '')} in task "
                 f"{sighting.task_id}, round {sighting.round}"
             )
             continue
@@ -250,7 +253,7 @@ def _print_provenance(p: ProvenanceT) -> None:
         for c in entry.commitments:
             reward = rewards.get(c.participant)
             table.add_row(
-                c.participant,
+                party(p.lineage, c.participant),
                 str(c.num_examples),
                 f"{reward.score / 1e6:.6f}" if reward else "not accepted",
                 f"{reward.amount / 10**18:,.2f}" if reward else "—",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -46,9 +46,11 @@ def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> 
         table = Table(title=f"rewards of task {opened.task_id} (token {token})")
         for column in ("participant", "attributed", "claimed", "claimable"):
             table.add_column(column, justify="left" if column == "participant" else "right")
-        for who, amount in sorted(attributed.items(), key=lambda kv: -kv[1]):
+        ranked = sorted(attributed.items(), key=lambda kv: -kv[1])
+        labels = _labels(gateway, [who for who, _ in ranked])
+        for who, amount in ranked:
             claimed, owed = gateway.claimed(who, token), gateway.owed(who, token)
-            table.add_row(who, tokens(amount), tokens(claimed), tokens(owed))
+            table.add_row(labels[who], tokens(amount), tokens(claimed), tokens(owed))
         console.print(table)
     finally:
         opened.close()
@@ -66,12 +68,20 @@ def _merkle_rewards(opened: OpenedRunT) -> None:
     table = Table(title=f"rewards of task {opened.task_id} (token {token}, merkle mode)")
     for column in ("participant", "attributed", "claimed", "claimable"):
         table.add_column(column, justify="left" if column == "participant" else "right")
-    for b in sorted(balances, key=lambda b: -b.attributed):
+    ranked = sorted(balances, key=lambda b: -b.attributed)
+    labels = _labels(gateway, [b.participant for b in ranked])
+    for b in ranked:
         claimed, owed = gateway.claimed(b.participant, token), gateway.owed(b.participant, token)
         table.add_row(
-            b.participant, tokens(b.attributed), tokens(claimed), tokens(owed + b.unproven)
+            labels[b.participant], tokens(b.attributed), tokens(claimed), tokens(owed + b.unproven)
         )
     console.print(table)
+
+
+def _labels(gateway: Any, addresses: list[str]) -> dict[str, str]:
+    """Each address as "Name (0xab12…)", with the name the on-chain registry holds."""
+    records = gateway.participants(addresses) if addresses else []
+    return {a: r.label(a) for a, r in zip(addresses, records, strict=True)}
 
 
 @app.command()

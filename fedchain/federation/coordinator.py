@@ -60,6 +60,8 @@ _PARTICIPANT_GAS_WEI = 10**18
 #: 100,000 gas (its name and metadata hash stored), a relayed consent about 60,000, so 100 take
 #: at most 10 M gas, a third of a 30 M gas block (1,000 in one transaction would exceed any block).
 REGISTRATION_BATCH = 100
+#: The name a simulation's coordinator is registered under (so the record names every party).
+COORDINATOR_NAME = "Simulation coordinator"
 
 
 class TaskMismatchError(ChainError, ValueError):
@@ -256,9 +258,12 @@ def _prepare_participants(
         (a, simulated_name(p), _org_hash(p), "") for p, a in zip(ids, addresses, strict=True)
     ]
     consents = [simulated_consent(settings, p, gateway.domain, task_id, spec_hash) for p in ids]
+    # The coordinator's own account is registered too, only to be named in the run's record.
+    coordinator = (gateway.account.address, COORDINATOR_NAME, _org_hash(-1), "")
     for start in range(0, len(addresses), REGISTRATION_BATCH):
         end = start + REGISTRATION_BATCH
-        queue.submit(partial(gateway.register_organisations, organisations[start:end]))
+        batch = [coordinator, *organisations[start:end]] if start == 0 else organisations[start:end]
+        queue.submit(partial(gateway.register_organisations, batch))
         queue.submit(partial(gateway.join_task_for, task_id, consents[start:end]))
     if settings.direct:
         for address in addresses:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedchain.chain.gateway import LedgerEvent
+from fedchain.chain.records import party_label
 from fedchain.chain.token import token_info
 from fedchain.federation.round_report import RoundReport
 from fedchain.settings import RunSettings
@@ -71,14 +72,41 @@ class RunRecord:
     token: RewardTokenRecord | None = None  # None without a ledger
 
 
+def parties(events: list[LedgerEvent]) -> dict[str, dict[str, Any]]:
+    """Every party of the ledger's events, by address: its registered name and URI (the
+    registry's ``OrganisationRegistered``), its roles in the run (registrar, coordinator,
+    participant) and its label, "Name (0xab12…)" (the bare address when unnamed)."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def party(address: str, role: str | None = None) -> dict[str, Any]:
+        entry = found.setdefault(address, {"name": "", "uri": "", "roles": []})
+        if role is not None and role not in entry["roles"]:
+            entry["roles"].append(role)
+        return entry
+
+    for e in events:
+        if e.name == "OrganisationRegistered":
+            party(str(e.args["registrar"]), "registrar")
+            party(str(e.args["account"])).update(name=e.args["name"], uri=e.args["uri"])
+        elif e.name in {"TaskCreated", "TaskCoordinatorChanged"}:
+            party(str(e.args["coordinator"]), "coordinator")
+        elif e.name == "MemberJoined":
+            party(str(e.args["participant"]), "participant")
+    for address, entry in found.items():
+        entry["label"] = party_label(entry["name"], address)
+    return found
+
+
 def summary(record: RunRecord) -> dict[str, Any]:
     """The summary.json document."""
     rewards: dict[str, int] = defaultdict(int)
     rounds = []
+    named = parties(record.events)
     for report in record.reports:
         participants = []
         for p in report.participants:
             entry = asdict(p)
+            entry["label"] = named.get(p.address, {}).get("label", p.address)
             entry["reward"] = str(p.reward)  # token amounts exceed JSON's safe integers
             entry["role"] = record.roles.get(p.address, "honest")
             participants.append(entry)
@@ -117,6 +145,7 @@ def summary(record: RunRecord) -> dict[str, Any]:
         "settings": record.settings.to_run_config(),
         "rounds": rounds,
         "rewards": {address: str(amount) for address, amount in sorted(rewards.items())},
+        "parties": named,
         "final_model_hash": record.final_model_hash,
         "peak_rss_bytes": record.peak_rss_bytes,
         "peak_rss_processes": record.peak_rss_processes,

@@ -188,19 +188,33 @@ def _address(partition_id: int) -> str:
     return devnet_account(FIRST_PARTICIPANT_KEY + partition_id).address
 
 
-def test_the_chain_records_the_inflated_example_counts(small_runs: dict[str, RunRecord]) -> None:
-    # Prepare
+def test_inflated_example_counts_are_refused_before_relaying_and_the_honest_paid(
+    small_runs: dict[str, RunRecord],
+) -> None:
+    # Prepare: every participant consented to its true dataset size when it joined the task
     record = small_runs["inflate-examples"]
     held = {p: len(client_data(record.settings, p)) for p in range(5)}
     # Execute
     recorded = _commitments(record)
-    # Assert: attackers signed 100 x what they hold, the honest what they hold; all accepted
-    assert len(recorded) == 2 * 5
+    outcomes = {
+        (r["round"], p["address"]): p for r in _summary(record)["rounds"] for p in r["participants"]
+    }
+    # Assert: the chain holds only the honest commitments, each with what it holds
+    assert len(recorded) == 2 * 3
     for (_, participant), args in recorded.items():
         p = next(q for q in range(5) if _address(q) == participant)
-        claimed = INFLATE_FACTOR * held[p] if p in SMALL_ATTACKERS else held[p]
-        assert int(args["numExamples"]) == claimed
-    assert all(p["accepted"] for r in _summary(record)["rounds"] for p in r["participants"])
+        assert p not in SMALL_ATTACKERS
+        assert int(args["numExamples"]) == held[p]
+    for r in (1, 2):
+        for p in SMALL_ATTACKERS:  # refused with its reason, paid nothing
+            refused = outcomes[r, _address(p)]
+            assert not refused["accepted"]
+            claimed = INFLATE_FACTOR * held[p]
+            assert (
+                f"num-examples {claimed} is above the dataset size {held[p]}" in refused["reason"]
+            )
+            assert int(refused["reward"]) == 0
+        assert all(int(outcomes[r, _address(p)]["reward"]) > 0 for p in range(3))
 
 
 def test_sybils_commit_one_update_under_their_own_keys(small_runs: dict[str, RunRecord]) -> None:
@@ -215,7 +229,8 @@ def test_sybils_commit_one_update_under_their_own_keys(small_runs: dict[str, Run
     for r in (1, 2):
         # Execute
         copies = [recorded[r, _address(p)] for p in SMALL_ATTACKERS]
-        # Assert: one update, one count, two signers; every reply accepted
+        # Assert: one update, one count (the data each sybil holds and consented with), two
+        # signers; every reply accepted
         assert len({c["updateHash"] for c in copies}) == 1
         assert len({c["numExamples"] for c in copies}) == 1
         honest = {recorded[r, _address(p)]["updateHash"] for p in range(3)}

@@ -138,8 +138,14 @@ def _set_up(c: Consortium) -> None:
     c.task_id = int(created.split("task ", 1)[1].split()[0])
     for hospital in HOSPITALS:
         c.addresses[hospital] = _keystore(c.root / f"{hospital}.json", _password(hospital))
-        c.fedchain("participant", "add", c.addresses[hospital], "--org", hospital.title(),
+        c.fedchain("participant", "add", c.addresses[hospital], "--name", hospital.title(),
                    "--keystore", "coordinator.json", password=COORDINATOR_PASSWORD)  # fmt: skip
+        # Each hospital joins the task itself: its own consent, dataset size and data hash.
+        c.fedchain("account", "fund", c.addresses[hospital], "--amount", "1",
+                   "--devnet-account", "0", "--rpc-url", url)  # fmt: skip
+        c.fedchain("task", "join", "--task", "fedchain-task.toml", "--data",
+                   f"data/{hospital}.csv", "--keystore", f"{hospital}.json",
+                   password=_password(hospital))  # fmt: skip
 
 
 def _start_federation(c: Consortium) -> None:

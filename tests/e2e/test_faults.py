@@ -377,11 +377,13 @@ def test_a_node_killed_mid_run_comes_back_and_every_round_is_recorded_exactly_on
     assert [e.args["round"] for e in committed] == [1, 2, 3]
     assert [e.name for e in events].count("TaskCreated") == 1
     assert [e.name for e in events].count("TaskFunded") == 1
-    assert [e.name for e in events].count("ParticipantRegistered") == 3
+    assert [e.name for e in events].count("OrganisationRegistered") == 3 + 1  # + coordinator
+    assert [e.name for e in events].count("MemberJoined") == 3
     assert [e.args["globalModelHash"] for e in committed] == [
         r.global_model_hash for r in record.reports
     ]
     assert [e.tx_hash for e in committed] == [r.tx_hash for r in record.reports]
-    # deploy 2, create, approve, fund, register, open 1, 3 commits (the first two opening the
-    # next round in the same transaction): nothing sent twice
-    assert node.chain.w3.eth.get_transaction_count(devnet_account(0).address) == 10
+    # deploy 2, create, approve, fund, register (one multicall), join (the consents relayed in
+    # one batch), open 1, 3 commits (the first two opening the next round in the same
+    # transaction): nothing sent twice
+    assert node.chain.w3.eth.get_transaction_count(devnet_account(0).address) == 11

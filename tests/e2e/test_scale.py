@@ -74,10 +74,13 @@ def test_a_thousand_clients_are_registered_in_batches(thousand: tuple[str, dict[
     _, summary = thousand
     events = json.loads((Path(summary["settings"]["out"]) / "ledger.json").read_text())
     # Execute
-    registered = [e for e in events if e["event"] == "ParticipantRegistered"]
+    registered = [e for e in events if e["event"] == "OrganisationRegistered"]
+    joined = [e for e in events if e["event"] == "MemberJoined"]
     # Assert
-    assert len({e["args"]["participant"] for e in registered}) == 1000
+    assert len({e["args"]["account"] for e in registered}) == 1000 + 1  # and the coordinator
     assert len({e["tx"] for e in registered}) == -(-1000 // REGISTRATION_BATCH)
+    assert len({e["args"]["participant"] for e in joined}) == 1000
+    assert len({e["tx"] for e in joined}) == -(-1000 // REGISTRATION_BATCH)
 
 
 def test_a_thousand_clients_sample_fifty_and_commit_the_round(

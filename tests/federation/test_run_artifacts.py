@@ -88,3 +88,32 @@ def test_the_absent_outcome_keeps_its_reason_in_summary_json(settings: RunSettin
     absent = [p for p in rounds[0]["participants"] if p["absent"]]
     assert [p["reason"] for p in absent] == ["no reply within the round timeout"]
     assert rounds[0]["absent"] == 1
+
+
+def test_summary_names_every_party_from_the_ledgers_registry(
+    ledger: Ledger, settings: RunSettings
+) -> None:
+    # Prepare: the fixture's registrar (the coordinator) registered four sites, which joined
+    gateway = ledger.gateway
+    site = ledger.participants[0].address
+    report = RoundReport(1, "0x" + "00" * 32)
+    report.participants = [ParticipantOutcome(node_id=1, address=site, accepted=True)]
+    record = RunRecord(
+        settings=settings,
+        spec=task_spec(settings),
+        chain={},
+        task_id=int(ledger.task_id),
+        reports=[report],
+        final_model_hash="0x" + "00" * 32,
+        events=gateway.events(),
+    )
+    # Execute
+    document = summary(record)
+    # Assert
+    named = document["parties"]
+    coordinator = gateway.account.address
+    assert sorted(named[coordinator]["roles"]) == ["coordinator", "registrar"]
+    assert named[coordinator]["label"] == coordinator  # never registered: its bare address
+    assert named[site]["roles"] == ["participant"]
+    assert named[site]["label"] == f"Site {site[:6]} ({site[:6]}…)"
+    assert document["rounds"][0]["participants"][0]["label"] == named[site]["label"]

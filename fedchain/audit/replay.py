@@ -357,7 +357,8 @@ def _prime(strategy: Any, round_id: int, loaded: _LoadedRound) -> None:
     if hasattr(strategy, "prime"):
         from fedchain.federation.robust_strategies import RoundHistory
 
-        strategy.prime(RoundHistory(round_id, loaded.parent, loaded.previous))
+        examples = tuple(loaded.examples)
+        strategy.prime(RoundHistory(round_id, loaded.parent, loaded.previous, examples))
 
 
 def _load(store: ModelStore, digest: str) -> tuple[Weights | None, str]:

@@ -44,16 +44,23 @@ def server_seed(task_seed: int, server_round: int) -> int:
 
 @dataclass(frozen=True)
 class HoldoutUpdate:
-    """FLTrust's root-data update: the parent trained on the task's holdout (the server's own
-    data, which it also evaluates on), as a client trains, with :func:`server_seed`."""
+    """FLTrust's root-data update: the parent trained as a client trains (the same learning
+    rate, epochs and batch size), with :func:`server_seed`, on ``size`` examples of the task's
+    holdout (the server's own data, which it also evaluates on), drawn without replacement with
+    that seed; all of it when ``size`` is 0 or larger than the holdout."""
 
     settings: RunSettings
 
-    def __call__(self, parent: Mapping[str, np.ndarray[Any, Any]], server_round: int) -> Weights:
+    def __call__(
+        self, parent: Mapping[str, np.ndarray[Any, Any]], server_round: int, size: int = 0
+    ) -> Weights:
         from fedchain.federation.workload import holdout, train_locally
 
         data = holdout(self.settings).data
         seed = server_seed(self.settings.seed, server_round)
+        if 0 < size < len(data):
+            chosen = np.random.default_rng(seed).choice(len(data), size=size, replace=False)
+            data = data.subset(np.sort(chosen))
         return train_locally(self.settings, data, parent, seed=seed)[0]
 
 

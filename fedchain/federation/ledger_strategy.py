@@ -217,7 +217,7 @@ class LedgerStrategy(Strategy):
         for update in updates:  # every accepted update is kept, so anyone can recompute the round
             self.store.put(update)
         try:
-            self._prime_inner(server_round)
+            self._prime_inner(server_round, [c.outcome.num_examples for c in accepted])
             with frozen_heap():
                 arrays, metrics = self.inner.aggregate_train(
                     server_round, [c.message for c in accepted]
@@ -243,9 +243,10 @@ class LedgerStrategy(Strategy):
             self._announce(report)
         return arrays, metrics
 
-    def _prime_inner(self, server_round: int) -> None:
+    def _prime_inner(self, server_round: int, examples: list[int]) -> None:
         """Give a strategy that defines ``prime`` (fedchain.federation.robust_strategies) the
-        round's parent and the model the parent was aggregated from, read from the run's record
+        round's parent, the model the parent was aggregated from and the accepted updates'
+        example counts (FLTrust's root-set size), read from the run's record
         (the rounds' reports, restored from the journal on resume, and the store), never from
         memory the strategy kept: the audit's replay primes it the same way."""
         prime = getattr(self.inner, "prime", None)
@@ -257,7 +258,7 @@ class LedgerStrategy(Strategy):
             if report.round < server_round and report.global_model_hash == wanted:
                 previous = self.store.get(report.parent_model_hash)
                 break
-        prime(RoundHistory(server_round, parent, previous))
+        prime(RoundHistory(server_round, parent, previous, tuple(examples)))
 
     def _score(
         self, server_round: int, accepted: list[_Checked], updates: list[Weights], weights: Weights

@@ -50,13 +50,15 @@ __all__ = [
     "SelectingMultiKrum",
     "ServerUpdate",
     "StrategyNotPrimed",
+    "root_size",
 ]
 
 #: The rules :class:`RobustAggregation` runs, by strategy name.
 RULES = ("cclip", "fltrust", "krum", "multikrum", "fedmedian", "fedtrimmedavg")
 
-#: The server's own update for FLTrust: the parent model trained on the root data in a round.
-ServerUpdate = Callable[[Mapping[str, np.ndarray[Any, Any]], int], Weights]
+#: The server's own update for FLTrust: the parent model trained in a round on a root set of the
+#: given number of examples (0: all the root data).
+ServerUpdate = Callable[[Mapping[str, np.ndarray[Any, Any]], int, int], Weights]
 
 
 class StrategyNotPrimed(FedchainError, RuntimeError):
@@ -65,12 +67,26 @@ class StrategyNotPrimed(FedchainError, RuntimeError):
 
 @dataclass(frozen=True)
 class RoundHistory:
-    """What a strategy may know of the run before a round: the round, its parent model, and the
-    model the parent was aggregated from (``None`` when the parent is the initial model)."""
+    """What a strategy may know of the run before a round: the round, its parent model, the
+    model the parent was aggregated from (``None`` when the parent is the initial model), and
+    the example counts of the round's accepted updates, in aggregation order (empty when not
+    known: FLTrust then trains on all its root data)."""
 
     round: int
     parent: Weights
     previous: Weights | None = None
+    examples: tuple[int, ...] = ()
+
+
+def root_size(examples: Sequence[int]) -> int:
+    """FLTrust's root-set size in a round: the median client's example count (the lower median,
+    an integer; 0 when none is known). A server update trained as a client trains, on as many
+    examples, takes as many steps, so its norm, to which every update is rescaled, is a
+    client's (Cao et al. 2021 train the server like a client, on a small root set); fewer than
+    half the clients cannot move the median out of the honest ones' range."""
+    if not examples:
+        return 0
+    return int(sorted(examples)[(len(examples) - 1) // 2])
 
 
 def _flatten(model: Mapping[str, np.ndarray[Any, Any]], names: Sequence[str]) -> Vector:
@@ -135,13 +151,14 @@ class RobustAggregation(FedAvg):
 
     def prime(self, history: RoundHistory) -> None:
         """Take the round's parent and the model before it (see :class:`RoundHistory`); FLTrust
-        trains its own update here, once per round."""
+        trains its own update here, once per round, on :func:`root_size` examples."""
         self._history = history
         self._server_delta = None
         if self.rule == "fltrust":
             assert self.server_update is not None
             names = list(history.parent)
-            trained = self.server_update(history.parent, history.round)
+            size = root_size(history.examples)
+            trained = self.server_update(history.parent, history.round, size)
             self._server_delta = _flatten(trained, names) - _flatten(history.parent, names)
 
     def aggregate_train(

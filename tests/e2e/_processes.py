@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,14 @@ from pathlib import Path
 import psutil
 
 __all__ = [
+    "PROCESS_MARKER",
     "SESSION_MARKER",
     "Started",
     "descendants",
     "describe",
     "kill_processes",
     "leftovers",
+    "marked",
     "stop_all",
 ]
 
@@ -36,6 +39,11 @@ SESSION_MARKER = "FEDCHAIN_TEST_SESSION"
 
 #: The servers tests start and must stop: Flower's SuperLink and SuperNodes with their
 #: children, anvil, Ray's processes and workers, and fedchain's own commands.
+#: Set in each started process's environment, so its whole tree is found when it is stopped,
+#: children re-parented after their parent ended included (an intruder SuperNode that exits
+#: by itself leaves its ``flower-superexec``).
+PROCESS_MARKER = "FEDCHAIN_TEST_PROCESS"
+
 _WATCHED = re.compile(r"flower-super|flwr|anvil|\bray\b|ray::|raylet|gcs_server|fedchain")
 
 
@@ -63,6 +71,22 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def marked(marker: str) -> list[int]:
+    """Every running process whose environment carries ``PROCESS_MARKER=marker``."""
+    needle = f"{PROCESS_MARKER}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -81,13 +105,14 @@ class Started:
     env: dict[str, str]
     cwd: Path
     process: subprocess.Popen[bytes] = field(init=False)
+    marker: str = field(init=False, default_factory=lambda: uuid.uuid4().hex)
 
     def __post_init__(self) -> None:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 list(self.command),
                 cwd=self.cwd,
-                env=self.env,
+                env={**self.env, PROCESS_MARKER: self.marker},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -124,10 +149,16 @@ class Started:
                 )
             time.sleep(0.1)
 
+    def tree(self) -> list[int]:
+        """This process (while not reaped) and every process it started, re-parented or not."""
+        # Once reaped, its PID may be someone else's: then only the marker tells.
+        below = [self.pid, *descendants(self.pid)] if self.process.poll() is None else []
+        return list(dict.fromkeys([*below, *marked(self.marker)]))
+
     def kill(self) -> None:
         """SIGKILL the whole tree at once, as a machine that dies."""
         assert self.process.poll() is None, f"{self.name} had already ended\n{self.tail()}"
-        self._signal([self.pid, *descendants(self.pid)], signal.SIGKILL)
+        self._signal(self.tree(), signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def stop(self, grace_s: float = 20.0) -> None:
@@ -144,10 +175,11 @@ class Started:
 def stop_all(started: Sequence[Started], grace_s: float = 20.0) -> None:
     """SIGTERM every tree at once, wait for them together, then SIGKILL whatever is left.
 
-    A process already reaped is left alone: its PID may belong to someone else by now.
+    A process already reaped is left alone (its PID may belong to someone else by now), but
+    not what it started: that is found by its marker.
     """
-    started = [s for s in started if s.process.poll() is None]
-    trees = {s.pid: [s.pid, *descendants(s.pid)] for s in started}
+    trees = {s.pid: s.tree() for s in started}
+    started = [s for s in started if trees[s.pid]]
     for s in started:
         Started._signal(trees[s.pid], signal.SIGTERM)
     deadline = time.monotonic() + grace_s
@@ -157,7 +189,7 @@ def stop_all(started: Sequence[Started], grace_s: float = 20.0) -> None:
             s.process.poll()  # reap our direct children
         time.sleep(0.2)
     for s in started:
-        late = [p for p in descendants(s.pid) if p not in trees[s.pid]]
+        late = [p for p in s.tree() if p not in trees[s.pid]]
         Started._signal([p for p in trees[s.pid] + late if _alive(p)], signal.SIGKILL)
     for s in started:
         with contextlib.suppress(subprocess.TimeoutExpired):

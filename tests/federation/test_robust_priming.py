@@ -1,5 +1,6 @@
 """The ledger wrapper primes a strategy that defines ``prime`` with the round's history, read from
-the run's record: the parent, and the model the parent was aggregated from."""
+the run's record: the parent, the model the parent was aggregated from, and the accepted updates'
+example counts."""
 
 from __future__ import annotations
 
@@ -65,10 +66,11 @@ def test_the_previous_model_comes_from_the_round_that_produced_the_parent(
     ]
     _at_round(strategy, 3, m1)
     # Execute
-    strategy._prime_inner(3)
+    strategy._prime_inner(3, [40, 52, 47])
     # Assert
     (history,) = inner.primed
     assert history.round == 3
+    assert history.examples == (40, 52, 47)  # FLTrust's root-set size is their median
     assert _equal(history.parent, m1)
     assert _equal(history.previous, m0)
 
@@ -77,12 +79,12 @@ def test_a_run_from_the_initial_model_has_no_previous_model(store_dir: Path) -> 
     inner = _Recording()
     strategy = _strategy(store_dir, inner)
     _at_round(strategy, 1, template())
-    strategy._prime_inner(1)
+    strategy._prime_inner(1, [10])
     assert inner.primed[0].previous is None
 
 
 def test_a_strategy_without_prime_is_left_alone(store_dir: Path) -> None:
     strategy = _strategy(store_dir, FedAvg(fraction_evaluate=0.0))
     _at_round(strategy, 1, template())
-    strategy._prime_inner(1)  # no AttributeError
+    strategy._prime_inner(1, [10])  # no AttributeError
     assert not hasattr(strategy.inner, "prime")

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
-from e2e._processes import SESSION_MARKER, kill_processes, leftovers
+from e2e._processes import SESSION_MARKER, Started, kill_processes, leftovers
 
 #: A stand-in for a server a test forgot: its command line names anvil, as the real one does.
 _FORGOTTEN = "import time; time.sleep(120)  # anvil"
@@ -69,3 +69,26 @@ def test_processes_running_before_the_session_are_never_counted(tmp_path: Path) 
         assert pid not in [p.pid for p in found]
     finally:
         psutil.Process(pid).kill()
+
+
+def test_stopping_a_process_that_ended_stops_what_it_left_running(tmp_path: Path) -> None:
+    # Prepare: a process that starts a child and exits, as an intruder SuperNode leaves its
+    # flower-superexec; the child is re-parented, so no longer below the started process
+    started = Started(
+        "leaver",
+        ["sh", "-c", f'"{sys.executable}" -c "{_FORGOTTEN}" >/dev/null 2>&1 & echo $!'],
+        tmp_path / "leaver.log",
+        dict(os.environ),
+        tmp_path,
+    )
+    started.process.wait(timeout=30)
+    child = int(started.text())
+    try:
+        assert psutil.Process(child).is_running()
+        # Execute
+        started.stop(grace_s=5)
+        # Assert
+        assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+    finally:
+        if psutil.pid_exists(child):
+            psutil.Process(child).kill()

@@ -19,7 +19,9 @@ from fedchain.federation.robust_strategies import (
     SelectingKrum,
     SelectingMultiKrum,
     StrategyNotPrimed,
+    root_size,
 )
+from fedchain.federation.workload import holdout, initial_weights
 from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
 from fedchain.robust import byzantine_count, trim_fraction
 from fedchain.robust_rules import centered_clipping
@@ -227,7 +229,7 @@ def test_fltrust_strategy_trusts_updates_along_the_servers_own() -> None:
     trained = {k: v + np.float32(0.1) for k, v in parent.items()}
     honest = [{k: v + np.float32(0.1 * s) for k, v in parent.items()} for s in (1.0, 2.0, 0.5)]
     flipped = {k: v - np.float32(0.4) for k, v in parent.items()}
-    strategy = RobustAggregation("fltrust", server_update=lambda model, _round: trained)
+    strategy = RobustAggregation("fltrust", server_update=lambda model, _round, _size: trained)
     strategy.prime(RoundHistory(1, parent))
     # Execute
     arrays, _ = strategy.aggregate_train(1, [_reply(m) for m in [*honest, flipped]])
@@ -244,6 +246,54 @@ def test_fltrust_trains_the_servers_update_on_the_holdout_with_a_seed_no_client_
     assert strategy.server_update == HoldoutUpdate(settings)
     client_seeds = {settings.seed * 1_000_003 + 1 * 1_009 + p for p in range(1000)}
     assert server_seed(settings.seed, 1) not in client_seeds
+
+
+@pytest.mark.parametrize(
+    ("examples", "expected"),
+    [((), 0), ((45,), 45), ((40, 52, 47), 47), ((40, 52, 47, 60), 47), ((30, 40, 10**9), 40)],
+)
+def test_the_root_set_is_the_median_clients_size(examples: tuple[int, ...], expected: int) -> None:
+    # the lower median of an even count; one inflated claim cannot move it out of the honest range
+    assert root_size(examples) == expected
+
+
+def test_fltrust_trains_the_servers_update_on_as_many_examples_as_the_median_client() -> None:
+    # Defect: the server trained one epoch on the whole holdout (360 digits, ~23 steps against a
+    # client's 5-9), and every update was rescaled to that norm, so clean FLTrust diverged.
+    calls: list[tuple[int, int]] = []
+
+    def server_update(model: Any, server_round: int, size: int) -> Any:
+        calls.append((server_round, size))
+        return model
+
+    strategy = RobustAggregation("fltrust", server_update=server_update)
+    strategy.prime(RoundHistory(3, _model(7), examples=(144, 120, 150, 90)))
+    assert calls == [(3, 120)]
+
+
+def test_the_holdout_update_trains_on_a_seeded_subsample_of_the_size_asked() -> None:
+    # Prepare: the breast-cancer holdout has more than 40 rows
+    settings = RunSettings(num_clients=10, strategy="fltrust", standardize="task")
+    update = HoldoutUpdate(settings)
+    data = holdout(settings)
+    start = initial_weights(settings, data.input_shape, data.num_classes)
+    # Execute
+    small, again, other_round, whole = (
+        update(start, 1, 40),
+        update(start, 1, 40),
+        update(start, 2, 40),
+        update(start, 1, 0),
+    )
+    # Assert: deterministic for the round; a different subsample (and seed) in another round;
+    # fewer steps than the whole holdout, so a smaller update
+    flat_start = _flat(start)
+    assert _flat(small).tobytes() == _flat(again).tobytes()
+    assert _flat(small).tobytes() != _flat(other_round).tobytes()
+    small_norm = np.linalg.norm(_flat(small) - flat_start)
+    assert small_norm < np.linalg.norm(_flat(whole) - flat_start)
+    assert len(data.data) > 40
+    larger = update(start, 1, len(data.data) + 5)  # more than the holdout: all of it
+    assert _flat(larger).tobytes() == _flat(whole).tobytes()
 
 
 def test_pre_aggregated_weights_come_back_in_the_order_of_the_replies() -> None:

@@ -59,10 +59,7 @@ def format_tokens(amount: int, token: RewardToken, symbol: bool = True) -> str:
 
 def who(entry: Mapping[str, Any], addresses: Mapping[int, str] | None = None) -> str:
     """A participant's name: its address, else the address its node signed with in another
-    round (``addresses``), else its Flower node; its registered name first, "Name (0xab12…)",
-    when the run recorded one."""
-    if entry.get("label"):
-        return str(entry["label"])
+    round (``addresses``), else its Flower node."""
     if entry.get("address"):
         return str(entry["address"])
     node = entry.get("node_id", "?")

@@ -43,6 +43,7 @@ class Participant:
     mean_score: float | None
     reward: int
     on_chain_reward: int | None
+    name: str = ""  # its organisation's name in the on-chain registry ("" when unnamed)
 
 
 def _read(out: Path, name: str) -> bytes:
@@ -134,6 +135,7 @@ def participants(
             mean_score=(sum(entry["scores"]) / len(entry["scores"])) if entry["scores"] else None,
             reward=rewards.get(name, 0),
             on_chain_reward=None if on_chain is None else on_chain.get(name, 0),
+            name=str(summary.get("parties", {}).get(name, {}).get("name", "")),
         )
         for name, entry in seen.items()
     ]

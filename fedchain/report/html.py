@@ -386,6 +386,12 @@ def _rounds_section(run: Run) -> str:
     return f'<section class="panel" id="rounds"><h2>Rounds</h2>{note}{table}</section>'
 
 
+def _party(p: Participant) -> str:
+    """A participant as "Name (0xab12…)": its registered name, then its address."""
+    address = _code(p.who, 12, 8)
+    return f"{_e(p.name)} ({address})" if p.name else address
+
+
 def _participants_section(run: Run, people: Sequence[Participant]) -> str:
     ledger = has_ledger(run.summary)
     token = reward_token(run.summary)
@@ -395,7 +401,7 @@ def _participants_section(run: Run, people: Sequence[Participant]) -> str:
         role = _pill("none" if p.role == "honest" else "warn", p.role)
         mean = score(p.mean_score) if p.mean_score is not None else "—"
         row = (
-            f"<td>{_code(p.who, 12, 8)}</td><td>{role}</td>"
+            f"<td>{_party(p)}</td><td>{role}</td>"
             f'<td class="num">{p.accepted}</td><td class="num">{p.rejected}</td>'
             f'<td class="num">{p.absent}</td><td class="num">{mean}</td>'
         )

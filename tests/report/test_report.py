@@ -242,7 +242,11 @@ def test_the_spec_rounds_and_participants_tables_hold_the_run(
     assert len(participants) == 3
     shown = {row[0]: row for row in participants}
     for address, amount in summary["rewards"].items():
-        row = next(row for who, row in shown.items() if who[:6] == address[:6])
+        # Named as the on-chain registry names it: "Simulated site 0 (0x7099…)"
+        name = summary["parties"][address]["name"]
+        row = next(
+            row for who, row in shown.items() if who.startswith(name) and address[:12] in who
+        )
         assert row[-1] == "matches chain"
         assert row[6] == (f"{Decimal(amount).scaleb(-18):,.2f} FDT" if int(amount) else "0 FDT")
     assert sorted(row[1] for row in participants) == ["free-rider", "honest", "honest"]

@@ -236,9 +236,9 @@ class Organisation:
     registered: Position
     revoked: Position | None = None
 
-    def label(self) -> str:
-        """ "Name (0xab12…)" as the report shows a party."""
-        return party_label(self.name, self.account)
+    def label(self, *, whole: bool = False) -> str:
+        """ "Name (0xab12…)" as the report shows a party (``whole``: the whole address)."""
+        return party_label(self.name, self.account, whole=whole)
 
 
 @dataclass(frozen=True)
@@ -676,6 +676,7 @@ def attributed_by_participant(lineage: LedgerLineage) -> dict[tuple[str, str], i
 
 
 def party(lineage: LedgerLineage, address: str) -> str:
-    """``address`` as "Name (0xab12…)" when the registry named it, else the bare address."""
+    """``address`` as "Name (0x…whole address)" when the registry named it, else the bare
+    address (a command's output: the address stays whole, to copy)."""
     org = lineage.organisations.get(checksum_address(address))
-    return org.label() if org is not None else address
+    return org.label(whole=True) if org is not None else address

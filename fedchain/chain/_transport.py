@@ -32,6 +32,7 @@ from fedchain.chain.errors import (
     ChainError,
     ChainReset,
     ChainUnreachable,
+    ContractRevert,
     InsufficientGas,
     TransactionFailed,
 )
@@ -260,7 +261,12 @@ class Transport:
             limit = int(used["gasUsed"]) * _GAS_MARGIN_PERCENT // 100
             if limit <= block_limit:
                 return limit
-        return int(self.rpc(lambda: self.w3.eth.estimate_gas(cast(Any, request), "pending")))
+        try:
+            return int(self.rpc(lambda: self.w3.eth.estimate_gas(cast(Any, request), "pending")))
+        except (ContractRevert, ChainUnreachable):
+            raise
+        except Exception:  # a node that cannot estimate in the pending block (eth-tester)
+            return int(self.rpc(lambda: self.w3.eth.estimate_gas(cast(Any, request))))
 
     def _send_raw(self, raw: bytes, tx_hash: HexBytes) -> None:
         try:

@@ -278,11 +278,12 @@ class ParticipantRecord:
         return party_label(self.name, address)
 
 
-def party_label(name: str, address: str) -> str:
-    """How a party is shown: "St Mary's Hospital (0xab12…)", or its address without a name."""
+def party_label(name: str, address: str, *, whole: bool = False) -> str:
+    """How a party is shown: "St Mary's Hospital (0xab12…)" (with ``whole``, the whole
+    address, as a command's output gives it to copy), or its address without a name."""
     if not name:
         return address
-    return f"{name} ({address[:6]}…)"
+    return f"{name} ({address if whole else address[:6] + '…'})"
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def _merkle_rewards(opened: OpenedRunT) -> None:
 def _labels(gateway: Any, addresses: list[str]) -> dict[str, str]:
     """Each address as "Name (0xab12…)", with the name the on-chain registry holds."""
     records = gateway.participants(addresses) if addresses else []
-    return {a: r.label(a) for a, r in zip(addresses, records, strict=True)}
+    return {a: r.label(a, whole=True) for a, r in zip(addresses, records, strict=True)}
 
 
 @app.command()

@@ -62,8 +62,8 @@ def test_each_round_commits_a_root_and_publishes_its_record(out: Path) -> None:
         assert (out / "store" / f"{args['recordHash'][2:]}.json").read_bytes() == data
         record = records[r["round"]]
         assert "0x" + record.tree.root.hex() == args["root"]
-        assert len(record.commitments) == args["leafCount"] == CLIENTS
-        assert record.tree.total() == int(r["budget"]) == int(args["totalReward"])
+        assert len(record.commitments) == args["declaredLeafCount"] == CLIENTS
+        assert record.tree.total() == int(r["budget"]) == int(args["declaredTotalReward"])
         by_address = {p["address"]: p for p in r["participants"]}
         for leaf in record.tree.leaves:
             assert int(by_address[leaf.participant]["reward"]) == leaf.amount

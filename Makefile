@@ -63,7 +63,7 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo --no-cache
 
 # The documentation site (mkdocs.yml, strict: a broken link or a page left out of nav fails).
 docs: setup

@@ -250,10 +250,17 @@ def test_fltrust_trains_the_servers_update_on_the_holdout_with_a_seed_no_client_
 
 @pytest.mark.parametrize(
     ("examples", "expected"),
-    [((), 0), ((45,), 45), ((40, 52, 47), 47), ((40, 52, 47, 60), 47), ((30, 40, 10**9), 40)],
+    [
+        ((), 100),
+        ((45, 52, 47), 100),  # small clients: the paper's 100 root examples
+        ((140, 152, 147), 147),
+        ((140, 152, 147, 160), 147),  # the lower median of an even count
+        ((130, 140, 10**9), 140),  # one inflated claim cannot move it out of the honest range
+    ],
 )
-def test_the_root_set_is_the_median_clients_size(examples: tuple[int, ...], expected: int) -> None:
-    # the lower median of an even count; one inflated claim cannot move it out of the honest range
+def test_the_root_set_is_the_median_clients_size_and_at_least_100(
+    examples: tuple[int, ...], expected: int
+) -> None:
     assert root_size(examples) == expected
 
 

@@ -63,7 +63,7 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo --no-cache
 
 # The documentation site (mkdocs.yml, strict: a broken link or a page left out of nav fails).
 docs: setup
@@ -81,9 +81,11 @@ slither: setup $(SLITHER_VENV)/.installed
 # Two workers (pytest-xdist), each test module whole on one of them so that a module's federation
 # runs once. The federations wait on processes, chains and sockets as much as they compute: on
 # this 2-core machine, loaded by other work, one at a time took 33 min for 968 tests and two
-# workers 24 min for 1,143.
+# workers 24 min for 1,143. The consortium test runs alone afterwards: beside the other modules
+# its SuperLink twice did not start within 180 s (cause not found; alone it always started).
 test-python:
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/e2e/test_deployment.py
+	$(BIN)/pytest tests/e2e/test_deployment.py
 
 test-contracts:
 	npx hardhat test

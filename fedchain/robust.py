@@ -175,7 +175,7 @@ def _require(
     source = (
         f"byzantine={f}"
         if settings.byzantine >= 0
-        else f"byzantine={f} (derived from attack {settings.attack})"
+        else f"byzantine={f} (derived from attack={settings.attack})"
     )
     most = max(0, (n - b) // a)
     among, has = "sampled clients", f"this run samples {n}"
@@ -184,7 +184,7 @@ def _require(
         has = f"this run's {sampled} sampled clients make {n} buckets of {buckets.bucket_size}"
     raise SettingsError(
         f"{what} tolerates f attackers among n {among} only if n >= {a}f + {b}: {source} "
-        f"needs n >= {a * f + b}, {has}. Sample more clients, set byzantine to at most "
-        f"{most}, or choose a rule that tolerates more: fedmedian (n >= 2f + 1) or multikrum "
+        f"needs n >= {a * f + b}, {has}. Sample more clients, set byzantine={most} or "
+        "lower, or choose a rule that tolerates more: fedmedian (n >= 2f + 1) or multikrum "
         "(n >= 2f + 3)" + (", or smaller buckets" if buckets is not None else "")
     )

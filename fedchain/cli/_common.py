@@ -11,6 +11,8 @@ from rich.console import Console
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from fedchain.report import RewardToken
+
 
 app = typer.Typer(
     name="fedchain",
@@ -86,8 +88,21 @@ def audit_verdict(run: Path, recompute: bool = False) -> dict[str, Any] | None:
     return audit_run(run, recompute=recompute).to_json()
 
 
-def tokens(amount: int) -> str:
-    return f"{amount / 10**18:,.6f}"
+def run_token(run: Path) -> RewardToken:
+    """The reward token a run's summary.json records (symbol, decimals); "tokens" with 18
+    decimals for a run from before summary.json recorded it."""
+    import json
+
+    from fedchain.report import reward_token
+
+    return reward_token(json.loads((run / "summary.json").read_text()))
+
+
+def tokens(amount: int, token: RewardToken | None = None) -> str:
+    """An amount in whole tokens with the token's symbol, as the report shows it."""
+    from fedchain.report import RewardToken, format_tokens
+
+    return format_tokens(amount, token or RewardToken(None, "tokens", 18, recorded=False))
 
 
 def short(value: object) -> str:

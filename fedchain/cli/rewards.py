@@ -15,6 +15,7 @@ from fedchain.cli._common import (
     app,
     console,
     require_run,
+    run_token,
     signer,
     tokens,
 )
@@ -43,14 +44,16 @@ def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> 
                 who = str(event.args["participant"])
                 attributed[who] = attributed.get(who, 0) + int(event.args["amount"])
         token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
-        table = Table(title=f"rewards of task {opened.task_id} (token {token})")
+        unit = run_token(run)
+        table = Table(title=f"rewards of task {opened.task_id} ({unit.symbol}, token {token})")
         for column in ("participant", "attributed", "claimed", "claimable"):
             table.add_column(column, justify="left" if column == "participant" else "right")
         ranked = sorted(attributed.items(), key=lambda kv: -kv[1])
         labels = _labels(gateway, [who for who, _ in ranked])
         for who, amount in ranked:
             claimed, owed = gateway.claimed(who, token), gateway.owed(who, token)
-            table.add_row(labels[who], tokens(amount), tokens(claimed), tokens(owed))
+            row = (tokens(amount, unit), tokens(claimed, unit), tokens(owed, unit))
+            table.add_row(labels[who], *row)
         console.print(table)
     finally:
         opened.close()
@@ -65,7 +68,10 @@ def _merkle_rewards(opened: OpenedRunT) -> None:
     records = verified_records(opened.out, gateway, opened.task_id)
     balances = reward_balances(records, gateway.events(), opened.task_id)
     token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
-    table = Table(title=f"rewards of task {opened.task_id} (token {token}, merkle mode)")
+    unit = run_token(opened.out)
+    table = Table(
+        title=f"rewards of task {opened.task_id} ({unit.symbol}, token {token}, merkle mode)"
+    )
     for column in ("participant", "attributed", "claimed", "claimable"):
         table.add_column(column, justify="left" if column == "participant" else "right")
     ranked = sorted(balances, key=lambda b: -b.attributed)
@@ -73,7 +79,10 @@ def _merkle_rewards(opened: OpenedRunT) -> None:
     for b in ranked:
         claimed, owed = gateway.claimed(b.participant, token), gateway.owed(b.participant, token)
         table.add_row(
-            labels[b.participant], tokens(b.attributed), tokens(claimed), tokens(owed + b.unproven)
+            labels[b.participant],
+            tokens(b.attributed, unit),
+            tokens(claimed, unit),
+            tokens(owed + b.unproven, unit),
         )
     console.print(table)
 
@@ -112,7 +121,9 @@ def claim(
         if paid == 0:
             console.print(f"{claimant.address} has nothing to claim")
         else:
-            console.print(f"{claimant.address} claimed {tokens(paid)} (tx {result.tx_hash})")
+            console.print(
+                f"{claimant.address} claimed {tokens(paid, run_token(run))} (tx {result.tx_hash})"
+            )
     finally:
         opened.close()
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from fedchain.attacks import ATTACK_KINDS
 from fedchain.cli._common import (
     NO_RUN_EXIT,
     app,
@@ -21,7 +22,7 @@ from fedchain.cli._common import (
 )
 from fedchain.cli._signals import Interrupt, exit_now, interrupts, signal_name
 from fedchain.errors import FedchainError
-from fedchain.settings import OPTION_FIELDS, RunSettings
+from fedchain.settings import CONTRIBUTION_METHODS, OPTION_FIELDS, RunSettings
 
 if TYPE_CHECKING:
     from fedchain.federation.round_report import RoundReport as RoundReportT
@@ -77,13 +78,13 @@ def simulate(
         bool, typer.Option(help="Clients also submit their commitments themselves.")
     ] = _DEFAULT["direct"],
     contribution: Annotated[
-        str, typer.Option(help="data-size, loo, shapley, gtg or cosine.")
+        str, typer.Option(help=f"{', '.join(CONTRIBUTION_METHODS)}.")
     ] = _DEFAULT["contribution"],
     attack: Annotated[
         str,
         typer.Option(
-            help="KIND:FRACTION of simulated attackers, e.g. sign-flip:0.3; KIND is sign-flip, "
-            "gaussian, label-flip, free-rider, noisy-free-rider or alie."
+            help="KIND:FRACTION of simulated attackers, e.g. sign-flip:0.3; KIND is "
+            f"{', '.join(ATTACK_KINDS)}."
         ),
     ] = _DEFAULT["attack"],
     byzantine: Annotated[
@@ -323,14 +324,18 @@ def _print_rewards(record: RunRecordT) -> None:
                 totals[p.address] = totals.get(p.address, 0) + p.reward
                 accepted[p.address] = accepted.get(p.address, 0) + 1
     roles = any(role != "honest" for role in record.roles.values())
-    table = Table(title=f"rewards of task {record.task_id} (token {record.chain.get('token')})")
+    from fedchain.report import RewardToken
+
+    recorded = record.token
+    token = RewardToken(recorded.address, recorded.symbol, recorded.decimals) if recorded else None
+    table = Table(title=f"rewards of task {record.task_id}")
     for column in ("participant", *(["role"] if roles else []), "rounds accepted", "reward"):
         table.add_column(column, justify="left" if column in ("participant", "role") else "right")
     for address in sorted(totals, key=lambda a: (-totals[a], a)):
         role = [record.roles.get(address, "honest")] if roles else []
-        table.add_row(address, *role, str(accepted[address]), tokens(totals[address]))
+        table.add_row(address, *role, str(accepted[address]), tokens(totals[address], token))
     console.print(table)
-    console.print(f"rewards paid {tokens(sum(totals.values()))} tokens in all")
+    console.print(f"rewards paid {tokens(sum(totals.values()), token)} in all")
 
 
 def _print_rounds(record: RunRecordT) -> None:

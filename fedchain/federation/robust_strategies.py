@@ -43,6 +43,7 @@ from fedchain.robust_rules import (
 )
 
 __all__ = [
+    "ROOT_EXAMPLES",
     "RULES",
     "RobustAggregation",
     "RoundHistory",
@@ -78,15 +79,21 @@ class RoundHistory:
     examples: tuple[int, ...] = ()
 
 
+#: The paper's root-set size (Cao et al. 2021): FLTrust's server trains on at least this many.
+ROOT_EXAMPLES = 100
+
+
 def root_size(examples: Sequence[int]) -> int:
-    """FLTrust's root-set size in a round: the median client's example count (the lower median,
-    an integer; 0 when none is known). A server update trained as a client trains, on as many
-    examples, takes as many steps, so its norm, to which every update is rescaled, is a
-    client's (Cao et al. 2021 train the server like a client, on a small root set); fewer than
-    half the clients cannot move the median out of the honest ones' range."""
-    if not examples:
-        return 0
-    return int(sorted(examples)[(len(examples) - 1) // 2])
+    """FLTrust's root-set size in a round: the median client's example count (the lower median),
+    and at least :data:`ROOT_EXAMPLES`. Trained as a client trains on a client's number of
+    examples, the server's update takes a client's number of steps, so its length, to which
+    every update is rescaled, is a client's (the whole 360-row digits holdout, 23 steps against
+    a client's 5 to 9, made FLTrust diverge); the floor keeps its direction, which decides every
+    update's trust, from resting on a few dozen rows (on breast-cancer, 45 rows cost 3 points on
+    dirichlet:0.5; 100 gained 1). Fewer than half the clients cannot move the median out of the
+    honest ones' range."""
+    median = sorted(examples)[(len(examples) - 1) // 2] if examples else 0
+    return max(int(median), ROOT_EXAMPLES)
 
 
 def _flatten(model: Mapping[str, np.ndarray[Any, Any]], names: Sequence[str]) -> Vector:

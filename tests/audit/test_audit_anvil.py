@@ -50,7 +50,7 @@ def test_verify_model_and_rewards_on_the_anvil_run(anvil_run: Path) -> None:
     assert verified.exit_code == 0, verified.output
     assert "the global model of task 1, round 2" in verified.output
     assert rewards.exit_code == 0, rewards.output
-    assert "666.666667" in rewards.output  # 2 rounds x 1000 tokens over 3 equal participants
+    assert "666.67 FDT" in rewards.output  # 2 rounds x 1000 tokens over 3 equal participants
 
 
 def test_the_ledger_is_audited_without_the_run_directory(anvil_run: Path, tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_a_claim_on_the_anvil_run_is_kept_and_audited(anvil_run: Path) -> None:
     verdict = audit_run(anvil_run)
     # Assert: the claim survived anvil's restart, and it is within what was attributed
     assert claimed.exit_code == 0, claimed.output
-    assert "claimed 666.666667" in claimed.output
+    assert "claimed 666.67 FDT" in claimed.output
     assert "nothing to claim" in again.output
     assert verdict.ok, verdict.failures
     claims = next(c for c in verdict.checks if c.check == "claims within attributions")

@@ -163,8 +163,8 @@ def test_simulate_prints_a_table_of_rounds_and_where_the_artifacts_are(tmp_path:
     assert "final model 0x" in done.stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert "artifacts in" in done.stdout
-    # Each participant's total reward, in tokens (10**18 base units each).
+    # Each participant's total reward, in whole tokens with the token's symbol (FDT, 18 decimals)
     assert "rewards of task 1" in done.stdout
     for address, amount in summary["rewards"].items():
-        assert re.search(rf"{address}\s.*\s{int(amount) / 10**18:,.6f}", done.stdout), address
-    assert "rewards paid 2,000.000000 tokens in all" in done.stdout
+        assert re.search(rf"{address}\s.*\s{int(amount) / 10**18:,.2f} FDT", done.stdout), address
+    assert "rewards paid 2,000.00 FDT in all" in done.stdout

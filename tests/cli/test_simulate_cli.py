@@ -127,6 +127,12 @@ def test_overwrite_deletes_nothing_when_the_run_is_refused(finished_run: Path) -
         (["--local-epochs", "0"], "--local-epochs must be >= 1"),
         (["--round-timeout", "0"], "--round-timeout must be > 0 seconds"),
         (["--byzantine", "5", "--strategy", "krum"], "--byzantine 5 needs n >= 13"),
+        # the remedy names the flags too (it said "set byzantine to at most 3")
+        (["--byzantine", "5", "--strategy", "krum"], "set --byzantine 3 or lower"),
+        (
+            ["--attack", "alie:0.4", "--strategy", "multikrum"],
+            "(derived from --attack alie:0.4)",
+        ),
     ],
 )
 def test_validation_errors_name_the_flag(args: list[str], message: str) -> None:

@@ -102,7 +102,7 @@ def test_rewards_claim_and_claim_again(out: Path) -> None:
     assert claimer in before.stdout
     assert claimed.returncode == 0, claimed.stderr
     assert f"proved {ROUNDS} reward leaves" in claimed.stdout
-    assert f"claimed {owed / 10**18:,.6f}" in claimed.stdout
+    assert f"claimed {owed / 10**18:,.2f} FDT" in claimed.stdout
     assert again.returncode == 0, again.stderr
     assert "proved" not in again.stdout
     assert "nothing to claim" in again.stdout

@@ -82,9 +82,9 @@ def test_trimmed_mean_still_cuts_f_when_one_update_is_missing(clients: int, f: i
         ({"strategy": "bulyan", "attack": "sign-flip:0.3"}, "n >= 4f \\+ 3: byzantine=3"),
         ({"strategy": "bulyan", "byzantine": 2}, "needs n >= 11, this run samples 10"),
         ({"strategy": "krum", "byzantine": 4}, "n >= 2f \\+ 3"),
-        ({"strategy": "multikrum", "attack": "alie:0.4"}, "derived from attack alie:0.4"),
+        ({"strategy": "multikrum", "attack": "alie:0.4"}, "derived from attack=alie:0.4"),
         ({"strategy": "fedmedian", "byzantine": 5}, "n >= 2f \\+ 1"),
-        ({"strategy": "fedtrimmedavg", "byzantine": 5}, "set byzantine to at most 4"),
+        ({"strategy": "fedtrimmedavg", "byzantine": 5}, "set byzantine=4 or lower"),
         ({"byzantine": -2}, "byzantine must be >= 0, or -1"),
     ],
 )
@@ -250,10 +250,17 @@ def test_fltrust_trains_the_servers_update_on_the_holdout_with_a_seed_no_client_
 
 @pytest.mark.parametrize(
     ("examples", "expected"),
-    [((), 0), ((45,), 45), ((40, 52, 47), 47), ((40, 52, 47, 60), 47), ((30, 40, 10**9), 40)],
+    [
+        ((), 100),
+        ((45, 52, 47), 100),  # small clients: the paper's 100 root examples
+        ((140, 152, 147), 147),
+        ((140, 152, 147, 160), 147),  # the lower median of an even count
+        ((130, 140, 10**9), 140),  # one inflated claim cannot move it out of the honest range
+    ],
 )
-def test_the_root_set_is_the_median_clients_size(examples: tuple[int, ...], expected: int) -> None:
-    # the lower median of an even count; one inflated claim cannot move it out of the honest range
+def test_the_root_set_is_the_median_clients_size_and_at_least_100(
+    examples: tuple[int, ...], expected: int
+) -> None:
     assert root_size(examples) == expected
 
 

@@ -273,9 +273,10 @@ class ParticipantRecord:
     name: str = ""
     uri: str = ""
 
-    def label(self, address: str) -> str:
-        """ "Name (0xab12…)", or the bare address of an unnamed account."""
-        return party_label(self.name, address)
+    def label(self, address: str, *, whole: bool = False) -> str:
+        """ "Name (0xab12…)" (``whole``: the whole address), or the bare address of an
+        unnamed account."""
+        return party_label(self.name, address, whole=whole)
 
 
 def party_label(name: str, address: str, *, whole: bool = False) -> str:

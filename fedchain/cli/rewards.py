@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from fedchain.audit import OpenedRun as OpenedRunT
+    from fedchain.chain.gateway import LedgerGateway as LedgerGatewayT
 
 
 @app.command()
@@ -87,7 +88,7 @@ def _merkle_rewards(opened: OpenedRunT) -> None:
     console.print(table)
 
 
-def _labels(gateway: Any, addresses: list[str]) -> dict[str, str]:
+def _labels(gateway: LedgerGatewayT, addresses: list[str]) -> dict[str, str]:
     """Each address as "Name (0xab12…)", with the name the on-chain registry holds."""
     records = gateway.participants(addresses) if addresses else []
     return {a: r.label(a, whole=True) for a, r in zip(addresses, records, strict=True)}

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import fedchain
-from fedchain.attacks import HONEST
+from fedchain.attacks import ATTACK_KINDS, HONEST
 from fedchain.settings import RunSettings, SettingsError
 
 __all__ = [
@@ -79,17 +79,7 @@ PIPELINES: Mapping[str, Mapping[str, Any]] = {
 CANDIDATES = ("fltrust", "nnm+cclip")
 #: The clean reference of every cell.
 REFERENCE = "fedavg"
-ATTACKS = (
-    "sign-flip",
-    "gaussian",
-    "label-flip",
-    "free-rider",
-    "noisy-free-rider",
-    "alie",
-    "inflate-examples",
-    "sybil",
-    "ipm",
-)
+ATTACKS = ATTACK_KINDS  # every kind the code has gets its cell
 #: Attacks whose attackers contribute nothing (or copies): their share's target is 1 %.
 FREE_RIDING = ("free-rider", "noisy-free-rider", "sybil")
 TARGET_DROP = 0.03

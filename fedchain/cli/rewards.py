@@ -71,7 +71,7 @@ def _merkle_rewards(opened: OpenedRunT) -> None:
     token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
     unit = run_token(opened.out)
     table = Table(
-        title=f"rewards of task {opened.task_id} ({unit.symbol}, token {token}, merkle mode)"
+        title=f"rewards of task {opened.task_id} (merkle mode, {unit.symbol}, token {token})"
     )
     for column in ("participant", "attributed", "claimed", "claimable"):
         table.add_column(column, justify="left" if column == "participant" else "right")

@@ -108,7 +108,7 @@ def test_rewards_claim_and_claim_again(out: Path) -> None:
     assert "nothing to claim" in again.stdout
     row = next(line for line in after.stdout.splitlines() if claimer[:12] in line)
     cells = [cell.strip() for cell in row.split("│") if cell.strip()]
-    assert cells[-1] == "0.000000"  # nothing claimable any more
+    assert cells[-1] == "0 FDT"  # nothing claimable any more
     # Assert: the balances on the saved chain, and a proof replayed by hand is refused
     opened = open_run(out, resume=False)
     try:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from fedchain.attacks import ATTACK_KINDS
 from fedchain.federation.run_artifacts import RunRecord
 from fedchain.settings import RunSettings
 from fedchain.simulation.inprocess import run_inprocess
@@ -40,17 +41,7 @@ CELL = RunSettings(
     standardize="task",
 )
 FRACTION = 0.3
-ATTACKS = (
-    "sign-flip",
-    "gaussian",
-    "label-flip",
-    "free-rider",
-    "noisy-free-rider",
-    "alie",
-    "inflate-examples",
-    "sybil",
-    "ipm",
-)
+ATTACKS = ATTACK_KINDS  # every kind the code has gets its cell
 FREE_RIDING = ("free-rider", "noisy-free-rider")
 
 

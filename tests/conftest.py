@@ -3,10 +3,15 @@ test session."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+import sys
 import time
+import types
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -51,3 +56,31 @@ def no_process_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) ->
             f"(tests/e2e/_processes.py: Started.stop):\n{listed}",
             pytrace=False,
         )
+
+
+def _byzfl_names() -> list[str]:
+    return [n for n in sys.modules if n == "byzfl" or n.startswith("byzfl.")]
+
+
+@pytest.fixture(scope="module")
+def byzfl_reference() -> Iterator[Callable[[str], Any]]:
+    """Loads byzfl's modules (the robust rules' and attacks' test reference) without running
+    byzfl/__init__.py, which imports torchvision; sys.modules is restored afterwards, so that no
+    stub of a module leaks into the next test module of the worker."""
+    saved = {name: sys.modules.pop(name) for name in _byzfl_names()}
+    spec = importlib.util.find_spec("byzfl")
+    missing = (
+        "byzfl is the test reference of the robust rules and attacks: install it with "
+        "`.venv/bin/pip install --no-deps byzfl==0.0.11` (`make setup` does)"
+    )
+    assert spec is not None, missing
+    assert spec.submodule_search_locations, missing
+    package = types.ModuleType("byzfl")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["byzfl"] = package
+    try:
+        yield importlib.import_module
+    finally:
+        for name in _byzfl_names():
+            del sys.modules[name]
+        sys.modules.update(saved)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-import types
+from collections.abc import Callable
 from statistics import NormalDist
 from typing import Any
 
@@ -220,19 +217,9 @@ def test_ipm_with_every_client_attacking_sends_the_global_model_back() -> None:
         np.testing.assert_array_equal(update[name], weights)
 
 
-def _byzfl_attacks() -> Any:
-    """byzfl's attacks module, loaded without byzfl/__init__.py (which imports torchvision)."""
-    if "byzfl" not in sys.modules:
-        spec = importlib.util.find_spec("byzfl")  # locates the package without running it
-        assert spec is not None
-        assert spec.submodule_search_locations is not None
-        stub = types.ModuleType("byzfl")
-        stub.__path__ = list(spec.submodule_search_locations)
-        sys.modules["byzfl"] = stub
-    return importlib.import_module("byzfl.attacks.attacks")
-
-
-def test_ipm_matches_byzfls_inner_product_manipulation() -> None:
+def test_ipm_matches_byzfls_inner_product_manipulation(
+    byzfl_reference: Callable[[str], Any],
+) -> None:
     # Prepare: random honest updates of 7 honest partitions
     rng = np.random.default_rng(3)
     honest = {
@@ -250,7 +237,8 @@ def test_ipm_matches_byzfls_inner_product_manipulation() -> None:
     update, _ = AttackPlan("ipm", 0.3).forge(
         RECEIVED, 9, 10, train=lambda p, flip: (honest[p], 0.0), seed=1
     )
-    reference = _byzfl_attacks().InnerProductManipulation(tau=IPM_EPSILON)(deltas)
+    attacks = byzfl_reference("byzfl.attacks.attacks")
+    reference = attacks.InnerProductManipulation(tau=IPM_EPSILON)(deltas)
     # Assert: the forged delta is byzfl's -tau * mean of the honest deltas
     ours = np.concatenate([(update[k] - RECEIVED[k]).astype(np.float64).ravel() for k in names])
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)

@@ -8,11 +8,7 @@ modules are loaded here without running that __init__ (they need only numpy, tor
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-import types
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,25 +30,9 @@ from fedchain.robust_rules import (
 
 
 @pytest.fixture(scope="module")
-def byzfl() -> Iterator[Any]:
+def byzfl(byzfl_reference: Callable[[str], Any]) -> Any:
     """byzfl's aggregators and pre-aggregators (byzfl/__init__.py is not run)."""
-    spec = importlib.util.find_spec("byzfl")
-    missing = (
-        "byzfl is the test reference of the robust rules: install it with "
-        "`.venv/bin/pip install --no-deps byzfl==0.0.11` (`make setup` does)"
-    )
-    assert spec is not None, missing
-    assert spec.submodule_search_locations, missing
-    saved = {name: module for name, module in sys.modules.items() if name.startswith("byzfl")}
-    package = types.ModuleType("byzfl")
-    package.__path__ = list(spec.submodule_search_locations)
-    sys.modules["byzfl"] = package
-    try:
-        yield importlib.import_module("byzfl.aggregators")
-    finally:
-        for name in [n for n in sys.modules if n.startswith("byzfl")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
+    return byzfl_reference("byzfl.aggregators")
 
 
 def _vectors(seed: int, n: int = 10, d: int = 40) -> np.ndarray[Any, Any]:

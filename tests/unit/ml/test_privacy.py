@@ -1,0 +1,108 @@
+"""The privacy terms, their parsing and fixed point, and Opacus' accounting (issue 17)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedchain.errors import FedchainError
+from fedchain.ml.privacy import (
+    epsilon_of,
+    epsilon_spent,
+    noise_multiplier,
+    sample_rate,
+    steps_per_round,
+)
+from fedchain.privacy import (
+    DEFAULT_DELTA,
+    EPSILON_SCALE,
+    PrivacyError,
+    PrivacyTerms,
+    parse_dp,
+    to_micro,
+)
+
+SITE = {"dataset_size": 40, "batch_size": 16, "local_epochs": 1}
+
+
+def test_parse_dp_reads_epsilon_and_optional_delta() -> None:
+    assert parse_dp("8") == PrivacyTerms(epsilon=8.0, delta=DEFAULT_DELTA)
+    assert parse_dp(" 2.5:1e-6 ") == PrivacyTerms(epsilon=2.5, delta=1e-6)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "abc", "0", "-1", "8:0", "8:1", "8:x", "1:2:3", "inf", ":1e-5"]
+)
+def test_parse_dp_refuses_bad_values_with_one_line_naming_the_flag(text: str) -> None:
+    with pytest.raises(PrivacyError) as caught:
+        parse_dp(text)
+    message = str(caught.value)
+    assert "--dp" in message
+    assert "\n" not in message
+    assert isinstance(caught.value, FedchainError)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_terms_refuse_a_non_positive_clip_norm() -> None:
+    with pytest.raises(PrivacyError, match="clip"):
+        PrivacyTerms(epsilon=1.0, clip_norm=0.0)
+
+
+def test_to_micro_rounds_up_and_maps_six_decimals_to_themselves() -> None:
+    assert EPSILON_SCALE == 10**6
+    assert to_micro(0.3) == 300_000  # 0.3 * 1e6 is 300000.00000000006 in floats
+    assert to_micro(8) == 8_000_000
+    assert to_micro(1.0000001) == 1_000_001  # rounded up, never under-reported
+    assert to_micro(0.0) == 0
+    with pytest.raises(PrivacyError):
+        to_micro(-0.1)
+
+
+def test_the_rdp_epsilon_matches_opacus_published_example() -> None:
+    # Opacus' own accountant test (opacus/tests/accountants_test.py, test_rdp_accountant):
+    # sigma 1.5, sample rate 0.04, int(90 / 0.04) steps, delta 1e-5 give epsilon 7.32911117143.
+    epsilon = epsilon_of(1.5, sample_rate=0.04, steps=int(90 / 0.04), delta=1e-5)
+
+    assert epsilon == pytest.approx(7.32911117143, abs=1e-6)
+
+
+def test_steps_follow_opacus_poisson_loader() -> None:
+    # 400 examples in batches of 16: 25 batches, so q = 1/25 and 25 steps per epoch.
+    assert sample_rate(400, 16) == pytest.approx(0.04)
+    assert steps_per_round(400, 16, 2) == 50
+    # 90 rounds of one epoch there is Opacus' example above, driven through the terms.
+    terms = PrivacyTerms(epsilon=8.0, delta=1e-5)
+    sigma = noise_multiplier(terms, dataset_size=400, batch_size=16, local_epochs=1, rounds=90)
+    assert epsilon_of(sigma, sample_rate=0.04, steps=2250, delta=1e-5) <= 8.0
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 8.0])
+def test_the_noise_reaches_the_cap_and_no_more(epsilon: float) -> None:
+    # Prepare
+    terms = PrivacyTerms(epsilon=epsilon)
+    sigma = noise_multiplier(terms, rounds=5, **SITE)
+    q = sample_rate(40, 16)
+    steps = 5 * steps_per_round(40, 16, 1)
+
+    # Execute
+    at_plan = epsilon_spent(terms, rounds_taken=5, planned_rounds=5, **SITE)
+    less_noise = epsilon_of(sigma * 0.99, sample_rate=q, steps=steps, delta=terms.delta)
+
+    # Assert: within the cap (by at most the search's tolerance), and 1 % less noise breaks it.
+    assert epsilon - 1e-3 <= at_plan <= epsilon
+    assert less_noise > epsilon
+
+
+def test_the_spend_grows_with_rounds_and_passes_the_cap_after_the_plan() -> None:
+    terms = PrivacyTerms(epsilon=4.0)
+
+    spent = [epsilon_spent(terms, rounds_taken=r, planned_rounds=3, **SITE) for r in range(5)]
+
+    assert spent[0] == 0.0
+    assert spent == sorted(spent)
+    assert len(set(spent)) == 5
+    assert spent[3] <= 4.0 < spent[4]
+
+
+def test_an_unreachable_budget_is_a_training_error() -> None:
+    with pytest.raises(FedchainError, match="cannot be reached"):
+        noise_multiplier(PrivacyTerms(epsilon=1e-9), rounds=1000, **SITE)

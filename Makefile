@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The CPU build of PyTorch; any other torch requirement pulls GBs of CUDA packages.
 TORCH  := torch==2.13.0
 
-.PHONY: setup demo test test-python test-contracts lint docs slither bench contracts clean chromium
+.PHONY: setup demo test test-python test-federations test-consortium contracts-checked test-contracts lint docs slither bench contracts clean chromium
 
 setup: $(VENV)/.installed node_modules/.installed chromium
 
@@ -55,7 +55,17 @@ demo: setup
 	  $(BIN)/fedchain simulate --out $(DEMO_OUT); \
 	fi
 
-test: setup lint docs slither test-contracts test-python
+# The federations first (two workers), then the consortium test beside the static checks and the
+# contracts' tests: it mostly waits on its processes (SuperLink, SuperNodes, anvil), they use one
+# core. Each target's output is printed whole when it ends (--output-sync).
+test: setup lint
+	$(MAKE) --no-print-directory test-federations
+	$(MAKE) --no-print-directory --output-sync=target -j 2 test-consortium contracts-checked
+
+# One after the other: slither and the Hardhat tests compile into the same .hardhat/ folder.
+contracts-checked: docs
+	$(MAKE) --no-print-directory slither
+	$(MAKE) --no-print-directory test-contracts
 
 # lint-imports: the layer order and the web3 rule of [tool.importlinter] in pyproject.toml.
 # (Import cycles, counting imports inside functions: tests/unit/test_import_cycles.py.)
@@ -79,13 +89,17 @@ slither: setup $(SLITHER_VENV)/.installed
 	$(SLITHER_VENV)/bin/slither . --fail-medium
 
 # Two workers (pytest-xdist), each test module whole on one of them so that a module's federation
-# runs once. The federations wait on processes, chains and sockets as much as they compute: on
-# this 2-core machine, loaded by other work, one at a time took 33 min for 968 tests and two
-# workers 24 min for 1,143. The consortium test runs alone afterwards: beside the other modules
-# its SuperLink twice did not start within 180 s (cause not found; alone it always started).
-test-python:
-	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/e2e/test_deployment.py
-	$(BIN)/pytest tests/e2e/test_deployment.py
+# runs once; the federations wait on processes, chains and sockets as much as they compute. The
+# consortium tests run apart from them: beside them their SuperLink twice did not start within
+# 180 s (cause not found; apart it always started).
+CONSORTIUM_TESTS = tests/e2e/test_deployment.py
+test-python: test-federations test-consortium
+
+test-federations: setup
+	$(BIN)/pytest -n 2 --dist loadfile $(addprefix --ignore=,$(CONSORTIUM_TESTS))
+
+test-consortium: setup
+	$(BIN)/pytest $(CONSORTIUM_TESTS)
 
 test-contracts:
 	npx hardhat test

@@ -23,11 +23,14 @@ from fedchain.chain.accounts import devnet_account, environment_password, load_k
 from fedchain.chain.records import Commitment, Consent, RoundId, SignedConsent, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment, sign_consent
 from fedchain.errors import FedchainError
+from fedchain.federation import consent_policy
 from fedchain.federation.dropouts import act_out, fate
 from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
+from fedchain.federation.privacy_budget import epsilon_after_round, record_round
 from fedchain.federation.workload import client_data, site_data, train_locally
 from fedchain.hashing import model_hash, to_hex
 from fedchain.ml.data import Dataset, dataset_hash
+from fedchain.privacy import METRIC_DP_EPSILON
 from fedchain.record_keys import (
     COMMIT_NUM_EXAMPLES,
     COMMIT_PARTICIPANT,
@@ -142,15 +145,16 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
     dropped = fate(settings.seed, server_round, partition_id, settings.dropout)
     if dropped is not None:  # a simulated dropout: no update this round
         act_out(dropped, server_round, partition_id, settings.round_timeout)
+    view = _ledger_view(config)
+    site = context.node_config.get(NODE_DATA_PATH)
+    consent = _consented(view, settings, config, context) if site else None
     weights = arrays_to_numpy(next(iter(content.array_records.values())))
     received = model_hash(weights)
-    view = _ledger_view(config)
     if view is not None:
         _verify_on_chain(view, received, context)
 
     mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
     examples: int | None = None  # what the reply claims; None: the examples it trained on
-    site = context.node_config.get(NODE_DATA_PATH)
     if site:  # a hospital's SuperNode: its own CSV file, named in its node config only
         num_classes = int(config.get(CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
         data = site_data(
@@ -162,11 +166,13 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
             standardize=settings.standardize,
             standardize_stats=settings.standardize_stats,
         )
+        epsilon = epsilon_after_round(settings, len(data), context)  # refused past the cap
         seed = _seed(settings, server_round, 0)
         update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
     else:  # a simulated client: its partition of the run's dataset
         partitions = int(context.node_config.get(NODE_NUM_PARTITIONS, settings.num_clients))
         data = client_data(settings, partition_id, partitions)
+        epsilon = epsilon_after_round(settings, len(data), context)  # refused past the cap
         seed = _seed(settings, server_round, partition_id)
         plan = parse_attack(settings.attack)
         if plan is not None and partition_id in plan.attackers(partitions):
@@ -182,15 +188,29 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
         else:
             update, loss = train_locally(settings, data, weights, seed=seed, proximal_mu=mu)
     examples = examples if examples is not None else len(data)
+    metrics: dict[str, int | float] = {
+        METRIC_NUM_EXAMPLES: examples,
+        METRIC_TRAIN_LOSS: float(loss),
+    }
+    if epsilon is not None:  # DP: the site's cumulative epsilon once this update is out
+        metrics[METRIC_DP_EPSILON] = epsilon
+        record_round(context)
 
     records: dict[str, Any] = {
         RECORD_ARRAYS: numpy_to_arrays(update),
-        RECORD_METRICS: MetricRecord(
-            {METRIC_NUM_EXAMPLES: examples, METRIC_TRAIN_LOSS: float(loss)}
-        ),
+        RECORD_METRICS: MetricRecord(metrics),  # type: ignore[arg-type]
     }
     if view is not None:
         records[RECORD_COMMITMENT] = _commit(view, model_hash(update), examples, context)
+    if consent is not None and view is not None:
+        _log_round(
+            consent,
+            view,
+            received,
+            loss=float(loss),
+            examples=examples,
+            commitment=records[RECORD_COMMITMENT],
+        )
     elif NODE_KEYSTORE in context.node_config or NODE_PARTITION_ID in context.node_config:
         # No ledger: the address still names the participant in the run's record.
         records[RECORD_PARTICIPANT] = ConfigRecord(
@@ -361,4 +381,71 @@ def _commit(view: _LedgerView, update_hash: bytes, examples: int, context: Conte
             COMMIT_NUM_EXAMPLES: examples,
             COMMIT_SIGNATURE: signed.signature,
         }
+    )
+
+
+def _consented(
+    view: _LedgerView | None, settings: RunSettings, config: ConfigRecord, context: Context
+) -> consent_policy.ConsentEntry:
+    """A hospital's node trains only for a task in its consent policy, with the settings of
+    the spec it consented to, while it is a member on chain: checked before its data is read."""
+    refused = consent_policy.ConsentRefusedError
+    if view is None:
+        raise refused(
+            "refused: the message names no task (no task-id): a hospital's node trains only "
+            "for a task it joined with `fedchain task join`"
+        )
+    path = context.node_config.get(consent_policy.NODE_CONSENT_POLICY)
+    if not path:
+        raise refused(
+            "refused: this node has no consent policy: start it with `fedchain client` after "
+            "`fedchain task join`"
+        )
+    domain = view.domain
+    entry = consent_policy.ConsentPolicy.load(Path(str(path))).entry(
+        domain.chain_id, domain.verifying_contract, view.task_id
+    )
+    if entry is None:
+        raise refused(
+            f"refused: task {view.task_id} of ledger {domain.verifying_contract} (chain "
+            f"{domain.chain_id}) is not in this node's consent policy {path}: review it with "
+            "`fedchain task show`, then join it with `fedchain task join`"
+        )
+    signer = participant_account(context).address
+    if entry.participant.lower() != signer.lower():
+        raise refused(
+            f"refused: task {view.task_id} was joined by {entry.participant}, this node signs "
+            f"as {signer}: start it with the keystore that joined"
+        )
+    num_classes = int(config.get(CONFIG_NUM_CLASSES, 0)) or None  # type: ignore[arg-type]
+    mu = float(config.get("proximal-mu", settings.proximal_mu))  # type: ignore[arg-type]
+    consent_policy.check_settings(entry, settings, num_classes, mu)
+    consent_policy.check_chain(entry, _reader(view, context), int(view.round_id))
+    return entry
+
+
+def _log_round(
+    entry: consent_policy.ConsentEntry,
+    view: _LedgerView,
+    received: bytes,
+    *,
+    loss: float,
+    examples: int,
+    commitment: ConfigRecord,
+) -> None:
+    """The hospital's own record of a round, in its SuperNode's log."""
+    from flwr.common.logger import log as flower_log
+
+    flower_log(
+        logging.INFO,
+        "fedchain task %d round %d: spec 0x%s consented; model %s = chain's global model; "
+        "trained on %d examples, loss %.4f; signed commitment update %s by %s",
+        view.task_id,
+        view.round_id,
+        entry.spec_hash.hex(),
+        to_hex(received),
+        examples,
+        loss,
+        to_hex(bytes(commitment[COMMIT_UPDATE_HASH])),  # type: ignore[arg-type]
+        commitment[COMMIT_PARTICIPANT],
     )

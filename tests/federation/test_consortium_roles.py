@@ -19,10 +19,11 @@ from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import Commitment, RoundId, SignedCommitment
 from fedchain.chain.signing import recover_signer
 from fedchain.consortium.deployment import CreatedTask, create_task
+from fedchain.federation.consent_policy import NODE_CONSENT_POLICY, ConsentEntry, record_consent
 from fedchain.federation.coordinator import TaskMismatchError, _coordinator_key, _existing_task
 from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
-from fedchain.federation.participant import participant_account, train_reply
-from fedchain.federation.workload import initial_weights
+from fedchain.federation.participant import consent_to, participant_account, train_reply
+from fedchain.federation.workload import initial_weights, site_data
 from fedchain.hashing import model_hash
 from fedchain.ml.data import load_breast_cancer
 from fedchain.settings import RunSettings
@@ -88,6 +89,7 @@ def test_a_hospital_trains_on_its_csv_file_and_signs_with_its_keystore(
         {record_keys.RECORD_ARRAYS: numpy_to_arrays(initial), record_keys.RECORD_CONFIG: config}
     )
     message = Message(content, dst_node_id=7, message_type="train")
+    site[NODE_CONSENT_POLICY] = _join(chain, task, site)
     context = Context(run_id=1, node_id=7, node_config=site, state=RecordDict(), run_config={})
     try:
         # Execute
@@ -107,6 +109,25 @@ def test_a_hospital_trains_on_its_csv_file_and_signs_with_its_keystore(
     keystore_address = commitment[record_keys.COMMIT_PARTICIPANT]
     assert recover_signer(chain.domain, signed) == keystore_address
     assert keystore_address not in {devnet_account(i).address for i in range(20)}
+
+
+def _join(chain: LedgerGateway, task: CreatedTask, site: dict[str, str]) -> str:
+    """The hospital joins the task (its signed consent, relayed) and records it in its node's
+    consent policy, as `fedchain task join` does; returns the policy's path."""
+    account = participant_account(
+        Context(run_id=1, node_id=7, node_config=site, state=RecordDict(), run_config={})
+    )
+    chain.register_organisation(account.address, "Hospital", b"\x03" * 32)
+    data = site_data(site[record_keys.NODE_DATA_PATH], TASK.label_column, 2, "", "")
+    signed = consent_to(account, chain.domain, task.task_id, task.spec.spec_hash(), data)
+    chain.join_task_for(task.task_id, [signed])
+    policy = Path(site[record_keys.NODE_DATA_PATH]).parent / "node" / "consent-policy.json"
+    domain = chain.domain
+    entry = ConsentEntry(
+        domain.chain_id, domain.verifying_contract, int(task.task_id), account.address, task.spec
+    )
+    record_consent(policy, entry)
+    return str(policy)
 
 
 def _initial(task: CreatedTask) -> bytes:

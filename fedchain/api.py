@@ -177,6 +177,8 @@ def _checked(name: str, value: Any, kind: type) -> Any:
         return os.fspath(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if name == "dp" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)  # dp=8: the epsilon alone, as --dp 8
     if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
         return value
     raise SettingsError(f"{name} must be a {kind.__name__}, not {type(value).__name__} {value!r}")

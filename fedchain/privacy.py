@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_CLIP_NORM",
     "DEFAULT_DELTA",
     "EPSILON_SCALE",
+    "METRIC_DP_EPSILON",
     "PrivacyError",
     "PrivacyTerms",
     "parse_dp",
@@ -32,6 +33,9 @@ DEFAULT_DELTA = 1e-5
 DEFAULT_CLIP_NORM = 1.0
 #: Epsilons go on chain as integers in millionths (micro-epsilon).
 EPSILON_SCALE = 10**6
+#: The fit metric in which a client reports its cumulative epsilon after the round (a float;
+#: absent when DP is off).
+METRIC_DP_EPSILON = "dp_epsilon"
 
 
 class PrivacyError(FedchainError, ValueError):

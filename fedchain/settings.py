@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fedchain.errors import SettingsError
+from fedchain.privacy import PrivacyError, PrivacyTerms, parse_dp
 
 __all__ = [
     "CHAIN_KINDS",
@@ -106,6 +107,13 @@ class RunSettings:
     # hold the holdout ("" = rebuilt from the holdout), written by `fedchain task create`.
     standardize: str = "local"
     standardize_stats: str = ""
+    # Differential privacy (fedchain.privacy, docs/privacy.md): "" (off) or EPSILON[:DELTA], the
+    # cap each site's epsilon may reach over the task; the rounds its noise is planned over
+    # (0: num-server-rounds; fewer makes a site stop, its budget spent, after that many); the
+    # per-example gradient norm clipped to.
+    dp: str = ""
+    dp_rounds: int = 0
+    dp_clip_norm: float = 1.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -147,9 +155,11 @@ class RunSettings:
                 f"standardize must be one of {', '.join(STANDARDIZE_MODES)}",
             ),
         ]
+        checks.append((self.dp_rounds >= 0, "dp-rounds must be >= 0 (0: num-server-rounds)"))
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)
+        _ = self.privacy  # raises SettingsError on a bad dp or dp-clip-norm
         from fedchain.attacks import parse_attack
 
         parse_attack(self.attack)  # raises AttackError (a ValueError) on a bad spec
@@ -160,6 +170,27 @@ class RunSettings:
     @property
     def out_dir(self) -> Path:
         return Path(self.out)
+
+    @property
+    def privacy(self) -> PrivacyTerms | None:
+        """The differential-privacy terms, or None when DP is off (``dp`` empty).
+
+        Raises
+        ------
+        SettingsError
+            If ``dp`` is not ``EPSILON[:DELTA]`` in range or ``dp-clip-norm`` is not positive.
+        """
+        if not self.dp:
+            return None
+        try:
+            return parse_dp(self.dp, clip_norm=self.dp_clip_norm)
+        except PrivacyError as error:
+            raise SettingsError(str(error)) from None
+
+    @property
+    def dp_planned_rounds(self) -> int:
+        """The rounds each site's DP noise is planned over: ``dp-rounds``, else every round."""
+        return self.dp_rounds or self.num_rounds
 
     @property
     def ledger_enabled(self) -> bool:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from fedchain._version import __version__
 from fedchain.errors import FedchainError
+from fedchain.privacy import PrivacyTerms
 
 if TYPE_CHECKING:
     from fedchain.settings import RunSettings
@@ -32,6 +33,7 @@ __all__ = [
     "TaskSpecError",
     "decode_names",
     "encode_names",
+    "privacy_fields",
 ]
 
 #: Fields added after the first release, with the value that leaves them out of the canonical
@@ -45,6 +47,10 @@ _OPTIONAL_FIELDS: dict[str, object] = {
     "feature_mean": (),
     "feature_scale": (),
     "reward_full_gain": 0.0,
+    "dp_epsilon": 0.0,
+    "dp_delta": 0.0,
+    "dp_clip_norm": 0.0,
+    "dp_rounds": 0,
 }
 #: Spec fields read back from JSON arrays.
 _TUPLE_FIELDS = ("input_shape", "features", "classes", "feature_mean", "feature_scale")
@@ -90,6 +96,10 @@ class TaskSpec:
     ``reward_full_gain`` is the measured gain that earns a round's whole budget (see
     :mod:`fedchain.contribution.rewards`); 0, and absent from the specs of older tasks, pays
     by the rule before issue 15 (the whole budget split over the positive scores).
+
+    ``dp_epsilon``, ``dp_delta`` and ``dp_clip_norm`` are the task's differential-privacy terms
+    (:attr:`privacy`) and ``dp_rounds`` the rounds each site's noise is planned over (see
+    :mod:`fedchain.ml.privacy`); all 0, and absent from the canonical form, when DP is off.
     """
 
     dataset: str
@@ -116,6 +126,10 @@ class TaskSpec:
     feature_mean: tuple[float, ...] = ()
     feature_scale: tuple[float, ...] = ()
     reward_full_gain: float = 0.0
+    dp_epsilon: float = 0.0
+    dp_delta: float = 0.0
+    dp_clip_norm: float = 0.0
+    dp_rounds: int = 0
 
     def canonical(self) -> bytes:
         """Compact, key-sorted ASCII JSON: the bytes the spec hash is taken over."""
@@ -124,6 +138,13 @@ class TaskSpec:
             if fields[name] == unused:
                 del fields[name]
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+    @property
+    def privacy(self) -> PrivacyTerms | None:
+        """The task's differential-privacy terms, or None when it trains without DP."""
+        if not self.dp_epsilon:
+            return None
+        return PrivacyTerms(self.dp_epsilon, self.dp_delta, self.dp_clip_norm)
 
     @property
     def data_on_sites(self) -> bool:
@@ -151,6 +172,7 @@ class TaskSpec:
             contribution=self.contribution,
             standardize=self.standardize,
             reward_full_gain=self.reward_full_gain,
+            **_privacy_settings(self),
         )
         if self.data_hash:  # the columns read are part of the spec
             settings = settings.with_changes(
@@ -208,6 +230,30 @@ class TaskSpec:
             raise TaskSpecError(f"no task spec at {path}") from exc
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise TaskSpecError(f"{path} is not a fedchain task spec: {exc}") from exc
+
+
+def privacy_fields(settings: RunSettings) -> dict[str, Any]:
+    """The spec fields of ``settings``' DP terms; none when DP is off (older bytes kept)."""
+    terms = settings.privacy
+    if terms is None:
+        return {}
+    return {
+        "dp_epsilon": terms.epsilon,
+        "dp_delta": terms.delta,
+        "dp_clip_norm": terms.clip_norm,
+        "dp_rounds": settings.dp_planned_rounds,
+    }
+
+
+def _privacy_settings(spec: TaskSpec) -> dict[str, Any]:
+    """The run settings a spec's DP terms fix (``repr`` keeps each float exact)."""
+    if not spec.dp_epsilon:
+        return {"dp": "", "dp_rounds": 0}
+    return {
+        "dp": f"{spec.dp_epsilon!r}:{spec.dp_delta!r}",
+        "dp_rounds": spec.dp_rounds,
+        "dp_clip_norm": spec.dp_clip_norm,
+    }
 
 
 def encode_names(names: Sequence[str]) -> str:

@@ -131,6 +131,23 @@ def simulate(
             "statistics, recorded in the task spec)."
         ),
     ] = _DEFAULT["standardize"],
+    dp: Annotated[
+        str,
+        typer.Option(
+            help="Differential privacy: EPSILON[:DELTA] (delta 1e-5 by default), the cap each "
+            "site's epsilon may reach over the task (DP-SGD with Opacus). Off by default."
+        ),
+    ] = _DEFAULT["dp"],
+    dp_rounds: Annotated[
+        int,
+        typer.Option(
+            help="--dp only: the rounds each site's noise is planned over (0: --rounds); fewer "
+            "than --rounds and sites stop, their budget spent, after that many."
+        ),
+    ] = _DEFAULT["dp_rounds"],
+    dp_clip_norm: Annotated[
+        float, typer.Option(help="--dp only: the per-example gradient norm DP-SGD clips to.")
+    ] = _DEFAULT["dp_clip_norm"],
 ) -> None:
     """Simulate a federation on this machine, every round recorded on chain."""
     from fedchain.ml.data import absolute_dataset_spec
@@ -168,6 +185,9 @@ def simulate(
             min_train_nodes=min_train_nodes,
             commit_mode=commit_mode,
             standardize=standardize,
+            dp=dp,
+            dp_rounds=dp_rounds,
+            dp_clip_norm=dp_clip_norm,
         )
         check_out(
             out, overwrite, option="--out", replace="pass --overwrite", resume=f"--resume {out}"

@@ -47,7 +47,7 @@ from fedchain.hashing import ModelHash, model_hash, save_canonical, to_hex
 from fedchain.record_keys import CONFIG_NUM_CLASSES
 from fedchain.settings import RunSettings
 from fedchain.store import ModelStore
-from fedchain.task import TaskSpec
+from fedchain.task import TaskSpec, privacy_fields
 
 __all__ = ["ChainSession", "TaskMismatchError", "check_resume", "run_federation", "task_spec"]
 
@@ -345,6 +345,7 @@ def _spec(settings: RunSettings, hold: Holdout, initial: ModelHash) -> TaskSpec:
         seed=settings.seed,
         contribution=settings.contribution,
         reward_full_gain=settings.reward_full_gain,
+        **privacy_fields(settings),  # the DP terms; none without DP (the spec keeps its bytes)
     )
 
 

@@ -45,6 +45,7 @@ from fedchain.federation.messages import Weights, arrays_to_numpy
 from fedchain.federation.robust_strategies import RoundHistory
 from fedchain.federation.round_report import ParticipantOutcome, RoundReport
 from fedchain.hashing import ModelHash, model_hash, to_hex
+from fedchain.privacy import METRIC_DP_EPSILON
 from fedchain.record_keys import (
     COMMIT_NUM_EXAMPLES,
     COMMIT_PARTICIPANT,
@@ -465,6 +466,8 @@ class LedgerStrategy(Strategy):
             raise _Rejected(f"metric {METRIC_NUM_EXAMPLES} must be a positive integer")
         update_hash = model_hash(weights)
         outcome.update_hash, outcome.num_examples = to_hex(update_hash), examples
+        epsilon = metrics.get(METRIC_DP_EPSILON)  # DP: the site's cumulative spend, reported
+        outcome.epsilon = float(epsilon) if isinstance(epsilon, (int, float)) else None
         if self.link is None:  # no ledger: the declared address, or the node id
             declared = content.config_records.get(RECORD_PARTICIPANT)
             address = declared.get(COMMIT_PARTICIPANT) if declared is not None else None

@@ -29,6 +29,8 @@ class ParticipantOutcome:
     # Why the ledger skipped its commitment or reward at commit ("" when it did not): it left
     # the task while the round was open, say. Its reward then stays in the pool.
     skipped: str = ""
+    # The site's cumulative DP epsilon after this round, as it reported it (None without DP).
+    epsilon: float | None = None
 
 
 @dataclass

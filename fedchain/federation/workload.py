@@ -398,9 +398,38 @@ def train_locally(
     seed: int,
     proximal_mu: float = 0.0,
 ) -> tuple[Weights, float]:
-    """Train the global ``weights`` on ``data``; returns the update and the last epoch's loss."""
+    """Train the global ``weights`` on ``data``; returns the update and the last epoch's loss.
+
+    With DP on (``settings.privacy``) the training is DP-SGD, with the noise this site's number
+    of examples needs to stay within the cap over the planned rounds (fedchain.ml.privacy).
+    """
     model = _model(settings, data.input_shape, data.num_classes)
     set_weights(model, weights)
+    terms = settings.privacy
+    if terms is not None:
+        from fedchain.ml.dp_training import train_private
+        from fedchain.ml.privacy import noise_multiplier
+
+        sigma = noise_multiplier(
+            terms,
+            dataset_size=len(data),
+            batch_size=settings.batch_size,
+            local_epochs=settings.local_epochs,
+            rounds=settings.dp_planned_rounds,
+        )
+        result = train_private(
+            model,
+            data.features,
+            data.labels,
+            epochs=settings.local_epochs,
+            lr=settings.learning_rate,
+            batch_size=settings.batch_size,
+            seed=seed,
+            noise_multiplier=sigma,
+            clip_norm=terms.clip_norm,
+            proximal_mu=proximal_mu,
+        )
+        return dict(get_weights(model)), result.loss
     result = train(
         model,
         data.features,

@@ -22,7 +22,15 @@ from torch.nn import functional as F  # noqa: N812 (the PyTorch idiom)
 
 from fedchain.ml.errors import TrainingError
 
-__all__ = ["EVAL_BATCH_SIZE", "MOMENTUM", "EvalResult", "TrainResult", "evaluate", "train"]
+__all__ = [
+    "EVAL_BATCH_SIZE",
+    "MOMENTUM",
+    "EvalResult",
+    "TrainResult",
+    "check_data",
+    "evaluate",
+    "train",
+]
 
 MOMENTUM = 0.9
 # Evaluation needs no gradients, so large batches only bound the memory used.
@@ -103,7 +111,7 @@ def train(
         raise TrainingError(f"lr must be > 0, got {lr}")
     if not proximal_mu >= 0:
         raise TrainingError(f"proximal_mu must be >= 0, got {proximal_mu}")
-    x, y = _tensors(model, features, labels)
+    x, y = check_data(model, features, labels)
     params = [p for p in model.parameters() if p.requires_grad]
     anchor = [p.detach().clone() for p in params]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=MOMENTUM)
@@ -144,7 +152,7 @@ def evaluate(
     """
     if batch_size < 1:
         raise TrainingError(f"batch_size must be >= 1, got {batch_size}")
-    x, y = _tensors(model, features, labels)
+    x, y = check_data(model, features, labels)
     n = int(y.shape[0])
     total_loss = 0.0
     correct = 0
@@ -162,10 +170,16 @@ def evaluate(
     return EvalResult(loss=total_loss / n, accuracy=correct / n, num_examples=n)
 
 
-def _tensors(
+def check_data(
     model: nn.Module, features: ArrayLike, labels: ArrayLike
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate the data against the model and copy it into tensors."""
+    """Validate the data against the model and copy it into tensors.
+
+    Raises
+    ------
+    TrainingError
+        For empty or mismatched data, or labels outside the model's outputs.
+    """
     # torch.tensor copies, so read-only arrays (a Dataset's) are fine and never aliased.
     x = torch.tensor(np.asarray(features, dtype=np.float32))
     y = torch.tensor(np.asarray(labels, dtype=np.int64))

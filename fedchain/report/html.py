@@ -47,6 +47,7 @@ from fedchain.report._run import (
     verdict_checks,
 )
 from fedchain.report.plots import accuracy_plot, gas_plot, reward_share_plot, score_heatmap
+from fedchain.report.privacy import epsilon_plot, epsilon_table, privacy_terms_line
 
 __all__ = ["render_report", "write_report"]
 
@@ -386,6 +387,28 @@ def _rounds_section(run: Run) -> str:
     return f'<section class="panel" id="rounds"><h2>Rounds</h2>{note}{table}</section>'
 
 
+def _privacy_section(run: Run) -> str:
+    """Each participant's epsilon per round against the cap; nothing for a run without DP."""
+    terms = privacy_terms_line(run.spec)
+    if terms is None:
+        return ""
+    rounds, cells = epsilon_table(run.summary)
+    rows = [
+        f"<tr><td>{_code(name, 8, 4)}</td>"
+        + "".join(f'<td class="num">{_e(c)}</td>' for c in row)
+        + "</tr>"
+        for name, row in sorted(cells.items())
+    ]
+    table = _table(["participant", *(f"#{r}" for r in rounds)], rows, "privacy")
+    figure = _image(epsilon_plot(run.summary, titled=False), "cumulative epsilon per round")
+    return (
+        f'<section class="panel" id="privacy"><h2>Privacy spend</h2>'
+        f'<p class="note">{_e(terms)}. Each cell is the cumulative epsilon the site reported '
+        "after the round; <em>spent</em>: it refused the round, its budget would have passed "
+        f"the cap.</p><figure>{figure}</figure>{table}</section>"
+    )
+
+
 def _party(p: Participant) -> str:
     """A participant as "Name (0xab12…)": its registered name, then its address."""
     address = _code(p.who, 12, 8)
@@ -475,6 +498,7 @@ def render_report(out: Path, verdict: Mapping[str, Any] | None) -> str:
                 _spec_section(run),
                 _plots_section(run, [p.who for p in people]),
                 _rounds_section(run),
+                _privacy_section(run),
                 _participants_section(run, people),
                 _audit_section(verdict),
             ]

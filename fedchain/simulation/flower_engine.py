@@ -18,7 +18,7 @@ from fedchain.errors import FedchainError
 from fedchain.federation.resume import RUN_FILE
 from fedchain.federation.round_report import RoundReport
 from fedchain.federation.run_artifacts import RunRecord, write_summary
-from fedchain.settings import RunSettings
+from fedchain.settings import RunSettings, SettingsError
 from fedchain.simulation.memory import PeakMemory
 from fedchain.simulation.stopping import SimulationStopped, StoppableGrid
 
@@ -67,6 +67,12 @@ def simulate(
     if resume:
         from fedchain.federation.coordinator import check_resume
 
+        if settings.privacy is not None:  # each node counts its DP rounds in its own state
+            raise SettingsError(
+                f"cannot resume {settings.out}: it is a DP run (--dp), and a resumed node would "
+                "restart its count of the rounds it trained, under-reporting its epsilon; start "
+                "a new run (a new task) with `fedchain simulate --dp`"
+            )
         check_resume(settings)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")

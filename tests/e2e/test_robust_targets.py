@@ -3,7 +3,8 @@
 The pipeline is given explicitly (``PIPELINE``), so these hold whatever the defaults are. Each
 cell: breast-cancer, 10 clients, ``dirichlet:0.5`` (the default partition), 30 % attackers
 (the most the targets cover), 5 rounds, seed 0, in process without a ledger (scores and rewards
-are computed by the same code as on chain). Targets, against the clean FedAvg run of the same
+are computed by the same code as on chain), except where the defence is the ledger's
+(``LEDGER_CELLS``). Targets, against the clean FedAvg run of the same
 partition, seed and standardization:
 
 - final holdout accuracy at least clean FedAvg's minus 3 points;
@@ -41,6 +42,9 @@ CELL = RunSettings(
     standardize="task",
 )
 FRACTION = 0.3
+#: Cells whose defence is the ledger's: the dataset size each participant consented to caps the
+#: num-examples of its commitments (issue 15, item 3), so they run on the embedded chain.
+LEDGER_CELLS = {"inflate-examples": "embedded"}
 ATTACKS = ATTACK_KINDS  # every kind the code has gets its cell
 FREE_RIDING = ("free-rider", "noisy-free-rider")
 
@@ -58,7 +62,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunRecord]:
         "clean": run("clean", **PIPELINE),
     }
     for attack in ATTACKS:
-        found[attack] = run(attack, attack=f"{attack}:{FRACTION}", **PIPELINE)
+        chain = LEDGER_CELLS.get(attack, "none")
+        found[attack] = run(attack, attack=f"{attack}:{FRACTION}", chain=chain, **PIPELINE)
     return found
 
 
@@ -118,9 +123,6 @@ MISSES = {
     "alie": "the colluders' one vector (mean - 0.52 std of their honest updates) points along "
     "the honest direction: FLTrust trusts it and leave-one-out measures a real holdout gain, "
     "which the reward rule pays once for the group (4.9 % of the rewards)",
-    "inflate-examples": "the updates are honest and FLTrust ignores counts, so the measured gain "
-    "is paid (14.8 %); the defence, a committed dataset size refusing the inflated count "
-    "(issue 15, item 3), has not landed",
 }
 
 

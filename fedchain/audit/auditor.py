@@ -20,12 +20,17 @@ from fedchain.audit.sources import (
 )
 from fedchain.audit.verdict import CHAIN, Check, Verdict
 from fedchain.chain.backends import JournalMismatch
+from fedchain.hashing import file_hash, to_hex
 from fedchain.ml.data import CSV_PREFIX, parse_dataset_spec
 from fedchain.settings import RunSettings
 from fedchain.store import ModelStore
 from fedchain.task import TaskSpec, TaskSpecError
 
-__all__ = ["audit_ledger", "audit_lineage", "audit_run", "check_data"]
+__all__ = ["MissingDataError", "audit_ledger", "audit_lineage", "audit_run", "check_data"]
+
+
+class MissingDataError(AuditError):
+    """The task's data file, needed to recompute, is not at hand."""
 
 
 def audit_run(
@@ -52,16 +57,20 @@ def audit_run(
     store : Path, optional
         The content store, if not the run's own ``<out>/store``.
     data : Path, optional
-        The task's CSV file to recompute with, instead of the path the run's settings name
-        (which may be relative to where it ran); checked first, see :func:`check_data`.
+        The task's data file (a CSV file, or a consortium's holdout) to recompute with, instead
+        of the path the run's settings name (which may be relative to where it ran, or on the
+        coordinator's machine); checked first, see :func:`check_data`.
 
     Returns
     -------
     Verdict
-        Every check's rows; ``verdict.ok`` only when all passed.
+        Every check's rows; ``verdict.ok`` only when all ran and passed. Without a store
+        (a hospital's copy of a run) the store checks are rows not checked.
 
     Raises
     ------
+    MissingDataError
+        With ``recompute``, if the store or the task's data file is missing (all named).
     AuditError
         If ``out`` is not an auditable run (no summary.json, no ledger, a chain that is gone),
         or the data to recompute with is not the task's.
@@ -69,7 +78,11 @@ def audit_run(
     summary = read_summary(out)
     specs = [("task.json", out / "task.json")] + ([("--spec", spec_file)] if spec_file else [])
     settings = RunSettings.from_run_config(summary.get("settings", {}))
-    check_data(specs, settings, data, recompute)
+    store_dir = store or out / "store"
+    if recompute:
+        _check_recompute_inputs(out, store_dir, specs, settings, data)
+    else:
+        check_data(specs, settings, data, recompute)
     task_id = summary.get("task_id")
     task = int(task_id) if task_id is not None else None
     try:
@@ -81,7 +94,7 @@ def audit_run(
         chain_rows = [Check(CHAIN, True, task, None, None, source.description)]
         checks = check_lineage(
             rebuild_lineage(source.gateway),
-            store=ModelStore(store or out / "store"),
+            store=ModelStore(store_dir) if store_dir.is_dir() else None,  # else: not checked
             tasks=[task] if task is not None else None,
             specs=specs,
             base_settings=settings,
@@ -93,6 +106,29 @@ def audit_run(
     finally:
         source.close()
     return Verdict.of(chain_rows + checks)
+
+
+def _check_recompute_inputs(
+    out: Path,
+    store_dir: Path,
+    specs: Sequence[tuple[str, Path]],
+    settings: RunSettings,
+    data: Path | None,
+) -> None:
+    """Refuse to recompute a run without what it needs, naming everything missing at once
+    (a hospital's copy of a run has neither the store nor the holdout)."""
+    missing = []
+    if not store_dir.is_dir():
+        missing.append(
+            f"the content store ({store_dir} does not exist: get the store/ directory the "
+            "coordinator publishes and pass --store DIR)"
+        )
+    try:
+        check_data(specs, settings, data, recompute=True)
+    except MissingDataError as exc:
+        missing.append(str(exc))
+    if missing:
+        raise MissingDataError(f"cannot recompute the run at {out}: " + "; and ".join(missing))
 
 
 def audit_ledger(
@@ -156,16 +192,18 @@ def check_data(
 ) -> None:
     """Refuse, before anything is recomputed, data that is not the task's.
 
-    The first spec file that loads names the task's CSV file by its SHA-256: ``data`` (or
-    without it the file the run's settings ``base`` name) must hash to it. A built-in dataset
-    takes no ``data``; an older spec without a data hash leaves the check to the holdout hash,
-    when the rounds are replayed.
+    The first spec file that loads names the task's data file (a simulation's CSV file, or a
+    consortium's holdout file) by its SHA-256: ``data`` (or without it the file the run's
+    settings ``base`` name) must hash to it. A built-in dataset takes no ``data``; an older spec
+    without a data hash leaves the check to the holdout hash, when the rounds are replayed.
 
     Raises
     ------
+    MissingDataError
+        If the task's data file is needed and there is none (no ``data``, or no file there).
     AuditError
-        If ``data`` is given without ``recompute`` or for a built-in dataset, or the file is
-        missing or hashes to another value than the spec's.
+        If ``data`` is given without ``recompute`` or for a built-in dataset, or the file
+        hashes to another value than the spec's.
     """
     if data is not None and not recompute:
         raise AuditError("--data is read to recompute the rounds: add --recompute")
@@ -175,17 +213,35 @@ def check_data(
     if not spec.data_hash:
         if data is not None and not (spec.data_on_sites or spec.dataset.startswith(CSV_PREFIX)):
             raise AuditError(f"the task's data is {spec.dataset}, built in: drop --data")
+        if spec.data_on_sites and data is None and _own_data(spec, base) is None:
+            raise MissingDataError(
+                "the task's holdout file is needed to recompute: ask the coordinator for it and "
+                "pass --data FILE (its arrays are checked against the spec's holdout hash)"
+            )
         return
     path = data if data is not None else _own_data(spec, base)
+    what = _data_name(spec)
     if path is None:
-        what = "holdout file" if spec.data_on_sites else f"CSV file {spec.dataset}"
+        raise MissingDataError(f"{what} is needed to recompute: point --data at a copy")
+    if not path.is_file():
+        raise MissingDataError(f"no data file at {path}: point --data at a copy of {what}")
+    actual = to_hex(file_hash(path))
+    if actual != spec.data_hash.lower():
+        name = "holdout file" if spec.data_on_sites else spec.dataset
         raise AuditError(
-            f"the task's data is a {what} (SHA-256 {spec.data_hash}): point --data at a copy"
+            f"{path} hashes to {actual}, the task spec names {spec.data_hash}: it is not the "
+            f"task's data {name}; point --data at the file the task used"
         )
-    try:
-        spec.check_data(path)
-    except TaskSpecError as exc:
-        raise AuditError(str(exc)) from None
+
+
+def _data_name(spec: TaskSpec) -> str:
+    """The data file a spec commits to, as the messages name it."""
+    if spec.data_on_sites:
+        return (
+            f"the task's holdout file (SHA-256 {spec.data_hash}, committed in the spec; the "
+            "coordinator hands it to auditors)"
+        )
+    return f"the task's data {spec.dataset} (SHA-256 {spec.data_hash})"
 
 
 def _first_spec(specs: Sequence[tuple[str, Path]]) -> TaskSpec | None:

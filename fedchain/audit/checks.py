@@ -127,7 +127,7 @@ def _merkle_records(
         return []
     if store is None:
         detail = "no store given: the rounds' published records cannot be read (--store DIR)"
-        return [Check(MERKLE, False, t, r, None, detail) for t, r in merkle]
+        return [Check.not_checked(MERKLE, t, detail, r) for t, r in merkle]
     problems = [(t, p) for t, p in attach_merkle_records(lineage, store, run_dir) if t in tasks]
     if not problems:
         detail = f"{len(merkle)} rounds: roots, proofs and signed commitments match"
@@ -181,7 +181,10 @@ class _TaskAudit:
             elif self.spec is None:
                 self.spec = spec
         if not self.specs:
-            return [Check(SPEC, True, self.task.task_id, None, None, "no spec file given")]
+            detail = (
+                "no spec file given: pass --spec FILE (the task.json the coordinator publishes)"
+            )
+            return [Check.not_checked(SPEC, self.task.task_id, detail)]
         names = ", ".join(f"{label} {path}" for label, path in self.specs)
         return rows.rows(f"{names} hash to {self.task.spec_hash}")
 
@@ -406,8 +409,8 @@ class _TaskAudit:
     # ---------------------------------------------------------------- store checks
 
     def _no_store(self, check: str) -> list[Check]:
-        detail = "no content store given: pass --store DIR (the coordinator's store/)"
-        return [Check(check, False, self.task.task_id, None, None, detail)]
+        detail = "no content store: pass --store DIR (the store/ the coordinator publishes)"
+        return [Check.not_checked(check, self.task.task_id, detail)]
 
     def _globals(self) -> list[Check]:
         if self.store is None:
@@ -442,8 +445,8 @@ class _TaskAudit:
         last = committed[-1].global_hash if committed else self.task.initial_model_hash
         where = committed[-1].round if committed else 0
         if not path.is_file():
-            detail = f"{path} is missing"
-            return [Check(FINAL, False, self.task.task_id, where, None, detail)]
+            detail = f"{path} is missing: get the run's final model from the coordinator"
+            return [Check.not_checked(FINAL, self.task.task_id, detail, where)]
         actual = to_hex(file_hash(path))
         if actual != last:
             detail = f"{path.name} hashes to {actual}, round {where}'s global model is {last}"
@@ -458,14 +461,15 @@ class _TaskAudit:
             return [c for k in rows for c in self._no_store(k)]
         if self.spec is None:
             detail = "no task spec matching the chain's spec hash: pass --spec FILE"
-            return [Check(k, False, self.task.task_id, None, None, detail) for k in rows]
+            return [Check.not_checked(k, self.task.task_id, detail) for k in rows]
         settings = settings_for(self.spec, self.base_settings, self.lineage, self.task, self.data)
         results = replay_task(self.task, self.store, self.spec, settings)
         scored = 0
         for result in results:
             if result.blocked:  # one row per check kind, not one per participant
+                # The missing or altered model fails the store checks; here it is unchecked.
                 for kind_rows in rows.values():
-                    kind_rows.fail(result.blocked, result.round, result.blocked_by)
+                    kind_rows.not_checked(result.blocked, result.round, result.blocked_by)
                 continue
             for kind, problem in (
                 (AGGREGATION, result.aggregation),

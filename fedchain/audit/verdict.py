@@ -2,7 +2,8 @@
 :class:`Verdict`, and one recomputed score (:class:`ScoreCheck`).
 
 The verdict is one row per check kind when everything passes, and one failing row per failure,
-naming its task, round and participant.
+naming its task, round and participant. A check that could not run (no spec file, no store, a
+round whose stored models are missing) is a row of its own, *not checked*: never read as passed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ __all__ = [
     "CHECKS",
     "CLAIMS",
     "EVALUATION",
+    "EXIT_FAILED",
+    "EXIT_NOT_CHECKED",
+    "EXIT_OK",
     "FAILED",
     "FINAL",
     "FUNDS",
@@ -79,6 +83,11 @@ CHECKS = (
     VOIDED,
 )
 
+#: The exit codes of ``fedchain audit`` and ``fedchain scores`` (2 is a bad option, refused before
+#: anything is checked): every check ran and passed; at least one failed; none failed but at least
+#: one could not run (not checked).
+EXIT_OK, EXIT_FAILED, EXIT_NOT_CHECKED = 0, 1, 3
+
 
 @dataclass(frozen=True)
 class Check:
@@ -93,7 +102,10 @@ class Check:
     task, round, participant : int, int, str or None
         Where a failure is (round 0 is a task's initial model); None when not tied to one.
     detail : str
-        What was checked (on success) or what is wrong and what to do (on failure).
+        What was checked (on success), what is wrong and what to do (on failure), or what is
+        missing to check it (not checked).
+    checked : bool
+        False when the check could not run; ``ok`` is then False too.
     """
 
     check: str
@@ -102,11 +114,32 @@ class Check:
     round: int | None
     participant: str | None
     detail: str
+    checked: bool = True
+
+    @classmethod
+    def not_checked(
+        cls,
+        check: str,
+        task: int | None,
+        detail: str,
+        round: int | None = None,
+        participant: str | None = None,
+    ) -> Check:
+        """A row for a check that could not run: ``detail`` says what is missing."""
+        return cls(check, False, task, round, participant, detail, checked=False)
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``FAIL`` or ``not checked``."""
+        if not self.checked:
+            return "not checked"
+        return "ok" if self.ok else "FAIL"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "check": self.check,
             "ok": self.ok,
+            "status": self.status,
             "task": self.task,
             "round": self.round,
             "participant": self.participant,
@@ -130,16 +163,36 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        """True only when every check passed."""
+        """True only when every check ran and passed (a row not checked is not a pass)."""
         return all(c.ok for c in self.checks)
 
     @property
     def failures(self) -> tuple[Check, ...]:
-        return tuple(c for c in self.checks if not c.ok)
+        """The rows of checks that ran and failed."""
+        return tuple(c for c in self.checks if c.checked and not c.ok)
+
+    @property
+    def unchecked(self) -> tuple[Check, ...]:
+        """The rows of checks that could not run."""
+        return tuple(c for c in self.checks if not c.checked)
+
+    @property
+    def exit_code(self) -> int:
+        """:data:`EXIT_FAILED` if a check failed, else :data:`EXIT_NOT_CHECKED` if one could not
+        run, else :data:`EXIT_OK`."""
+        if self.failures:
+            return EXIT_FAILED
+        return EXIT_NOT_CHECKED if self.unchecked else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
-        """``{"ok": bool, "checks": [{check, ok, task, round, participant, detail}, ...]}``."""
-        return {"ok": self.ok, "checks": [c.to_json() for c in self.checks]}
+        """``{"ok": bool, "failed": N, "not_checked": N, "checks": [{check, ok, status, task,
+        round, participant, detail}, ...]}``; ``ok`` only when every check ran and passed."""
+        return {
+            "ok": self.ok,
+            "failed": len(self.failures),
+            "not_checked": len(self.unchecked),
+            "checks": [c.to_json() for c in self.checks],
+        }
 
 
 class Rows:
@@ -148,6 +201,12 @@ class Rows:
     def __init__(self, check: str, task: int | None) -> None:
         self.check, self.task = check, task
         self.failures: list[Check] = []
+
+    def not_checked(
+        self, detail: str, round: int | None = None, participant: str | None = None
+    ) -> None:
+        """A part of the check that could not run (it is listed, not passed)."""
+        self.failures.append(Check.not_checked(self.check, self.task, detail, round, participant))
 
     def fail(self, detail: str, round: int | None = None, participant: str | None = None) -> None:
         self.failures.append(Check(self.check, False, self.task, round, participant, detail))

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 DataOption = Annotated[
     Path | None,
     typer.Option(
-        help="The task's CSV file, to recompute with (checked against the SHA-256 in the spec); "
-        "default: the path the run was given.",
+        help="The task's data file to recompute with: its CSV file, or a consortium's holdout "
+        "(checked first against the SHA-256 the spec commits to); default: the path the run "
+        "was given.",
     ),
 ]
 
@@ -82,7 +83,10 @@ def audit(
     ] = None,
 ) -> None:
     """Rebuild each task's lineage from the chain and check it against the content store.
-    Exit code 0 only when every check passes, 1 when one fails, 2 on bad options."""
+
+    Exit code 0 only when every check ran and passed; 1 when one failed; 3 when none failed but
+    one could not run ("not checked": no --spec, no --store, a model missing); 2 on bad options
+    (nothing checked)."""
     from fedchain.audit import AuditError, audit_ledger, audit_run, open_ledger
 
     try:
@@ -109,8 +113,8 @@ def audit(
         raise fail(str(exc), 2) from None
     _write_verdict(verdict, json_out)
     _print_verdict(verdict, title, stderr=json_out == "-")
-    if not verdict.ok:
-        raise typer.Exit(1)
+    if verdict.exit_code:
+        raise typer.Exit(verdict.exit_code)
 
 
 def _write_verdict(verdict: VerdictT, json_out: str | None) -> None:
@@ -139,14 +143,31 @@ def _print_verdict(verdict: VerdictT, title: str, stderr: bool = False) -> None:
     for c in verdict.checks:
         cells = [c.check, *([str(c.task or "")] if len(tasks) > 1 else [])]
         cells += ["" if c.round is None else str(c.round), c.participant or ""]
-        cells += ["[green]ok[/]" if c.ok else "[bold red]FAIL[/]", c.detail]
+        cells += [_RESULT[c.status], c.detail]
         table.add_row(*cells)
     out.print(table)
-    failed = len(verdict.failures)
+    out.print(_summary(verdict))
+
+
+_RESULT = {
+    "ok": "[green]ok[/]",
+    "FAIL": "[bold red]FAIL[/]",
+    "not checked": "[yellow]not checked[/]",
+}
+
+
+def _summary(verdict: VerdictT) -> str:
+    """The verdict's last line: failures first, then what could not be checked."""
+    rows, failed, unchecked = len(verdict.checks), len(verdict.failures), len(verdict.unchecked)
     if failed:
-        out.print(f"[bold red]verdict: {failed} of {len(verdict.checks)} rows failed[/]")
-    else:
-        out.print(f"[bold green]verdict: every check passed[/] ({len(verdict.checks)} rows)")
+        also = f", {unchecked} not checked" if unchecked else ""
+        return f"[bold red]verdict: {failed} of {rows} rows failed{also}[/]"
+    if unchecked:
+        return (
+            f"[bold yellow]verdict: {unchecked} of {rows} rows not checked[/] (none failed; "
+            "a check not made is not a pass: give what their detail names)"
+        )
+    return f"[bold green]verdict: every check passed[/] ({rows} rows)"
 
 
 def _any_participant(verdict: VerdictT) -> bool:
@@ -155,19 +176,27 @@ def _any_participant(verdict: VerdictT) -> bool:
 
 @app.command()
 def scores(
-    run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None, data: DataOption = None
+    run: RunOption = Path("runs/latest"),
+    rpc_url: RpcOption = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="Content store (default: the run's DIR/store)."),
+    ] = None,
+    data: DataOption = None,
 ) -> None:
     """Recompute every round's aggregation, evaluation, scores and rewards and check the whole
-    run: the same as `fedchain audit --recompute`. Exit code 0 only when every check passes."""
+    run: the same as `fedchain audit --recompute`, with the same exit codes (0 only when every
+    check ran and passed). A copy of a run without the store or the holdout is refused with
+    what is missing and where to get it."""
     from fedchain.audit import AuditError, audit_run
 
     try:
-        verdict = audit_run(run, rpc_url=rpc_url, recompute=True, data=data)
+        verdict = audit_run(run, rpc_url=rpc_url, recompute=True, store=store, data=data)
     except AuditError as exc:
         raise fail(str(exc), 2) from None
     _print_verdict(verdict, f"audit of {run} (recomputed)")
-    if not verdict.ok:
-        raise typer.Exit(1)
+    if verdict.exit_code:
+        raise typer.Exit(verdict.exit_code)
 
 
 @app.command("verify-model")

@@ -109,7 +109,10 @@ def test_the_clean_run_passes_every_check_with_recomputation(clean_run: Path) ->
     )
     document = verdict.to_json()
     assert document["ok"] is True
-    assert set(document["checks"][0]) == {"check", "ok", "task", "round", "participant", "detail"}
+    assert set(document["checks"][0]) == {
+        *("check", "ok", "status", "task", "round", "participant", "detail")
+    }
+    assert (document["failed"], document["not_checked"]) == (0, 0)
 
 
 def test_a_byte_of_a_stored_global_model_is_named_by_its_round(run: Path) -> None:
@@ -127,17 +130,21 @@ def test_a_byte_of_a_stored_update_is_named_by_round_and_participant(run: Path) 
     victim = _summary(run)["rounds"][1]["participants"][2]
     _flip_last_byte(_stored(run, victim["update_hash"]))
     # Execute
-    failures = _only_failures(audit_run(run, recompute=True))
-    # Assert: the store check names it; the replay of that round cannot run and says why
-    stored = [c for c in failures if c.check == UPDATES]
-    assert [(c.round, c.participant) for c in stored] == [(2, victim["address"])]
-    assert {(c.round, c.participant) for c in failures} == {(2, victim["address"])}
-    assert {c.check for c in failures} == {
-        UPDATES,
+    verdict = audit_run(run, recompute=True)
+    failures = _only_failures(verdict)
+    # Assert: the store check fails and names it; the replay of that round cannot run, so its
+    # rows are not checked (never "ok") and say why
+    assert [(c.check, c.round, c.participant) for c in failures] == [
+        (UPDATES, 2, victim["address"])
+    ]
+    assert {(c.round, c.participant) for c in verdict.unchecked} == {(2, victim["address"])}
+    assert {c.check for c in verdict.unchecked} == {
         "aggregation reproduces the global model",
         "evaluation reproduces the recorded accuracy and loss",
         "scores and rewards recompute",
     }
+    assert all(c.status == "not checked" for c in verdict.unchecked)
+    assert verdict.exit_code == 1  # a failure outranks what could not be checked
 
 
 def test_an_update_altered_in_round_1_also_stops_the_replay_of_round_2(run: Path) -> None:
@@ -145,9 +152,12 @@ def test_an_update_altered_in_round_1_also_stops_the_replay_of_round_2(run: Path
     victim = _summary(run)["rounds"][0]["participants"][0]
     _flip_last_byte(_stored(run, victim["update_hash"]))
     # Execute
-    failures = _only_failures(audit_run(run, recompute=True))
+    verdict = audit_run(run, recompute=True)
+    failures = _only_failures(verdict)
     # Assert: FedAdam's state after round 1 is unknown, so round 2 cannot be recomputed either
-    replayed = [c for c in failures if c.check == "aggregation reproduces the global model"]
+    replayed = [
+        c for c in verdict.unchecked if c.check == "aggregation reproduces the global model"
+    ]
     assert [(c.round, c.participant) for c in replayed] == [(1, victim["address"]), (2, None)]
     assert "carries state from round 1" in replayed[1].detail
     assert [(c.check, c.round) for c in failures if c.check == UPDATES] == [(UPDATES, 1)]

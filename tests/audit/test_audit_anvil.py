@@ -82,8 +82,11 @@ def test_the_ledger_is_audited_without_the_run_directory(anvil_run: Path, tmp_pa
     document = json.loads(report.read_text())
     assert document["ok"] is True
     assert {row["task"] for row in document["checks"]} == {1}
-    assert without_store.exit_code == 1  # models cannot be checked without the store
+    # Models cannot be checked without the store, nor the spec without one: not checked, exit 3
+    assert without_store.exit_code == 3, without_store.output
     assert "--store" in without_store.output
+    assert "not checked" in without_store.output
+    assert "FAIL" not in without_store.output
 
 
 def test_a_claim_on_the_anvil_run_is_kept_and_audited(anvil_run: Path) -> None:

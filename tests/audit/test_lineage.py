@@ -15,12 +15,14 @@ from eth_account.signers.local import LocalAccount
 from fedchain.audit import (
     BUDGET,
     CLAIMS,
+    EXIT_NOT_CHECKED,
     FAILED,
     GLOBALS,
     LEDGER,
     MEMBERS,
     PARENTS,
     SIGNATURES,
+    SPEC,
     UPDATES,
     Verdict,
     audit_lineage,
@@ -141,8 +143,10 @@ def test_the_scripted_ledger_passes_and_lists_its_failed_round(
 ) -> None:
     # Execute
     verdict = audit_lineage(lineage, store=scripted.store)
-    # Assert
-    assert verdict.ok, verdict.failures
+    # Assert: nothing failed; the spec, given no spec file, is not checked (never "ok")
+    assert not verdict.failures, verdict.failures
+    assert [(c.check, c.status) for c in verdict.unchecked] == [(SPEC, "not checked")]
+    assert (verdict.ok, verdict.exit_code) == (False, EXIT_NOT_CHECKED)
     rows = {c.check: c for c in verdict.checks}
     assert (rows[FAILED].round, rows[FAILED].detail) == (2, REASON)
     assert rows[SIGNATURES].detail.startswith("4 commitments")
@@ -267,10 +271,15 @@ def test_events_disagreeing_with_the_commit_are_named(
     assert (LEDGER, 3, None) in failures
 
 
-def test_without_a_store_the_model_checks_say_to_pass_one(lineage: LedgerLineage) -> None:
+def test_without_a_store_the_model_checks_are_not_checked_and_say_to_pass_one(
+    lineage: LedgerLineage,
+) -> None:
     verdict = audit_lineage(lineage, store=None)
-    assert _failures(verdict) == [(GLOBALS, None, None), (UPDATES, None, None)]
-    assert all("--store" in c.detail for c in verdict.failures)
+    unchecked = [(c.check, c.round, c.participant) for c in verdict.unchecked]
+    assert unchecked == [(SPEC, None, None), (GLOBALS, None, None), (UPDATES, None, None)]
+    assert all("--store" in c.detail for c in verdict.unchecked if c.check != SPEC)
+    assert not verdict.failures
+    assert verdict.exit_code == EXIT_NOT_CHECKED
 
 
 def test_an_unknown_task_is_named(scripted: Scripted, lineage: LedgerLineage) -> None:

@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 
 @app.command()
 def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> None:
-    """Each participant's attributed, claimed and claimable rewards, read from the chain."""
+    """Each participant's rewards in the run's task, and its balance in the task's token.
+
+    "task N" is what the task's rounds attributed; the credited, claimed and claimable columns
+    are the ledger's per token, over every task (a claim pulls them all at once).
+    """
     from fedchain.audit import open_run
 
     require_run(run)
@@ -39,25 +43,40 @@ def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> 
             _merkle_rewards(opened)
             return
         gateway = opened.gateway
-        attributed: dict[str, int] = {}
-        for event in gateway.events():
-            if event.name == "RewardAttributed" and event.args["taskId"] == opened.task_id:
-                who = str(event.args["participant"])
-                attributed[who] = attributed.get(who, 0) + int(event.args["amount"])
+        attributed = _task_attributed(gateway, opened.task_id)
         token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
         unit = run_token(run)
-        table = Table(title=f"rewards of task {opened.task_id} ({unit.symbol}, token {token})")
-        for column in ("participant", "attributed", "claimed", "claimable"):
-            table.add_column(column, justify="left" if column == "participant" else "right")
+        table = _balance_table(opened.task_id, unit.symbol, token, "")
         ranked = sorted(attributed.items(), key=lambda kv: -kv[1])
         labels = _labels(gateway, [who for who, _ in ranked])
         for who, amount in ranked:
             claimed, owed = gateway.claimed(who, token), gateway.owed(who, token)
-            row = (tokens(amount, unit), tokens(claimed, unit), tokens(owed, unit))
-            table.add_row(labels[who], *row)
+            cells = (amount, claimed + owed, claimed, owed)
+            table.add_row(labels[who], *(tokens(c, unit) for c in cells))
         console.print(table)
+        _print_privacy(run)
     finally:
         opened.close()
+
+
+def privacy_line(run: Path) -> str | None:
+    """The task's DP terms from the run's spec (``task.json``), or None without DP."""
+    from fedchain.task import TaskSpec, TaskSpecError
+
+    try:
+        spec = TaskSpec.load(run / "task.json")
+    except TaskSpecError:
+        return None
+    terms = spec.privacy
+    if terms is None:
+        return None
+    return f"privacy: {terms.describe()}, noise planned over {spec.dp_rounds} rounds (DP-SGD)"
+
+
+def _print_privacy(run: Path) -> None:
+    line = privacy_line(run)
+    if line is not None:
+        console.print(line)
 
 
 def _merkle_rewards(opened: OpenedRunT) -> None:
@@ -70,22 +89,47 @@ def _merkle_rewards(opened: OpenedRunT) -> None:
     balances = reward_balances(records, gateway.events(), opened.task_id)
     token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
     unit = run_token(opened.out)
-    table = Table(
-        title=f"rewards of task {opened.task_id} (merkle mode, {unit.symbol}, token {token})"
+    table = _balance_table(opened.task_id, unit.symbol, token, "merkle mode, ")
+    table.caption = (
+        f"{table.caption}; in merkle mode the task's leaves not yet proven are added to "
+        "credited and claimable (`fedchain claim` proves them first)"
     )
-    for column in ("participant", "attributed", "claimed", "claimable"):
-        table.add_column(column, justify="left" if column == "participant" else "right")
     ranked = sorted(balances, key=lambda b: -b.attributed)
     labels = _labels(gateway, [b.participant for b in ranked])
     for b in ranked:
         claimed, owed = gateway.claimed(b.participant, token), gateway.owed(b.participant, token)
-        table.add_row(
-            labels[b.participant],
-            tokens(b.attributed, unit),
-            tokens(claimed, unit),
-            tokens(owed + b.unproven, unit),
-        )
+        cells = (b.attributed, claimed + owed + b.unproven, claimed, owed + b.unproven)
+        table.add_row(labels[b.participant], *(tokens(c, unit) for c in cells))
     console.print(table)
+    _print_privacy(opened.out)
+
+
+def _task_attributed(gateway: LedgerGatewayT, task_id: int) -> dict[str, int]:
+    """What task ``task_id``'s rounds attributed to each participant (its events only)."""
+    attributed: dict[str, int] = {}
+    for event in gateway.events():
+        if event.name == "RewardAttributed" and event.args["taskId"] == task_id:
+            who = str(event.args["participant"])
+            attributed[who] = attributed.get(who, 0) + int(event.args["amount"])
+    return attributed
+
+
+def _balance_table(task_id: int, symbol: str, token: str, mode: str) -> Table:
+    """The rewards table: one task's attributions beside the ledger's balances in its token,
+    each column saying which it is (a claim is per token, over every task)."""
+    table = Table(
+        title=f"rewards of task {task_id} ({mode}{symbol}, token {token})",
+        caption=(
+            f"task {task_id}: attributed by this task's rounds. all tasks: the ledger's "
+            f"balances in {symbol} over every task that pays in it (credited = claimed + "
+            "claimable); a claim pulls them all at once"
+        ),
+    )
+    columns = (f"task {task_id}", "all tasks: credited", "claimed", "claimable")
+    table.add_column("participant", justify="left")
+    for column in columns:
+        table.add_column(column, justify="right")
+    return table
 
 
 def _labels(gateway: LedgerGatewayT, addresses: list[str]) -> dict[str, str]:
@@ -105,7 +149,9 @@ def claim(
         int | None, typer.Option(help="Claim as DEVNET TEST key N (devnets and simulations).")
     ] = None,
 ) -> None:
-    """Pull everything the ledger owes this participant (a saved embedded chain keeps the claim)."""
+    """Pull everything the ledger owes this participant in the run's task's token, from every
+    task paying in it (a claim is per token); says how much of it the run's task attributed.
+    A saved embedded chain keeps the claim."""
     from fedchain.audit import open_run
 
     require_run(run)
@@ -118,15 +164,34 @@ def claim(
         token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
         if opened.settings.commit_mode == "merkle":
             _prove_leaves(opened, claimant)
+        unit = run_token(run)
         paid, result = gateway.as_account(claimant).claim(token)
         if paid == 0:
-            console.print(f"{claimant.address} has nothing to claim")
+            console.print(
+                f"{claimant.address} has nothing to claim in {unit.symbol} (token {token}), "
+                "from any task"
+            )
         else:
             console.print(
-                f"{claimant.address} claimed {tokens(paid, run_token(run))} (tx {result.tx_hash})"
+                f"{claimant.address} claimed {tokens(paid, unit)} (tx {result.tx_hash}): "
+                f"everything the ledger owed it in {unit.symbol} (token {token}), from every "
+                f"task; task {opened.task_id} attributed "
+                f"{tokens(_attributed_to(opened, claimant.address), unit)} to it in all"
             )
     finally:
         opened.close()
+
+
+def _attributed_to(opened: OpenedRunT, address: str) -> int:
+    """What the run's task attributed to ``address`` over its rounds (merkle: its leaves)."""
+    gateway = opened.gateway
+    if opened.settings.commit_mode != "merkle":
+        return _task_attributed(gateway, opened.task_id).get(address, 0)
+    from fedchain.federation.merkle_rounds import reward_balances, verified_records
+
+    records = verified_records(opened.out, gateway, opened.task_id)
+    balances = reward_balances(records, gateway.events(), opened.task_id)
+    return sum(b.attributed for b in balances if b.participant.lower() == address.lower())
 
 
 def _prove_leaves(opened: OpenedRunT, signer: LocalAccount) -> None:

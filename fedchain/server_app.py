@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
@@ -28,13 +30,23 @@ def make_server_app(
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        record = run_federation(
-            grid, settings or RunSettings.from_run_config(context.run_config), on_round, resume
-        )
+        record = run_federation(grid, settings or _run_settings(context), on_round, resume)
         if on_done is not None:
             on_done(record)
 
     return server
+
+
+def _run_settings(context: Context) -> RunSettings:
+    """The run config's settings; a consortium task's with the coordinator's paths, which its
+    run config (sent to every SuperNode) does not hold (see ``fedchain server start``)."""
+    from fedchain.federation.coordinator_paths import COORDINATOR_DIR_ENV, with_coordinator_paths
+
+    settings = RunSettings.from_run_config(context.run_config)
+    directory = os.environ.get(COORDINATOR_DIR_ENV)
+    if settings.task_id and directory:
+        return with_coordinator_paths(settings, Path(directory))
+    return settings
 
 
 #: The app `flwr run .` loads (settings from [tool.flwr.app.config]).

@@ -25,18 +25,23 @@ from fedchain.chain.errors import KeystoreError
 __all__ = [
     "DEVNET_MNEMONIC",
     "PASSWORD_ENV",
+    "PASSWORD_FILE_ENV",
     "devnet_account",
     "devnet_accounts",
     "environment_password",
     "keystore_password",
     "load_keystore",
     "new_keystore",
+    "password_from_file",
 ]
 
 #: DEVNET TEST MNEMONIC — public, the default of anvil and Hardhat. Its keys are known to everyone:
 #: use them only on local devnets and simulations, never for anything of value.
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
 PASSWORD_ENV = "FEDCHAIN_KEYSTORE_PASSWORD"
+#: The path of a file (mode 600) holding the password: how a long-running SuperLink or SuperNode
+#: hands it to its ServerApp or ClientApp without the password being in any environment.
+PASSWORD_FILE_ENV = "FEDCHAIN_KEYSTORE_PASSWORD_FILE"
 _BASE_PATH = ETHEREUM_DEFAULT_PATH.rsplit("/", 1)[0]
 
 
@@ -94,8 +99,26 @@ def environment_password(hint: str) -> str:
     """The keystore password of a process that has no terminal to ask on (a ServerApp or
     ClientApp under Flower): ``FEDCHAIN_KEYSTORE_PASSWORD`` only; ``hint`` says who sets it."""
     password = os.environ.get(PASSWORD_ENV)
+    if not password and os.environ.get(PASSWORD_FILE_ENV):
+        password = password_from_file(Path(os.environ[PASSWORD_FILE_ENV]))
     if not password:
         raise KeystoreError(f"no keystore password in {PASSWORD_ENV}: {hint}")
+    return password
+
+
+def password_from_file(path: Path) -> str:
+    """The password in ``path`` (its first line), a file only its owner can read (mode 600)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise KeystoreError(f"no password file at {path}: check the path") from None
+    if mode & 0o077:
+        raise KeystoreError(
+            f"{path} is readable by others (mode {mode & 0o777:o}): `chmod 600 {path}` first"
+        )
+    password = path.read_text().splitlines()[0] if path.read_text() else ""
+    if not password:
+        raise KeystoreError(f"{path} holds no password on its first line")
     return password
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +42,10 @@ server_app = typer.Typer(
 
 DEFAULT_DEPLOYMENT = Path("fedchain-deployment.json")
 DEFAULT_CA = Path("certs/ca.crt")
+#: The coordinator's app-signing key in a test consortium's directory (and its .pub).
+APP_KEY = "app.key"
+DEFAULT_SIGNATURES = Path(".fedchain/app-signatures")
+DEFAULT_COORDINATOR_DIR = Path(".fedchain/coordinator")
 
 DeploymentOption = Annotated[
     Path, typer.Option(help="Deployment file written by `fedchain deploy`.")
@@ -133,13 +138,28 @@ def certs_consortium(
     days: DaysOption = 365,
 ) -> None:
     """A test consortium in one directory: CA, SuperLink certificate, one key pair per node."""
+    from fedchain.consortium.app_signing import create_app_key
     from fedchain.consortium.certs import create_consortium
 
     made = create_consortium(directory, host or [], node, days)
+    app_key = create_app_key(directory / APP_KEY)
     console.print(f"CA certificate      {made.ca_cert}")
     console.print(f"SuperLink TLS cert  {made.superlink_cert} (key {made.superlink_key})")
     for name, key in made.node_keys.items():
         console.print(f"SuperNode {name:<9} {key} and {key.with_suffix('.pub')}")
+    console.print(f"app-signing key     {directory / APP_KEY} and {app_key} (hospitals pin it)")
+
+
+@certs_app.command("app-key")
+def certs_app_key(
+    path: Annotated[Path, typer.Argument(help="Private key file to create (mode 600).")],
+) -> None:
+    """Coordinator: create the key that signs every app bundle (PATH and PATH.pub, Ed25519)."""
+    from fedchain.consortium.app_signing import create_app_key
+
+    public = create_app_key(path)
+    console.print(f"private key {path} (mode 600: `fedchain server run --app-key` signs with it)")
+    console.print(f"public key  {public} (every hospital pins it: `fedchain client --app-key`)")
 
 
 # ---------------------------------------------------------------------- task, participant
@@ -157,6 +177,19 @@ def _gateway(
     chain = RpcChain(url)
     account = signer(keystore, devnet_account, int(chain.w3.eth.chain_id))
     return LedgerGateway(chain.w3, loaded, account), url
+
+
+def _reader(deployment: Path, rpc_url: str | None) -> Any:
+    """A gateway that only reads (its account, made here, never signs anything)."""
+    from eth_account import Account
+
+    from fedchain.chain.backends import RpcChain
+    from fedchain.chain.deployments import Deployment
+    from fedchain.chain.gateway import LedgerGateway
+
+    loaded = Deployment.load(deployment)
+    url = rpc_url or loaded.rpc_url or DEFAULT_RPC_URL
+    return LedgerGateway(RpcChain(url).w3, loaded, Account.create()), url
 
 
 @task_app.command("create")
@@ -210,12 +243,18 @@ def task_create(
     out: Annotated[Path, typer.Option(help="The task's run config file to write.")] = Path(
         "fedchain-task.toml"
     ),
+    coordinator_dir: Annotated[
+        Path, typer.Option(help="Your private task files (keystore, holdout, artifact paths).")
+    ] = DEFAULT_COORDINATOR_DIR,
 ) -> None:
     """Coordinator: create and fund a task on the ledger; write its Flower run config."""
     from fedchain.consortium.deployment import (
+        coordinator_file,
         create_task,
+        public_settings,
         settings_from_spec,
         token_amount,
+        write_coordinator_file,
         write_run_config,
     )
     from fedchain.federation.workload import site_columns
@@ -276,10 +315,11 @@ def task_create(
     header = (
         f"fedchain task {created.task_id} on chain {ledger.chain_id}, ledger {ledger.ledger}.\n"
         f"Its Flower run config: submit it with `fedchain server run --task {out}`.\n"
-        "Every SuperNode receives it: it holds no secret, only public addresses and paths on\n"
-        "the coordinator's machine (the ServerApp's holdout, keystore and artifacts)."
+        "Every SuperNode receives it: it holds no secret and no path of the coordinator's\n"
+        f"(those are in {coordinator_file(coordinator_dir, created.task_id)}, mode 600)."
     )
-    write_run_config(out, created.settings, header)
+    write_coordinator_file(coordinator_dir, created.settings)
+    write_run_config(out, public_settings(created.settings), header)
     created.spec.save(out.with_suffix(".json"))
     console.print(f"task {created.task_id} created by {gateway.account.address}")
     console.print(f"spec hash   0x{created.spec.spec_hash().hex()} ({out.with_suffix('.json')})")
@@ -335,6 +375,78 @@ ParticipantKeystore = Annotated[
 ]
 
 
+NodeDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Your node's directory: its consent policy (default .fedchain/<keystore name>)."
+    ),
+]
+
+
+@task_app.command("show")
+def task_show(
+    task_id: Annotated[int | None, typer.Option("--task-id", help="The task's id.")] = None,
+    task: Annotated[
+        Path | None, typer.Option(help="The task's run config (fedchain-task.toml).")
+    ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(help="The task's spec file (default: the .json beside the run config)."),
+    ] = None,
+    deployment: DeploymentOption = DEFAULT_DEPLOYMENT,
+    rpc_url: RpcUrlOption = None,
+) -> None:
+    """Anyone: a task as the chain records it, and its spec checked against the chain's hash.
+
+    The chain holds the spec's SHA-256; the spec itself is the file the coordinator publishes
+    (``fedchain-task.json``). It is shown only if it hashes to the chain's spec hash.
+    """
+    from fedchain.chain.records import TaskId
+    from fedchain.task import TaskSpec, TaskSpecError
+
+    if task_id is None and task is None:
+        raise fail("name the task: --task-id N or --task fedchain-task.toml", 2)
+    if task_id is None and task is not None:
+        task_id = _run_config(task).task_id
+    spec_file = spec or (task.with_suffix(".json") if task is not None else None)
+    gateway, url = _reader(deployment, rpc_url)
+    record = gateway.task(TaskId(int(task_id or 0)))
+    if not record.coordinator or int(record.coordinator, 16) == 0:
+        raise fail(f"no task {task_id} on the ledger {gateway.deployment.ledger} at {url}", 1)
+    console.print(
+        f"task {task_id} on chain {gateway.deployment.chain_id}, ledger {gateway.deployment.ledger}"
+    )
+    console.print(f"coordinator   {record.coordinator}")
+    console.print(f"status        {record.status.name.lower()}, last round {record.last_round}")
+    console.print(f"spec hash     0x{record.spec_hash.hex()} (on chain)")
+    console.print(f"members       {record.member_count}")
+    if spec_file is None:
+        console.print("spec          not shown: give --spec FILE (the coordinator publishes it)")
+        return
+    try:
+        loaded = TaskSpec.load(spec_file)
+    except TaskSpecError as exc:
+        raise fail(str(exc), 2) from None
+    if loaded.spec_hash() != record.spec_hash:
+        raise fail(
+            f"{spec_file} hashes to 0x{loaded.spec_hash().hex()}, not the chain's spec hash: "
+            "it is not this task's spec; ask the coordinator for the published one",
+            1,
+        )
+    console.print(f"spec          {spec_file}: matches the chain's hash")
+    for name, value in json.loads(loaded.canonical()).items():
+        console.print(f"  {name:<20} {value}")
+
+
+def _run_config(path: Path) -> Any:
+    from fedchain.consortium.deployment import read_run_config
+
+    try:
+        return read_run_config(path)
+    except FedchainError as exc:
+        raise fail(str(exc), 2) from None
+
+
 @task_app.command("join")
 def task_join(
     task: Annotated[
@@ -345,16 +457,30 @@ def task_join(
     rpc_url: RpcUrlOption = None,
     keystore: ParticipantKeystore = None,
     devnet_account: DevnetOption = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(help="The task's spec you reviewed (default: the .json beside --task)."),
+    ] = None,
+    node_dir: NodeDirOption = None,
 ) -> None:
     """Hospital: join a task with your own consent to its spec, your dataset size and the
-    SHA-256 of your training data (no commitment of yours may claim more examples)."""
+    SHA-256 of your training data (no commitment of yours may claim more examples); your node's
+    consent policy then lets it train for this task, and no other."""
     from fedchain.chain.records import TaskId
-    from fedchain.consortium.deployment import read_run_config
+    from fedchain.federation.consent_policy import (
+        POLICY_FILE,
+        ConsentEntry,
+        node_directory,
+        record_consent,
+    )
     from fedchain.federation.workload import site_data
     from fedchain.ml.data import dataset_hash
+    from fedchain.task import TaskSpec, TaskSpecError
 
+    settings = _run_config(task)
+    spec_file = spec or task.with_suffix(".json")
     try:
-        settings = read_run_config(task)
+        reviewed = TaskSpec.load(spec_file)
         rows = site_data(
             str(data.resolve()),
             settings.label_column,
@@ -364,30 +490,27 @@ def task_join(
             standardize=settings.standardize,
             standardize_stats=settings.standardize_stats,
         )
+    except TaskSpecError as exc:
+        raise fail(f"{exc}: review the task's spec (`fedchain task show`) first", 2) from None
     except FedchainError as exc:
         raise fail(str(exc), 2) from None
-    spec_hash = _reviewed_spec_hash(task)
     gateway, _ = _gateway(deployment, rpc_url, keystore, devnet_account)
     task_id = TaskId(settings.task_id)
     size, digest = len(rows), dataset_hash(rows)
-    result = gateway.join_task(task_id, size, digest, spec_hash=spec_hash)
+    result = gateway.join_task(task_id, size, digest, spec_hash=reviewed.spec_hash())
     done = "already a member" if result.already_recorded else f"joined (tx {result.tx_hash})"
     console.print(f"{gateway.account.address} {done} task {task_id}")
     console.print(f"dataset size {size}, data hash 0x{digest.hex()}")
-
-
-def _reviewed_spec_hash(run_config: Path) -> bytes | None:
-    """The spec hash of the task spec written beside the run config (``task create`` writes
-    both), which the consent names; None when it is absent (the chain's is then used)."""
-    from fedchain.task import TaskSpec, TaskSpecError
-
-    path = run_config.with_suffix(".json")
-    if not path.is_file():
-        return None
-    try:
-        return TaskSpec.load(path).spec_hash()
-    except TaskSpecError as exc:
-        raise fail(f"{path}: {exc}", 2) from None
+    policy = node_directory(keystore or Path("devnet"), node_dir) / POLICY_FILE
+    ledger = gateway.deployment
+    entry = ConsentEntry(
+        ledger.chain_id, ledger.ledger, int(task_id), gateway.account.address, reviewed
+    )
+    record_consent(policy, entry)
+    console.print(
+        f"consent policy {policy}: your node trains for task {task_id} "
+        f"(spec 0x{entry.spec_hash.hex()})"
+    )
 
 
 @task_app.command("leave")
@@ -397,16 +520,22 @@ def task_leave(
     rpc_url: RpcUrlOption = None,
     keystore: ParticipantKeystore = None,
     devnet_account: DevnetOption = None,
+    node_dir: NodeDirOption = None,
 ) -> None:
     """Hospital: leave a task from its first uncommitted round on (final for the task;
-    rewards of committed rounds stay yours)."""
+    rewards of committed rounds stay yours); your node refuses its rounds from then on."""
     from fedchain.chain.records import TaskId
+    from fedchain.federation.consent_policy import POLICY_FILE, node_directory, withdraw_consent
 
     gateway, _ = _gateway(deployment, rpc_url, keystore, devnet_account)
     result = gateway.leave_task(TaskId(task_id))
     left = gateway.membership(TaskId(task_id), gateway.account.address).left_round
     done = "had left already" if result.already_recorded else f"left (tx {result.tx_hash})"
     console.print(f"{gateway.account.address} {done}: not a member from round {left}")
+    policy = node_directory(keystore or Path("devnet"), node_dir) / POLICY_FILE
+    ledger = gateway.deployment
+    if withdraw_consent(policy, ledger.chain_id, ledger.ledger, task_id):
+        console.print(f"consent policy {policy}: task {task_id} removed")
 
 
 def _end_task(task_id: int, cancel: bool, gateway: Any) -> None:
@@ -500,6 +629,12 @@ def _pull(
 # ---------------------------------------------------------------------- server
 
 
+PasswordFileOption = Annotated[
+    Path | None,
+    typer.Option(help="A file (mode 600) holding the keystore password (default: a prompt)."),
+]
+
+
 @server_app.command("start")
 def server_start(
     certs: Annotated[Path, typer.Option(help="Directory of `fedchain certs ca`.")] = Path("certs"),
@@ -508,7 +643,7 @@ def server_start(
         int, typer.Option(help="Port of the SuperLink's APIs.")
     ] = DEFAULT_SUPERLINK_PORT,
     database: Annotated[
-        Path, typer.Option(help="SuperLink state: registered SuperNodes, runs.")
+        Path, typer.Option(help="SuperLink state: registered SuperNodes, runs (mode 600).")
     ] = Path(".fedchain/superlink.db"),
     keystore: Annotated[
         Path | None,
@@ -516,22 +651,38 @@ def server_start(
             help="The coordinator keystore the runs sign with: its password is asked now."
         ),
     ] = None,
+    password_file: PasswordFileOption = None,
+    app_signatures: Annotated[
+        Path, typer.Option(help="Where `fedchain server run` puts the bundles' signatures.")
+    ] = DEFAULT_SIGNATURES,
+    coordinator_dir: Annotated[
+        Path, typer.Option(help="The private task files of `fedchain task create`.")
+    ] = DEFAULT_COORDINATOR_DIR,
 ) -> None:
-    """Coordinator: run the Flower SuperLink (TLS, SuperNode authentication) until Ctrl-C."""
-    from fedchain.chain.accounts import keystore_password, load_keystore
-    from fedchain.consortium.deployment import flower_env, superlink_command
+    """Coordinator: run the Flower SuperLink (TLS, SuperNode authentication, control plane on
+    this machine only, signed bundles) until Ctrl-C."""
+    from fedchain.chain.accounts import load_keystore
+    from fedchain.consortium.deployment import (
+        COORDINATOR_DIR_ENV,
+        flower_env,
+        private_directory,
+        superlink_command,
+    )
 
-    command = superlink_command(certs, host, port, database)
-    password = None
+    command = superlink_command(certs, host, port, database, app_signatures)
+    secret: _Secret | None = None
     if keystore is not None:
-        password = keystore_password()
-        address = load_keystore(keystore, password).address
+        secret = _secret(password_file, database.parent)
+        address = load_keystore(keystore, secret.password).address
         console.print(f"runs sign as the coordinator {address} ({keystore})")
     console.print(
-        f"SuperLink on {host}:{port}: TLS ({certs / 'ca.crt'}), SuperNode authentication on"
+        f"SuperLink on {host}:{port}: TLS ({certs / 'ca.crt'}), SuperNode authentication on; "
+        "its control plane (flwr run, supernode register) serves this machine only"
     )
     console.print("register each hospital's SuperNode key: fedchain server register HOSPITAL.pub")
-    _exec(command, flower_env(password))
+    env = flower_env(secret.path if secret else None)
+    env[COORDINATOR_DIR_ENV] = str(private_directory(coordinator_dir))
+    _run_until_stopped(command, env, secret)
 
 
 @server_app.command("register")
@@ -568,8 +719,19 @@ def server_run(
     app_path: Annotated[
         Path | None, typer.Option("--app", help="The fedchain Flower App (default: this checkout).")
     ] = None,
+    app_key: Annotated[
+        Path | None,
+        typer.Option(help="Your app-signing key: the hospitals run only bundles it signed."),
+    ] = None,
+    app_signatures: Annotated[
+        Path, typer.Option(help="The SuperLink's signature directory (`server start`).")
+    ] = DEFAULT_SIGNATURES,
+    coordinator_dir: Annotated[
+        Path, typer.Option(help="The private task files of `fedchain task create`.")
+    ] = DEFAULT_COORDINATOR_DIR,
 ) -> None:
     """Coordinator: run the task on the SuperLink's SuperNodes (`flwr run`), then summarise."""
+    from fedchain.consortium.app_signing import sign_bundle
     from fedchain.consortium.deployment import (
         app_dir,
         flower_env,
@@ -578,9 +740,14 @@ def server_run(
         write_connection,
     )
 
-    settings = read_run_config(task)
+    settings = _coordinator_settings(read_run_config(task), coordinator_dir)
     write_connection(superlink, ca)
     app = app_path or app_dir()
+    if app_key is not None:
+        from flwr.cli.build import build_fab_from_disk
+
+        signed = sign_bundle(build_fab_from_disk(app.resolve()), app_key, app_signatures)
+        console.print(f"app bundle signed with {app_key}: {signed.stem}")
     started = time.time()
     command = flwr_command(
         "run", str(app), CONNECTION, "--run-config", str(task.resolve()), "--stream"
@@ -594,6 +761,15 @@ def server_run(
             f"the run wrote no {summary}: see the ServerApp's log above (`flwr log` shows it again)"
         )
     _print_summary(json.loads(summary.read_text()), summary.parent)
+
+
+def _coordinator_settings(settings: Any, directory: Path) -> Any:
+    from fedchain.consortium.deployment import with_coordinator_paths
+
+    try:
+        return with_coordinator_paths(settings, directory)
+    except FedchainError as exc:
+        raise fail(str(exc), 2) from None
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
@@ -621,10 +797,16 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
 def client(
     data: Annotated[Path, typer.Option(help="This hospital's CSV file (it never leaves here).")],
     keystore: Annotated[
-        Path, typer.Option(help="This hospital's keystore (password: prompt or env).")
+        Path, typer.Option(help="This hospital's keystore (password: prompt, env or file).")
     ],
     node_key: Annotated[
         Path, typer.Option(help="The SuperNode's private key (`fedchain certs node-key`).")
+    ],
+    app_key: Annotated[
+        Path,
+        typer.Option(
+            help="The coordinator's app key (.pub) you pinned: only bundles it signed run."
+        ),
     ],
     superlink: SuperlinkOption = DEFAULT_SUPERLINK_ADDRESS,
     ca: CaOption = DEFAULT_CA,
@@ -636,32 +818,92 @@ def client(
         int, typer.Option(help="Local port of the SuperNode's runtime API (one per SuperNode).")
     ] = 9094,
     label_column: Annotated[str, typer.Option(help="The CSV's label column.")] = "label",
+    node_dir: NodeDirOption = None,
+    password_file: PasswordFileOption = None,
 ) -> None:
-    """Hospital: run a SuperNode whose ClientApp trains on DATA and signs with KEYSTORE."""
-    from fedchain.chain.accounts import keystore_password, load_keystore
-    from fedchain.consortium.deployment import flower_env, node_config, supernode_command
+    """Hospital: run a SuperNode whose ClientApp trains on DATA and signs with KEYSTORE, for
+    the tasks of its consent policy only (`fedchain task join`), running only app bundles the
+    coordinator's pinned key signed."""
+    from fedchain.chain.accounts import load_keystore
+    from fedchain.consortium.app_signing import write_trusted_entities
+    from fedchain.consortium.deployment import (
+        flower_env,
+        node_config,
+        private_directory,
+        supernode_command,
+    )
+    from fedchain.federation.consent_policy import POLICY_FILE, ConsentPolicy, node_directory
     from fedchain.ml.data import load_csv
 
     rows = load_csv(data, label_column)
-    password = keystore_password()
-    account = load_keystore(keystore, password)
+    directory = private_directory(node_directory(keystore, node_dir))
+    policy = directory / POLICY_FILE
+    trusted = write_trusted_entities(app_key, directory)
+    secret = _secret(password_file, directory)
+    account = load_keystore(keystore, secret.password)
+    config = node_config(data, keystore, rpc_url, policy)
     command = supernode_command(
-        superlink, ca, node_key, node_config(data, keystore, rpc_url), runtime_port
+        superlink, ca, node_key, config, runtime_port, trusted_entities=trusted
     )
+    tasks = [e.task_id for e in ConsentPolicy.load(policy).entries]
     console.print(f"data       {data}: {len(rows)} examples, {rows.input_shape[0]} features")
     console.print(f"signs as   {account.address} ({keystore})")
+    console.print(f"consents   tasks {tasks or 'none yet'} ({policy}); every other run is refused")
+    console.print(f"trusts     app bundles signed by {app_key} ({trusted})")
     console.print(f"SuperLink  {superlink} over TLS (CA {ca}), authenticated by {node_key}")
     console.print("the data and the key stay here: only updates and signed commitments leave")
-    _exec(command, flower_env(password))
+    _run_until_stopped(command, flower_env(secret.path), secret)
 
 
-def _exec(command: list[str], env: dict[str, str]) -> None:
-    """Become the Flower process (same PID: Ctrl-C and signals reach it directly)."""
+@dataclass(frozen=True)
+class _Secret:
+    """The keystore password, and the private file a Flower process's apps read it from."""
+
+    password: str
+    path: Path
+    made_here: bool
+
+
+def _secret(password_file: Path | None, directory: Path) -> _Secret:
+    """Read the password once (a file of mode 600, else the environment or a prompt) and drop
+    it from this process's environment; without a file, write one (mode 600, in a private
+    directory) for the lifetime of the Flower process, removed when it ends."""
+    from fedchain.chain.accounts import PASSWORD_ENV, keystore_password, password_from_file
+
+    try:
+        if password_file is not None:
+            return _Secret(password_from_file(password_file), password_file, made_here=False)
+        password = keystore_password()
+    except FedchainError as exc:
+        raise fail(str(exc), 2) from None
+    finally:
+        os.environ.pop(PASSWORD_ENV, None)
+    path = directory / "keystore-password"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(password + "\n")
+    return _Secret(password, path, made_here=True)
+
+
+def _run_until_stopped(command: list[str], env: dict[str, str], secret: _Secret | None) -> None:
+    """Run the Flower process with private files (umask 077) until it ends; SIGTERM is passed
+    on; the password file made here is removed."""
+    import signal
     import sys
 
     sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(command[0], command, env)
+    os.umask(0o077)
+    try:
+        child = subprocess.Popen(command, env=env)  # Ctrl-C reaches it: same process group
+        signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        code = child.wait()
+    finally:
+        if secret is not None and secret.made_here:
+            secret.path.unlink(missing_ok=True)
+    raise typer.Exit(code if code >= 0 else 128 - code)
 
 
 # The consortium commands on the ``fedchain`` app.

@@ -23,8 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from fedchain.chain.records import TaskId
 from fedchain.errors import FedchainError
+from fedchain.federation.coordinator_paths import (
+    COORDINATOR_DIR_ENV,
+    COORDINATOR_FIELDS,
+    coordinator_file,
+    with_coordinator_paths,
+)
 from fedchain.record_keys import NODE_DATA_PATH, NODE_KEYSTORE, NODE_RPC_URL
-from fedchain.settings import RunSettings, SettingsError
+from fedchain.settings import RunSettings, SettingsError, config_key
 from fedchain.task import TaskSpec
 
 if TYPE_CHECKING:
@@ -32,22 +38,29 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONNECTION",
+    "COORDINATOR_DIR_ENV",
+    "COORDINATOR_FIELDS",
     "DEFAULT_SUPERLINK_ADDRESS",
     "DEFAULT_SUPERLINK_PORT",
     "ConsortiumError",
     "CreatedTask",
     "app_dir",
+    "coordinator_file",
     "create_task",
     "flower_env",
     "flwr_command",
     "node_config",
     "org_hash",
+    "private_directory",
+    "public_settings",
     "read_run_config",
     "settings_from_spec",
     "superlink_command",
     "supernode_command",
     "token_amount",
+    "with_coordinator_paths",
     "write_connection",
+    "write_coordinator_file",
     "write_run_config",
 ]
 
@@ -167,6 +180,25 @@ def read_run_config(path: Path) -> RunSettings:
     return settings
 
 
+def public_settings(settings: RunSettings) -> RunSettings:
+    """``settings`` without the coordinator's paths: what the run config may hold."""
+    return settings.with_changes(**dict.fromkeys(COORDINATOR_FIELDS, ""))
+
+
+def write_coordinator_file(directory: Path, settings: RunSettings) -> Path:
+    """Write the coordinator's paths of ``settings``' task (mode 600, directory 700)."""
+    path = coordinator_file(directory, settings.task_id)
+    if path.exists():
+        raise ConsortiumError(f"{path} exists: a task's coordinator file is never overwritten")
+    private_directory(directory)
+    values = {config_key(name): getattr(settings, name) for name in COORDINATOR_FIELDS}
+    text = "".join(f"{key} = {_toml_value(value)}\n" for key, value in values.items())
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    return path
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -177,15 +209,22 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
-def node_config(data: Path, keystore: Path, rpc_url: str | None = None) -> str:
-    """A hospital SuperNode's ``--node-config``: its CSV file, its keystore, its own chain node.
+def node_config(
+    data: Path, keystore: Path, rpc_url: str | None = None, policy: Path | None = None
+) -> str:
+    """A hospital SuperNode's ``--node-config``: its CSV file, its keystore, its own chain node
+    and its consent policy (:mod:`fedchain.federation.consent_policy`).
 
     Absolute paths, so the ClientApp finds them whatever its working directory.
     """
+    from fedchain.federation.consent_policy import NODE_CONSENT_POLICY
+
     entries = {
         NODE_DATA_PATH: str(data.resolve()),
         NODE_KEYSTORE: str(keystore.resolve()),
     }
+    if policy is not None:
+        entries[NODE_CONSENT_POLICY] = str(policy.resolve())
     if rpc_url:
         entries[NODE_RPC_URL] = rpc_url
     for key, value in entries.items():
@@ -205,16 +244,18 @@ def _executable(name: str) -> str:
     return found
 
 
-def flower_env(password: str | None = None) -> dict[str, str]:
+def flower_env(password_file: Path | None = None) -> dict[str, str]:
     """The environment of a Flower process: this Python's scripts first on PATH (the SuperLink
     and SuperNode start ``flower-superexec``, ``flwr-serverapp`` and ``flwr-clientapp`` by
-    name) and, when given, the keystore password the ServerApp or ClientApp decrypts with."""
-    from fedchain.chain.accounts import PASSWORD_ENV
+    name) and, when given, the *path* of the file (mode 600) holding the keystore password the
+    ServerApp or ClientApp decrypts with; the password itself is never in the environment."""
+    from fedchain.chain.accounts import PASSWORD_ENV, PASSWORD_FILE_ENV
 
     env = dict(os.environ)
+    env.pop(PASSWORD_ENV, None)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    if password is not None:
-        env[PASSWORD_ENV] = password
+    if password_file is not None:
+        env[PASSWORD_FILE_ENV] = str(password_file.resolve())
     return env
 
 
@@ -224,8 +265,16 @@ def _need(path: Path, hint: str) -> Path:
     return path.resolve()
 
 
-def superlink_command(certs: Path, host: str, port: int, database: Path | None = None) -> list[str]:
-    """``flower-superlink`` with TLS and SuperNode authentication switched on.
+def superlink_command(
+    certs: Path,
+    host: str,
+    port: int,
+    database: Path | None = None,
+    signatures: Path = Path(".fedchain/app-signatures"),
+) -> list[str]:
+    """fedchain's SuperLink (:mod:`fedchain.consortium.superlink`: ``flower-superlink`` with its
+    control plane kept local and the coordinator's bundle signatures) with TLS and SuperNode
+    authentication switched on; its database and signature directory private (600, 700).
 
     Runtime dependency installation is off: the ServerApp runs in this environment, and a
     SuperLink never downloads packages a run asks for.
@@ -234,7 +283,11 @@ def superlink_command(certs: Path, host: str, port: int, database: Path | None =
 
     hint = f"create the consortium's certificates with `fedchain certs ca {certs}`"
     command = [
-        _executable("flower-superlink"),
+        sys.executable,
+        "-m",
+        "fedchain.consortium.superlink",
+        "--app-signatures",
+        str(private_directory(signatures)),
         "--ssl-ca-certfile",
         str(_need(certs / CA_CERT, hint)),
         "--ssl-certfile",
@@ -249,17 +302,34 @@ def superlink_command(certs: Path, host: str, port: int, database: Path | None =
         str(port),
     ]
     if database is not None:
-        database.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(database.parent)
+        descriptor = os.open(database, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(descriptor)
+        database.chmod(0o600)
         command += ["--database", str(database.resolve())]
     return command
 
 
+def private_directory(path: Path) -> Path:
+    """``path`` created (or tightened) mode 700, resolved."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path.resolve()
+
+
 def supernode_command(
-    superlink: str, ca: Path, node_key: Path, config: str, runtime_port: int
+    superlink: str,
+    ca: Path,
+    node_key: Path,
+    config: str,
+    runtime_port: int,
+    *,
+    trusted_entities: Path | None = None,
 ) -> list[str]:
     """``flower-supernode`` over TLS (verifying the SuperLink against the consortium's CA),
-    authenticated by its node key, with the hospital's node config."""
-    return [
+    authenticated by its node key, with the hospital's node config; with ``trusted_entities``
+    it runs only bundles signed by a key the hospital pinned (Flower's own verification)."""
+    command = [
         _executable("flower-supernode"),
         "--superlink",
         superlink,
@@ -272,6 +342,9 @@ def supernode_command(
         "--port",
         str(runtime_port),
     ]
+    if trusted_entities is not None:
+        command += ["--trusted-entities", str(trusted_entities.resolve())]
+    return command
 
 
 def write_connection(address: str, ca: Path) -> None:

@@ -19,7 +19,8 @@ from fedchain.chain.deployments import Deployment
 from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import ParticipantStatus, TaskId
 from fedchain.cli import main
-from fedchain.consortium.deployment import read_run_config
+from fedchain.consortium.deployment import read_run_config, with_coordinator_paths
+from fedchain.federation.consent_policy import ConsentPolicy
 from fedchain.ml.data import load_breast_cancer
 
 
@@ -86,6 +87,7 @@ def test_a_coordinator_creates_a_funded_task_registers_a_hospital_that_joins_it(
             "participant", "add", hospital, "--org", "Hospital A", "--devnet-account", "0",
             cwd=tmp_path,
         )  # fmt: skip
+        shown = fedchain("task", "show", "--task", "fedchain-task.toml", cwd=tmp_path)
         joined = fedchain(
             "task", "join", "--task", "fedchain-task.toml", "--data", "hospital.csv",
             "--devnet-account", "5", cwd=tmp_path,
@@ -96,8 +98,16 @@ def test_a_coordinator_creates_a_funded_task_registers_a_hospital_that_joins_it(
         assert "already registered" in again.stdout
         settings = read_run_config(tmp_path / "fedchain-task.toml")
         assert settings.task_id == 1
-        assert settings.holdout == f"csv:{tmp_path / 'holdout.csv'}"
-        assert settings.deployment == str(tmp_path / "fedchain-deployment.json")
+        # No path of the coordinator's in the run config every SuperNode receives (issue 19)
+        public = (tmp_path / "fedchain-task.toml").read_text()
+        assert str(tmp_path) not in public
+        assert (settings.holdout, settings.deployment, settings.keystore) == ("", "", "")
+        private = with_coordinator_paths(settings, tmp_path / ".fedchain" / "coordinator")
+        assert private.holdout == f"csv:{tmp_path / 'holdout.csv'}"
+        assert private.deployment == str(tmp_path / "fedchain-deployment.json")
+        assert private.out == str(tmp_path / "runs" / "consortium")
+        coordinator = tmp_path / ".fedchain" / "coordinator" / "task-1.toml"
+        assert coordinator.stat().st_mode & 0o777 == 0o600
         spec = (tmp_path / "fedchain-task.json").read_bytes().rstrip(b"\n")
         assert json.loads(spec)["model"] == "logreg"
         gateway = LedgerGateway(
@@ -115,6 +125,14 @@ def test_a_coordinator_creates_a_funded_task_registers_a_hospital_that_joins_it(
         assert "dataset size 40" in joined.stdout
         member = gateway.membership(TaskId(1), hospital)
         assert (member.joined_round, member.dataset_size) == (1, 40)
+        policy = ConsentPolicy.load(tmp_path / ".fedchain" / "devnet" / "consent-policy.json")
+        assert [(e.task_id, e.participant, e.spec_hash) for e in policy.entries] == [
+            (1, hospital, task.spec_hash)
+        ]
+        assert shown.returncode == 0, shown.stderr
+        assert f"0x{task.spec_hash.hex()}" in shown.stdout
+        assert "matches the chain's hash" in shown.stdout
+        assert "learning_rate 0.05" in shown.stdout
     finally:
         anvil.close()
 
@@ -184,7 +202,17 @@ def test_a_hospital_leaves_and_the_coordinator_closes_and_refunds_the_task(
         (["server", "start", "--certs", "nowhere"], 1, "fedchain certs ca"),
         (["server", "run", "--task", "missing.toml"], 1, "fedchain task create"),
         (
-            ["client", "--data", "missing.csv", "--keystore", "k.json", "--node-key", "n.key"],
+            [
+                "client",
+                "--data",
+                "missing.csv",
+                "--keystore",
+                "k.json",
+                "--node-key",
+                "n.key",
+                "--app-key",
+                "app.pub",
+            ],
             1,
             "no CSV file at missing.csv",
         ),

@@ -22,6 +22,8 @@ from flwr.supercore.task_identity import TaskIdentity
 from fedchain.chain.accounts import devnet_account
 from fedchain.chain.backends import AnvilChain
 from fedchain.chain.deploy import deploy
+from fedchain.chain.deployments import Deployment
+from fedchain.chain.gateway import LedgerGateway
 from fedchain.chain.records import Commitment, RoundId, TaskId
 from fedchain.chain.signing import LedgerDomain, sign_commitment
 from fedchain.consortium.deployment import create_task
@@ -114,8 +116,9 @@ def _hospital_app(settings: RunSettings, domain: LedgerDomain, files: dict[int, 
     return app
 
 
-def run_consortium(root: Path, rounds: int = 2) -> Consortium:
-    """Write the data, start anvil, create the task, join the sites, run ``rounds`` rounds.
+def run_consortium(root: Path, rounds: int = 2, on: Consortium | None = None) -> Consortium:
+    """Write the data, start anvil, create the task, join the sites, run ``rounds`` rounds;
+    ``on`` another consortium's chain and ledger: a further task of the same hospitals.
 
     The caller stops the chain (``consortium.chain.close()``).
     """
@@ -125,9 +128,13 @@ def run_consortium(root: Path, rounds: int = 2) -> Consortium:
         capture_output=True,
         timeout=120,
     )
-    chain = AnvilChain().start()
+    chain = on.chain if on is not None else AnvilChain().start()
     try:
-        gateway = deploy(chain.w3, devnet_account(0))  # DEVNET TEST key 0: the coordinator
+        if on is None:
+            gateway = deploy(chain.w3, devnet_account(0))  # DEVNET TEST key 0: the coordinator
+        else:
+            deployment = Deployment.load(on.root / "deployment.json")
+            gateway = LedgerGateway(chain.w3, deployment, devnet_account(0))
         gateway.deployment.save(root / "deployment.json")
         settings = site_columns(
             RunSettings(
@@ -156,6 +163,7 @@ def run_consortium(root: Path, rounds: int = 2) -> Consortium:
         app = _hospital_app(created.settings, gateway.domain, files)
         run_federation(InProcessGrid(app, len(SITES)), created.settings)
     except BaseException:
-        chain.close()
+        if on is None:
+            chain.close()
         raise
     return Consortium(root, chain, int(created.task_id))

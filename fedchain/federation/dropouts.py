@@ -5,6 +5,9 @@ the dropped ones fail (the ClientApp raises, Flower hands the server an error re
 half time out (the ClientApp answers only after the round's timeout, so the server never sees the
 reply). The draw depends only on the run's seed, the round and the client's partition, so a run,
 and a resumed run, drop the same clients in the same rounds.
+
+A real node that drops out (a hospital's SuperNode stops) is reported by Flower's SuperLink,
+which answers in its place with an error reply; :func:`lost_node_reason` says what it means.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import hashlib
 import logging
 import time
 
+from flwr.common.constant import ErrorCode
+
 from fedchain.errors import FedchainError
 
-__all__ = ["DropoutError", "Fate", "act_out", "fate"]
+__all__ = ["NO_REPLY", "DropoutError", "Fate", "act_out", "fate", "lost_node_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +92,32 @@ def act_out(dropped: Fate, server_round: int, partition_id: int, round_timeout_s
             f"simulated dropout: client {partition_id} timed out in round {server_round}"
         )
     raise DropoutError(f"simulated dropout: client {partition_id} failed in round {server_round}")
+
+
+# ---------------------------------------------------------------------- a real node dropping out
+
+#: What Flower's SuperLink means when it answers in a lost node's place (its ``Error`` codes).
+_LOST = {
+    ErrorCode.NODE_UNAVAILABLE: (
+        "node unavailable: its SuperNode missed its heartbeats (stopped, or lost its "
+        "connection to the SuperLink)"
+    ),
+    ErrorCode.REPLY_MESSAGE_UNAVAILABLE: (
+        "its reply expired on the SuperLink before the server read it"
+    ),
+    ErrorCode.MESSAGE_UNAVAILABLE: (
+        "the round's message to it expired or was deleted on the SuperLink (the node removed?)"
+    ),
+}
+#: Why a sampled node is absent when nothing at all came back for it.
+NO_REPLY = "no reply within the round timeout"
+
+
+def lost_node_reason(code: int, reason: str) -> str:
+    """Why a node is absent, from the error the SuperLink sent in its place (Flower's ``Error``
+    code and reason), in the words a hospital's operator acts on."""
+    known = _LOST.get(code)
+    if known is not None:
+        return known
+    first = next((line.strip() for line in reason.splitlines() if line.strip()), "")
+    return f"lost by the SuperLink (Flower error {code}: {first or 'no reason given'})"

@@ -40,10 +40,11 @@ from fedchain.chain.signing import recover_signer
 from fedchain.contribution.rewards import RewardRule, to_fixed_point
 from fedchain.contribution.round import RoundScoring, score_round, scoring_seed
 from fedchain.federation.coalitions import aggregation_order, coalition_aggregator, frozen_heap
+from fedchain.federation.dropouts import NO_REPLY, lost_node_reason
 from fedchain.federation.merkle_rounds import MerkleRound, publish
 from fedchain.federation.messages import Weights, arrays_to_numpy
 from fedchain.federation.robust_strategies import RoundHistory
-from fedchain.federation.round_report import ParticipantOutcome, RoundReport
+from fedchain.federation.round_report import NodeAddresses, ParticipantOutcome, RoundReport
 from fedchain.hashing import ModelHash, model_hash, to_hex
 from fedchain.privacy import METRIC_DP_EPSILON
 from fedchain.record_keys import (
@@ -149,6 +150,8 @@ class LedgerStrategy(Strategy):
         self.reports: list[RoundReport] = []
         self._parent_weights: dict[int, Weights] = {}
         self._sampled: dict[int, list[int]] = {}
+        self._sent: dict[int, list[Message]] = {}  # their message ids name a lost node's reply
+        self._nodes = NodeAddresses()  # the address each node last signed with
         self._started: dict[int, float] = {}
         self._parents: dict[int, ModelHash] = {}
         self._opened: dict[int, Future[TxResult]] = {}
@@ -181,6 +184,7 @@ class LedgerStrategy(Strategy):
         config[CONFIG_PARENT_HASH] = to_hex(parent)
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self._sampled[server_round] = [m.metadata.dst_node_id for m in messages]
+        self._sent[server_round] = messages  # the grid sets their ids as it pushes them
         return messages
 
     def aggregate_train(
@@ -192,16 +196,16 @@ class LedgerStrategy(Strategy):
         if server_round in self._opened:
             self._opened[server_round].result()  # the round (and what came before) is on chain
         sampled = self._sampled.get(server_round, [])
-        checked = self._dedupe(
-            [self._check(server_round, reply) for reply in self._from_sampled(replies, sampled)]
-        )
+        sent = {m.metadata.message_id: m.metadata.dst_node_id
+                for m in self._sent.pop(server_round, []) if m.metadata.message_id}  # fmt: skip
+        lost: dict[int, str] = {}  # nodes the SuperLink answered for, and why
+        from_nodes = self._from_sampled(replies, sampled, sent, lost)
+        checked = self._dedupe([self._check(server_round, reply) for reply in from_nodes])
         self._check_memberships(server_round, checked)
+        self._nodes.learn([c.outcome for c in checked])
+        self._nodes.name_absent([c.outcome for c in checked])
         replied = {c.outcome.node_id for c in checked}
-        absent = [
-            ParticipantOutcome(node_id=n, absent=True, reason="no reply within the round timeout")
-            for n in sampled
-            if n not in replied
-        ]
+        absent = [self._nodes.absent(n, lost.get(n, NO_REPLY)) for n in sampled if n not in replied]
         # Replies arrive in whatever order the network delivers them; aggregating in a canonical
         # order makes the global model bit-exact for anyone who recomputes it.
         accepted = sorted(
@@ -418,15 +422,26 @@ class LedgerStrategy(Strategy):
     # ------------------------------------------------------------------ checks
 
     @staticmethod
-    def _from_sampled(replies: list[Message], sampled: list[int]) -> list[Message]:
+    def _from_sampled(
+        replies: list[Message],
+        sampled: list[int],
+        sent: Mapping[str, int] | None = None,
+        lost: dict[int, str] | None = None,
+    ) -> list[Message]:
         """The replies, less the SuperLink's error replies for a node it lost.
 
-        Such a reply comes from the SuperLink's own node id, not the lost node's; the lost node is
-        recorded absent once, as every sampled node that did not reply.
+        Such a reply comes from the SuperLink's own node id, not the lost node's; it answers the
+        message ``sent`` to the lost node (message id -> node id), whose absence reason goes to
+        ``lost``. The lost node is recorded absent once, as every sampled node that did not reply.
         """
         kept = []
         for reply in replies:
             if reply.has_error() and sampled and reply.metadata.src_node_id not in sampled:
+                node = (sent or {}).get(reply.metadata.reply_to_message_id)
+                if node is not None and lost is not None:
+                    lost[node] = lost_node_reason(reply.error.code, reply.error.reason or "")
+                    log.warning("node %d lost: %s", node, lost[node])
+                    continue
                 log.warning("dropped an error reply of unsampled node %d: %s",
                             reply.metadata.src_node_id, reply.error.reason)  # fmt: skip
                 continue

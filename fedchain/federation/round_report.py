@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ParticipantOutcome", "RoundReport"]
+__all__ = ["NodeAddresses", "ParticipantOutcome", "RoundReport"]
 
 
 @dataclass
@@ -53,3 +53,30 @@ class RoundReport:
     scoring_seconds: float = 0.0
     evaluations: int = 0
     participants: list[ParticipantOutcome] = field(default_factory=list)
+
+
+@dataclass
+class NodeAddresses:
+    """The address each node last signed with, so that a node absent from a later round is
+    named by its address, not only by Flower's node id."""
+
+    known: dict[int, str] = field(default_factory=dict)
+
+    def learn(self, outcomes: list[ParticipantOutcome]) -> None:
+        """Remember the address of every accepted update (its signature checked: a rejected
+        reply may name any address)."""
+        for outcome in outcomes:
+            if outcome.accepted and outcome.address and not outcome.address.startswith("node-"):
+                self.known[outcome.node_id] = outcome.address
+
+    def absent(self, node_id: int, reason: str) -> ParticipantOutcome:
+        """The outcome of a sampled node that sent no update, for ``reason``."""
+        return ParticipantOutcome(
+            node_id=node_id, address=self.known.get(node_id, ""), absent=True, reason=reason
+        )
+
+    def name_absent(self, outcomes: list[ParticipantOutcome]) -> None:
+        """Give absent outcomes without an address the one their node last signed with."""
+        for outcome in outcomes:
+            if outcome.absent and not outcome.address:
+                outcome.address = self.known.get(outcome.node_id, "")

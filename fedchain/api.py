@@ -297,6 +297,7 @@ def audit_run(
     recompute: bool = False,
     rpc_url: str | None = None,
     data: str | os.PathLike[str] | None = None,
+    store: str | os.PathLike[str] | None = None,
 ) -> Verdict:
     """Audit a run from its chain and store, as ``fedchain audit --run DIR``.
 
@@ -312,6 +313,9 @@ def audit_run(
     data : path, optional
         A CSV task's data file to recompute with (``fedchain audit --data``), checked against
         the hash in the task spec first; by default the file the run's settings name.
+    store : str or path, optional
+        The content store, a folder or an fsspec URL (``fedchain audit --store``); by default
+        the run's own.
 
     Returns
     -------
@@ -327,7 +331,13 @@ def audit_run(
     from fedchain.audit import audit_run as audit_dir
 
     path = Path(data) if data is not None else None
-    return audit_dir(_run_dir(run), recompute=recompute, rpc_url=rpc_url, data=path)
+    return audit_dir(
+        _run_dir(run),
+        recompute=recompute,
+        rpc_url=rpc_url,
+        data=path,
+        store=None if store is None else str(store),
+    )
 
 
 def verify_model(
@@ -335,6 +345,7 @@ def verify_model(
     run: Run | str | os.PathLike[str],
     *,
     rpc_url: str | None = None,
+    store: str | os.PathLike[str] = "",
 ) -> ModelProvenance:
     """Hash a model file and find where the run's ledger recorded it (``fedchain verify-model``).
 
@@ -356,7 +367,7 @@ def verify_model(
     out = _run_dir(run)
     source = open_ledger(run=out, rpc_url=rpc_url)
     try:
-        return find(Path(path), source, out)
+        return find(Path(path), source, out, str(store))
     finally:
         source.close()
 

@@ -89,6 +89,9 @@ class RunSettings:
     # A step before the robust rule: "" (none), "nnm" or "bucketing:S" (fedchain.robust).
     pre_aggregation: str = ""
     out: str = "runs/latest"
+    # The content store: "" = <out>/store, or a folder or any fsspec URL (s3://bucket/prefix;
+    # fedchain.storage); credentials never here, they come from the environment.
+    store: str = ""
     holdout_fraction: float = 0.2
     label_column: str = "label"
     # CSV columns read as features ("" = every other numeric one) and the task's class names

@@ -4,6 +4,10 @@ Every model lives in ``<root>/<sha256 hex>.safetensors``: its canonical safetens
 :mod:`fedchain.hashing`), named after its own SHA-256. So a file's name is the hash committed on
 chain, ``sha256sum`` of the file checks it, and reading a model back re-hashes the bytes.
 
+The root may also be any fsspec URL (``s3://bucket/prefix``): the same names as objects there,
+the same checks on every read, and an object is written only when absent (see
+:mod:`fedchain.storage`).
+
 Examples
 --------
 >>> import tempfile
@@ -31,6 +35,7 @@ from fedchain.hashing import (
     ModelHash,
     Tensors,
     as_model_hash,
+    dumps,
     file_hash,
     load,
     loads,
@@ -38,10 +43,22 @@ from fedchain.hashing import (
     save_canonical,
     to_hex,
 )
+from fedchain.storage import ObjectStore, StoreUnreachable, is_remote, local_path
 
-__all__ = ["ModelCorrupted", "ModelNotInStore", "ModelStore"]
+__all__ = ["ModelCorrupted", "ModelNotInStore", "ModelStore", "run_store"]
 
 _SUFFIX = ".safetensors"
+
+
+def run_store(out: str | os.PathLike[str], store: str = "") -> ModelStore:
+    """A run's content store: ``store`` (a folder or an fsspec URL) if set, else ``<out>/store``.
+
+    Raises
+    ------
+    fedchain.storage.StoreUnreachable
+        If ``store`` is a URL fsspec cannot open (unknown protocol, driver not installed).
+    """
+    return ModelStore(store or Path(out) / "store")
 
 
 class ModelNotInStore(FedchainError, KeyError):
@@ -62,7 +79,15 @@ class ModelStore:
     Parameters
     ----------
     root : str or os.PathLike
-        Directory of the store; created on the first :meth:`put`.
+        Directory of the store, created on the first :meth:`put`; or an fsspec URL such as
+        ``s3://bucket/prefix`` (see :mod:`fedchain.storage`).
+
+    Attributes
+    ----------
+    location : str
+        The folder or URL, as messages name it.
+    bytes_written : int
+        Bytes this object wrote to the store (models and documents it did not find there).
 
     Notes
     -----
@@ -72,10 +97,46 @@ class ModelStore:
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
+        self._remote = ObjectStore(str(root)) if is_remote(root) else None
+        self._root = Path(local_path(root))
+        self.location = self._remote.url if self._remote is not None else str(self._root)
+        self.bytes_written = 0
 
     def __repr__(self) -> str:
-        return f"ModelStore({str(self.root)!r})"
+        return f"ModelStore({self.location!r})"
+
+    @property
+    def root(self) -> Path:
+        """The store's local folder.
+
+        Raises
+        ------
+        fedchain.storage.StoreUnreachable
+            If the store is at a URL: it has no local folder (see :attr:`location`).
+        """
+        if self._remote is not None:
+            raise StoreUnreachable(f"the store at {self.location} is not a local folder")
+        return self._root
+
+    @property
+    def remote(self) -> bool:
+        """Whether the store is at an fsspec URL rather than in a local folder."""
+        return self._remote is not None
+
+    def check(self) -> None:
+        """Refuse a store URL that does not answer (a local folder needs nothing).
+
+        Raises
+        ------
+        fedchain.storage.StoreUnreachable
+            If the object store cannot be listed.
+        """
+        if self._remote is not None:
+            self._remote.check()
+
+    def name(self, h: bytes | str, suffix: str = _SUFFIX) -> str:
+        """The file or object name of hash `h`: ``<64 lowercase hex digits><suffix>``."""
+        return f"{to_hex(as_model_hash(h))[2:]}{suffix}"
 
     def path(self, h: bytes | str) -> Path:
         """Where the model with hash `h` lives (whether or not it is there).
@@ -105,6 +166,8 @@ class ModelStore:
         if not isinstance(h, bytes | str):
             return False
         try:
+            if self._remote is not None:
+                return self._remote.exists(self.name(h))
             return self.path(h).is_file()
         except InvalidModelHashError:
             return False
@@ -112,7 +175,8 @@ class ModelStore:
     def put(self, tensors: Tensors) -> ModelHash:
         """Store a model; idempotent.
 
-        If an intact copy is already stored nothing is written; a damaged copy is replaced.
+        If an intact copy is already stored nothing is written; a damaged copy is replaced (in a
+        local folder; at a store URL it is reported, never overwritten).
 
         Parameters
         ----------
@@ -131,7 +195,14 @@ class ModelStore:
             If `tensors` has no canonical form.
         FedchainError
             If the arrays changed while they were being written.
+        ModelCorrupted
+            If a store URL holds other bytes under the model's name (never overwritten).
         """
+        if self._remote is not None:
+            data = dumps(tensors)
+            h = ModelHash(hashlib.sha256(data).digest())
+            self._create(h, data, _SUFFIX)
+            return h
         h = model_hash(tensors)
         target = self.path(h)
         if target.is_file() and file_hash(target) == h:
@@ -148,6 +219,7 @@ class ModelStore:
             os.replace(incoming, target)
         finally:
             incoming.unlink(missing_ok=True)
+        self.bytes_written += target.stat().st_size
         return h
 
     def put_file(self, path: str | os.PathLike[str]) -> ModelHash:
@@ -194,8 +266,12 @@ class ModelStore:
         ModelCorrupted
             If the file's SHA-256 is not `h`, or the file does not parse.
         """
-        source = self._existing(h)
-        data = source.read_bytes()
+        source: Path | str
+        if self._remote is not None:
+            source, data = self._read(h, _SUFFIX, "model")
+        else:
+            source = self._existing(h)
+            data = source.read_bytes()
         actual = ModelHash(hashlib.sha256(data).digest())
         self._check(h, actual, source)
         try:
@@ -225,6 +301,8 @@ class ModelStore:
         ModelCorrupted
             If the stored bytes do not hash to `h`; nothing is written.
         """
+        if self._remote is not None:
+            return self._export_remote(h, Path(dest))
         source = self._existing(h)
         target = Path(dest)
         if target.is_dir():
@@ -260,6 +338,9 @@ class ModelStore:
             SHA-256 of `data`, which names the file.
         """
         h = ModelHash(hashlib.sha256(data).digest())
+        if self._remote is not None:
+            self._create(h, data, suffix)
+            return h
         target = self.root / f"{to_hex(h)[2:]}{suffix}"
         if target.is_file() and hashlib.sha256(target.read_bytes()).digest() == h:
             return h
@@ -270,6 +351,7 @@ class ModelStore:
             os.replace(incoming, target)
         finally:
             incoming.unlink(missing_ok=True)
+        self.bytes_written += len(data)
         return h
 
     def get_document(self, h: bytes | str, suffix: str = ".json") -> bytes:
@@ -282,6 +364,10 @@ class ModelStore:
         ModelCorrupted
             If the file's SHA-256 is not `h`.
         """
+        if self._remote is not None:
+            where, data = self._read(h, suffix, "document")
+            self._check(h, ModelHash(hashlib.sha256(data).digest()), where)
+            return data
         source = self.root / f"{to_hex(as_model_hash(h))[2:]}{suffix}"
         if not source.is_file():
             raise ModelNotInStore(
@@ -292,6 +378,60 @@ class ModelStore:
         self._check(h, ModelHash(hashlib.sha256(data).digest()), source)
         return data
 
+    def stored_hash(self, h: bytes | str, suffix: str = _SUFFIX) -> ModelHash | None:
+        """SHA-256 of what is stored under hash `h`'s name, or None when nothing is.
+
+        Lets an audit say whether a model is missing or altered without loading it.
+        """
+        if self._remote is not None:
+            data = self._remote.read(self.name(h, suffix))
+            return None if data is None else ModelHash(hashlib.sha256(data).digest())
+        path = self.root / self.name(h, suffix)
+        return file_hash(path) if path.is_file() else None
+
+    def _create(self, h: ModelHash, data: bytes, suffix: str) -> None:
+        """Write ``data`` under its hash at the store URL unless there; never over other bytes."""
+        assert self._remote is not None
+        name = self.name(h, suffix)
+        if self._remote.create(name, data):
+            self.bytes_written += len(data)
+            return
+        existing = self._remote.read(name)
+        if existing is None or hashlib.sha256(existing).digest() != h:
+            raise ModelCorrupted(
+                f"{self._remote.where(name)} already exists with other bytes than its name's "
+                "hash: it is damaged; delete that object and run again (fedchain never "
+                "overwrites an object)"
+            )
+
+    def _read(self, h: bytes | str, suffix: str, what: str) -> tuple[str, bytes]:
+        """The URL and bytes of a stored object, or ModelNotInStore."""
+        assert self._remote is not None
+        name = self.name(h, suffix)
+        data = self._remote.read(name)
+        if data is None:
+            raise ModelNotInStore(
+                f"{what} {to_hex(as_model_hash(h))} is not in the store at {self.location}: "
+                "put it with ModelStore.put, or fetch it from the party that committed it"
+            )
+        return self._remote.where(name), data
+
+    def _export_remote(self, h: bytes | str, dest: Path) -> Path:
+        """:meth:`export` from a store URL: read, check, then write atomically."""
+        where, data = self._read(h, _SUFFIX, "model")
+        self._check(h, ModelHash(hashlib.sha256(data).digest()), where)
+        target = dest / self.name(h) if dest.is_dir() else dest
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with tmp.open("xb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
     def _existing(self, h: bytes | str) -> Path:
         source = self.path(h)
         if not source.is_file():
@@ -301,7 +441,7 @@ class ModelStore:
             )
         return source
 
-    def _check(self, h: bytes | str, actual: ModelHash, source: Path) -> None:
+    def _check(self, h: bytes | str, actual: ModelHash, source: Path | str) -> None:
         expected = as_model_hash(h)
         if actual != expected:
             raise ModelCorrupted(

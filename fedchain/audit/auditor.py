@@ -23,7 +23,8 @@ from fedchain.chain.backends import JournalMismatch
 from fedchain.hashing import file_hash, to_hex
 from fedchain.ml.data import CSV_PREFIX, parse_dataset_spec
 from fedchain.settings import RunSettings
-from fedchain.store import ModelStore
+from fedchain.storage import StoreUnreachable
+from fedchain.store import ModelStore, run_store
 from fedchain.task import TaskSpec, TaskSpecError
 
 __all__ = ["MissingDataError", "audit_ledger", "audit_lineage", "audit_run", "check_data"]
@@ -39,7 +40,7 @@ def audit_run(
     rpc_url: str | None = None,
     recompute: bool = False,
     spec_file: Path | None = None,
-    store: Path | None = None,
+    store: str | Path | None = None,
     data: Path | None = None,
 ) -> Verdict:
     """Audit a run directory's task: its chain, its store (``<out>/store``) and its spec.
@@ -54,8 +55,9 @@ def audit_run(
         Also recompute every round: aggregation, evaluation, scores and rewards.
     spec_file : Path, optional
         A task spec file that must hash to the task's spec hash on chain (besides task.json).
-    store : Path, optional
-        The content store, if not the run's own ``<out>/store``.
+    store : str or Path, optional
+        The content store (a folder or an fsspec URL such as ``s3://bucket/prefix``), if not
+        the run's own (its settings' ``store``, else ``<out>/store``).
     data : Path, optional
         The task's data file (a CSV file, or a consortium's holdout) to recompute with, instead
         of the path the run's settings name (which may be relative to where it ran, or on the
@@ -78,9 +80,9 @@ def audit_run(
     summary = read_summary(out)
     specs = [("task.json", out / "task.json")] + ([("--spec", spec_file)] if spec_file else [])
     settings = RunSettings.from_run_config(summary.get("settings", {}))
-    store_dir = store or out / "store"
+    content = _open_store(str(store) if store is not None else settings.store, out)
     if recompute:
-        _check_recompute_inputs(out, store_dir, specs, settings, data)
+        _check_recompute_inputs(out, content, specs, settings, data)
     else:
         check_data(specs, settings, data, recompute)
     task_id = summary.get("task_id")
@@ -94,7 +96,7 @@ def audit_run(
         chain_rows = [Check(CHAIN, True, task, None, None, source.description)]
         checks = check_lineage(
             rebuild_lineage(source.gateway),
-            store=ModelStore(store_dir) if store_dir.is_dir() else None,  # else: not checked
+            store=content if _present(content) else None,  # else: not checked
             tasks=[task] if task is not None else None,
             specs=specs,
             base_settings=settings,
@@ -110,7 +112,7 @@ def audit_run(
 
 def _check_recompute_inputs(
     out: Path,
-    store_dir: Path,
+    store: ModelStore,
     specs: Sequence[tuple[str, Path]],
     settings: RunSettings,
     data: Path | None,
@@ -118,9 +120,9 @@ def _check_recompute_inputs(
     """Refuse to recompute a run without what it needs, naming everything missing at once
     (a hospital's copy of a run has neither the store nor the holdout)."""
     missing = []
-    if not store_dir.is_dir():
+    if not _present(store):
         missing.append(
-            f"the content store ({store_dir} does not exist: get the store/ directory the "
+            f"the content store ({store.location} does not exist: get the store/ directory the "
             "coordinator publishes and pass --store DIR)"
         )
     try:
@@ -131,10 +133,31 @@ def _check_recompute_inputs(
         raise MissingDataError(f"cannot recompute the run at {out}: " + "; and ".join(missing))
 
 
+def _open_store(location: str, out: Path | None = None) -> ModelStore:
+    """The content store at ``location`` (default ``<out>/store``); a URL must answer first.
+
+    Raises
+    ------
+    AuditError
+        If the store is at a URL that cannot be opened or listed.
+    """
+    try:
+        store = run_store(out, location) if out is not None else ModelStore(location)
+        store.check()
+    except StoreUnreachable as exc:
+        raise AuditError(str(exc)) from None
+    return store
+
+
+def _present(store: ModelStore) -> bool:
+    """Whether there is a store to check: a URL (checked reachable) or an existing folder."""
+    return store.remote or store.root.is_dir()
+
+
 def audit_ledger(
     source: LedgerSource,
     *,
-    store: Path | None,
+    store: str | Path | None,
     spec_file: Path | None = None,
     task: int | None = None,
     recompute: bool = False,
@@ -161,7 +184,7 @@ def audit_ledger(
 def audit_lineage(
     lineage: LedgerLineage,
     *,
-    store: Path | None,
+    store: str | Path | None,
     spec_file: Path | None = None,
     task: int | None = None,
     recompute: bool = False,
@@ -174,7 +197,7 @@ def audit_lineage(
     return Verdict.of(
         check_lineage(
             lineage,
-            store=ModelStore(store) if store is not None else None,
+            store=_open_store(str(store)) if store is not None else None,
             tasks=[task] if task is not None else None,
             specs=specs,
             base_settings=None,

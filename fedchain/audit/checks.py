@@ -510,12 +510,12 @@ def _claims(lineage: LedgerLineage, tasks: Sequence[int]) -> list[Check]:
 
 def _stored_problem(store: ModelStore, digest: str) -> str:
     """Why the stored file of ``digest`` does not check out, or "" when it does."""
-    path = store.path(digest)
-    if not path.is_file():
-        return f"{digest} is not in the store at {store.root}"
-    actual = to_hex(file_hash(path))
+    stored = store.stored_hash(digest)
+    if stored is None:
+        return f"{digest} is not in the store at {store.location}"
+    actual = to_hex(stored)
     if actual != digest.lower():
-        return f"{path.name} hashes to {actual}: the file was altered"
+        return f"{store.name(digest)} hashes to {actual}: the file was altered"
     return ""
 
 

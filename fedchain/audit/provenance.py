@@ -16,7 +16,7 @@ from fedchain.audit.lineage import (
 from fedchain.audit.merkle import attach_merkle_records
 from fedchain.audit.sources import AuditError, LedgerSource
 from fedchain.hashing import ModelFileError, file_hash, load, to_hex
-from fedchain.store import ModelStore
+from fedchain.store import run_store
 
 __all__ = ["ModelProvenance", "verify_model"]
 
@@ -40,11 +40,14 @@ class ModelProvenance:
         return task.rounds.get(sighting.round) if task else None
 
 
-def verify_model(path: Path, source: LedgerSource, run: Path | None = None) -> ModelProvenance:
+def verify_model(
+    path: Path, source: LedgerSource, run: Path | None = None, store: str = ""
+) -> ModelProvenance:
     """Hash a model file (SHA-256 of its bytes) and find where the ledger recorded it.
 
     With the ``run`` directory, merkle rounds show their participants too (from the records
-    the run published).
+    the run published, in the run or its content store: ``store``, a folder or fsspec URL,
+    default ``<run>/store``).
 
     Raises
     ------
@@ -61,5 +64,5 @@ def verify_model(path: Path, source: LedgerSource, run: Path | None = None) -> M
         readable = False
     lineage = rebuild_lineage(source.gateway)
     if run is not None:
-        attach_merkle_records(lineage, ModelStore(run / "store"), run)
+        attach_merkle_records(lineage, run_store(run, store), run)
     return ModelProvenance(path, digest, readable, tuple(find_model(lineage, digest)), lineage)

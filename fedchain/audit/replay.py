@@ -23,7 +23,7 @@ from fedchain.audit.verdict import ScoreCheck
 from fedchain.contribution.rewards import to_fixed_point
 from fedchain.hashing import model_hash, to_hex
 from fedchain.settings import RunSettings
-from fedchain.store import ModelCorrupted, ModelNotInStore, ModelStore
+from fedchain.store import ModelCorrupted, ModelNotInStore, ModelStore, run_store
 from fedchain.task import TaskSpec
 
 __all__ = ["RoundReplay", "recompute_scores", "replay_task", "settings_for"]
@@ -383,7 +383,7 @@ def recompute_scores(run: OpenedRun) -> list[ScoreCheck]:
     task = lineage.tasks.get(run.task_id)
     if task is None:
         raise AuditError(f"task {run.task_id} is not on the ledger: is this the run's chain?")
-    store = ModelStore(run.out / "store")
+    store = run_store(run.out, run.settings.store)
     attach_merkle_records(lineage, store, run.out)  # merkle rounds publish their entries
     settings = settings_for(run.spec, run.settings, lineage, task)
     results = replay_task(task, store, run.spec, settings)

@@ -35,6 +35,35 @@ DataOption = Annotated[
 ]
 
 
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DIR|URL",
+        help="The content store: a folder or an fsspec URL such as s3://bucket/prefix "
+        "(credentials and endpoint from the environment, e.g. AWS_ENDPOINT_URL); default: the "
+        "run's.",
+    ),
+]
+
+
+def _check_store(store: str | None) -> None:
+    """Refuse a store that is no folder, or a URL that does not answer: exit code 2, one line,
+    before the chain is opened."""
+    from fedchain.storage import StoreUnreachable, is_remote, local_path
+    from fedchain.store import ModelStore
+
+    if store is None:
+        return
+    if not is_remote(store):
+        if not Path(local_path(store)).is_dir():
+            raise fail(f"--store {store} is not a directory: give the run's store/ folder", 2)
+        return
+    try:
+        ModelStore(store).check()
+    except StoreUnreachable as exc:
+        raise fail(str(exc), 2) from None
+
+
 @app.command()
 def audit(
     run: Annotated[
@@ -55,10 +84,7 @@ def audit(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="A deployment file, instead of a run."),
     ] = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(exists=True, file_okay=False, help="Content store (default: the run's)."),
-    ] = None,
+    store: StoreOption = None,
     spec: Annotated[
         Path | None,
         typer.Option(
@@ -89,6 +115,7 @@ def audit(
     (nothing checked)."""
     from fedchain.audit import AuditError, audit_ledger, audit_run, open_ledger
 
+    _check_store(store)
     try:
         if ledger or deployment:
             if run is not None:
@@ -178,10 +205,7 @@ def _any_participant(verdict: VerdictT) -> bool:
 def scores(
     run: RunOption = Path("runs/latest"),
     rpc_url: RpcOption = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(file_okay=False, help="Content store (default: the run's DIR/store)."),
-    ] = None,
+    store: StoreOption = None,
     data: DataOption = None,
 ) -> None:
     """Recompute every round's aggregation, evaluation, scores and rewards and check the whole
@@ -190,6 +214,7 @@ def scores(
     what is missing and where to get it."""
     from fedchain.audit import AuditError, audit_run
 
+    _check_store(store)
     try:
         verdict = audit_run(run, rpc_url=rpc_url, recompute=True, store=store, data=data)
     except AuditError as exc:
@@ -213,6 +238,7 @@ def verify_model(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="A deployment file, instead of a run."),
     ] = None,
+    store: StoreOption = None,
 ) -> None:
     """Hash a model file and show where the chain recorded it: task, round, evaluation,
     participants and their rewards. Exit code 1 when it was never recorded."""
@@ -221,6 +247,7 @@ def verify_model(
 
     if not file.is_file():
         raise fail(f"no file at {file}: give the model file to verify", 2)
+    _check_store(store)
     try:
         if not (ledger or deployment):
             run = run or Path("runs/latest")
@@ -228,7 +255,7 @@ def verify_model(
     except AuditError as exc:
         raise fail(str(exc), 2) from None
     try:
-        provenance = find(file, source, run)
+        provenance = find(file, source, run, store or "")
     finally:
         source.close()
     _print_provenance(provenance)

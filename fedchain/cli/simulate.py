@@ -105,6 +105,15 @@ def simulate(
     overwrite: Annotated[
         bool, typer.Option(help="Replace the run in --out: its files are deleted first.")
     ] = False,
+    store: Annotated[
+        str,
+        typer.Option(
+            metavar="DIR|URL",
+            help="The content store: a folder or any fsspec URL, e.g. s3://bucket/prefix "
+            "(credentials and endpoint from the environment: AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL). Default: --out's store/.",
+        ),
+    ] = _DEFAULT["store"],
     dropout: Annotated[
         float, typer.Option(help="Probability that a sampled client fails or times out.")
     ] = _DEFAULT["dropout"],
@@ -180,6 +189,7 @@ def simulate(
             byzantine=byzantine,
             pre_aggregation=pre_aggregation,
             out=str(out),
+            store=_store_location(store),
             dropout=dropout,
             round_timeout=round_timeout,
             min_train_nodes=min_train_nodes,
@@ -198,6 +208,14 @@ def simulate(
     if overwrite:
         clear_run(settings.out_dir)
     _run_simulation(settings)
+
+
+def _store_location(store: str) -> str:
+    """A store URL as given; a folder made absolute (as --dataset), so the run's settings name
+    the same folder from any directory."""
+    from fedchain.storage import is_remote, local_path
+
+    return store if not store or is_remote(store) else str(Path(local_path(store)).absolute())
 
 
 def _resume(out: Path) -> None:

@@ -46,7 +46,7 @@ from fedchain.federation.workload import (
 from fedchain.hashing import ModelHash, model_hash, save_canonical, to_hex
 from fedchain.record_keys import CONFIG_NUM_CLASSES
 from fedchain.settings import RunSettings
-from fedchain.store import ModelStore
+from fedchain.store import run_store
 from fedchain.task import TaskSpec, privacy_fields
 
 __all__ = ["ChainSession", "TaskMismatchError", "check_resume", "run_federation", "task_spec"]
@@ -376,7 +376,7 @@ def run_federation(
     if resume and not settings.ledger_enabled:
         raise ResumeError("a run without a ledger (--chain none) keeps no record to resume from")
     out.mkdir(parents=True, exist_ok=True)
-    store = ModelStore(out / "store")
+    store = run_store(out, settings.store)
     journal = RunJournal(out)
 
     with open_chain(settings, resume) as session, _write_queue(session) as queue:
@@ -472,7 +472,7 @@ def _begin(
             _prepare_participants(session, settings, point.task_id, spec.spec_hash(), queue)
         return point.task_id, point
     session.gateway.deployment.save(out / _DEPLOYMENT_FILE)
-    initial_hash = ModelStore(out / "store").put(initial)
+    initial_hash = run_store(out, settings.store).put(initial)
     spec.save(out / "task.json")
     task_id = _prepare_task(session, settings, spec, initial_hash, queue)
     RunJournal(out).start(settings, task_id)

@@ -136,6 +136,7 @@ class LedgerStrategy(Strategy):
         self.on_aggregated = on_aggregated
         self.link = link
         self.store = store
+        self._stored_before: dict[int, int] = {}  # the store's bytes written when a round began
         self.evaluate = evaluate
         self.template = {name: (w.shape, w.dtype) for name, w in template.items()}
         model_bytes = sum(int(np.asarray(w).nbytes) for w in template.values())
@@ -193,6 +194,7 @@ class LedgerStrategy(Strategy):
         server_round = self._actual(server_round)
         replies = list(replies)
         report = RoundReport(server_round, to_hex(self._parents[server_round]))
+        self._stored_before[server_round] = self.store.bytes_written
         if server_round in self._opened:
             self._opened[server_round].result()  # the round (and what came before) is on chain
         sampled = self._sampled.get(server_round, [])
@@ -403,6 +405,8 @@ class LedgerStrategy(Strategy):
         return None, None
 
     def _finish(self, report: RoundReport) -> None:
+        before = self._stored_before.pop(report.round, self.store.bytes_written)
+        report.store_bytes = self.store.bytes_written - before
         report.seconds = time.perf_counter() - self._started.get(report.round, time.perf_counter())
         self.reports.append(report)
 

@@ -30,7 +30,7 @@ from fedchain.errors import FedchainError
 from fedchain.federation.round_report import ParticipantOutcome, RoundReport
 from fedchain.hashing import model_hash, to_hex
 from fedchain.settings import RunSettings
-from fedchain.store import ModelCorrupted, ModelNotInStore, ModelStore
+from fedchain.store import ModelCorrupted, ModelNotInStore, run_store
 
 __all__ = [
     "ROUNDS_FILE",
@@ -156,12 +156,12 @@ def find_resume_point(out: Path, gateway: LedgerGateway, spec_hash: bytes) -> Re
 
 
 def _head_model(out: Path, head: bytes) -> tuple[bytes, Weights]:
-    store = ModelStore(out / "store")
+    store = run_store(out, str(_run_document(out).get("settings", {}).get("store", "")))
     try:
         weights = store.get(head)
     except ModelNotInStore as exc:
         raise ResumeError(
-            f"the chain's head model {to_hex(head)} is not in {store.root}: the run cannot "
+            f"the chain's head model {to_hex(head)} is not in {store.location}: the run cannot "
             "resume without it (restore the store from a backup)"
         ) from exc
     except ModelCorrupted as exc:

@@ -52,6 +52,7 @@ class RoundReport:
     contribution_method: str = ""
     scoring_seconds: float = 0.0
     evaluations: int = 0
+    store_bytes: int = 0  # written to the content store in the round (models not there before)
     participants: list[ParticipantOutcome] = field(default_factory=list)
 
 

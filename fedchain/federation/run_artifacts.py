@@ -129,6 +129,7 @@ def summary(record: RunRecord) -> dict[str, Any]:
                 "gas_used": report.gas_used,
                 "tx_hash": report.tx_hash or None,
                 "seconds": round(report.seconds, 4),
+                "store_bytes": report.store_bytes,
                 "accepted": sum(p.accepted for p in report.participants),
                 "rejected": sum(not p.accepted and not p.absent for p in report.participants),
                 "absent": sum(p.absent for p in report.participants),

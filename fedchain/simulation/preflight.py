@@ -29,6 +29,7 @@ __all__ = [
     "blocking_file",
     "check_out",
     "check_runnable",
+    "check_store",
     "clear_run",
     "probe_node",
     "run_entries",
@@ -114,21 +115,49 @@ def check_runnable(settings: RunSettings) -> None:
 
     Checks that the contribution method can score the rounds' participants, that the data, its
     holdout and the initial model can be built (as round 1 builds them: the cnn needs images),
-    and that the node at ``rpc-url`` answers.
+    that the content store can be written (a URL answers, a folder is not a file) and that the
+    node at ``rpc-url`` answers.
 
     Raises
     ------
     fedchain.errors.FedchainError
         The first check that fails, saying what to change: a SettingsError, a DatasetError or
-        ModelError from building the task, ChainUnreachable.
+        ModelError from building the task, StoreUnreachable, ChainUnreachable.
     """
     _check_workload(settings)
     _check_scorer(settings)
+    check_store(settings.store)
     from fedchain.federation.coordinator import task_spec
 
     task_spec(settings)  # the dataset, holdout and initial model, as the run builds them
     if settings.chain == "rpc":
         probe_node(settings.rpc_url)
+
+
+def check_store(store: str) -> None:
+    """Refuse a content store a run could not write to, creating nothing: a URL whose store
+    does not answer (one listing, with a short timeout), or a folder under a file. "" is the
+    run's own ``<out>/store``, checked with ``out``.
+
+    Raises
+    ------
+    fedchain.storage.StoreUnreachable
+        If the URL's protocol is unknown, its driver missing, or its store does not answer.
+    SettingsError
+        If the folder cannot be one: it or an ancestor is a file.
+    """
+    from fedchain.storage import is_remote, local_path
+    from fedchain.store import ModelStore
+
+    if not store:
+        return
+    if is_remote(store):
+        ModelStore(store).check()
+        return
+    folder = Path(local_path(store))
+    blocking = blocking_file(folder)
+    if blocking is not None:
+        raise SettingsError(f"store {store} cannot be a folder: {blocking} is a file")
 
 
 def _check_workload(settings: RunSettings) -> None:

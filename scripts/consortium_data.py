@@ -5,13 +5,15 @@
 writes ``data/holdout.csv`` (the coordinator's holdout, 20 % of the examples, stratified) and
 ``data/hospital-a.csv``, ``data/hospital-b.csv``, ... (the rest, split over the sites with a label
 skew), each a header line with the 30 feature names and a ``label`` column, then one row per
-example. Real hospitals bring their own files in the same shape (docs/consortium.md).
+example, mode 600 in a directory it creates 700. Real hospitals bring their own files in the
+same shape (docs/consortium.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import string
 import sys
 from pathlib import Path
@@ -26,8 +28,11 @@ SKEW = "dirichlet:1.0"
 
 
 def write_csv(dataset: Dataset, names: list[str], path: Path) -> None:
-    """One header line (``names`` and ``label``), then one row per example."""
-    with path.open("x", newline="") as handle:  # "x": an existing file is never overwritten
+    """One header line (``names`` and ``label``), then one row per example; mode 600 (a
+    site's data, readable by its owner only)."""
+    # O_EXCL: an existing file is never overwritten.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([*names, "label"])
         for features, label in zip(dataset.features, dataset.labels, strict=True):
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if existing:
         print(f"error: {', '.join(existing)} exists: choose another directory", file=sys.stderr)
         return 1
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_csv(holdout, names, files[0])
     print(f"{files[0]}: {len(holdout)} examples (the coordinator's holdout)")
     for (site, data), path in zip(sites.items(), files[1:], strict=True):

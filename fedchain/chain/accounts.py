@@ -123,13 +123,14 @@ def password_from_file(path: Path) -> str:
 
 
 def new_keystore(path: Path, password: str) -> str:
-    """Create a fresh key, encrypt it into ``path`` (mode 600) and return its address.
+    """Create a fresh key, encrypt it into ``path`` (mode 600; a directory created for it, 700)
+    and return its address.
 
     Refuses to overwrite an existing file, so no key is ever lost.
     """
     if path.exists():
         raise KeystoreError(f"{path} exists: choose another path, a key is never overwritten")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     account = Account.create()
     encrypted = Account.encrypt(account.key, password)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -61,6 +61,11 @@ def run_store(out: str | os.PathLike[str], store: str = "") -> ModelStore:
     return ModelStore(store or Path(out) / "store")
 
 
+#: A local store's files and the folder it creates: its owner's only (each site's updates are
+#: in it; the coordinator publishes a copy to auditors, docs/audit.md).
+_FILE_MODE, _DIR_MODE = 0o600, 0o700
+
+
 class ModelNotInStore(FedchainError, KeyError):
     """No model with the requested hash is in the store."""
 
@@ -92,7 +97,8 @@ class ModelStore:
     Notes
     -----
     Writes are atomic (temporary file, then ``os.replace``), so concurrent writers of the same
-    model and readers never see a partial file. Reads (:meth:`get`, :meth:`export`) re-hash the
+    model and readers never see a partial file. A local store's files are created mode 600 and
+    the folder it creates 700. Reads (:meth:`get`, :meth:`export`) re-hash the
     bytes they hand out.
     """
 
@@ -207,10 +213,11 @@ class ModelStore:
         target = self.path(h)
         if target.is_file() and file_hash(target) == h:
             return h
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_root()
         incoming = self.root / f".incoming-{uuid.uuid4().hex}{_SUFFIX}"
         try:
             written = save_canonical(tensors, incoming)
+            os.chmod(incoming, _FILE_MODE)
             if written != h:
                 raise FedchainError(
                     f"the arrays of model {to_hex(h)} changed while it was being stored: "
@@ -221,6 +228,10 @@ class ModelStore:
             incoming.unlink(missing_ok=True)
         self.bytes_written += target.stat().st_size
         return h
+
+    def _make_root(self) -> None:
+        """The store's folder, created 700: it holds each site's individual updates."""
+        self.root.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
 
     def put_file(self, path: str | os.PathLike[str]) -> ModelHash:
         """Store the model in a safetensors file.
@@ -344,10 +355,12 @@ class ModelStore:
         target = self.root / f"{to_hex(h)[2:]}{suffix}"
         if target.is_file() and hashlib.sha256(target.read_bytes()).digest() == h:
             return h
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_root()
         incoming = self.root / f".incoming-{uuid.uuid4().hex}{suffix}"
         try:
-            incoming.write_bytes(data)
+            descriptor = os.open(incoming, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
             os.replace(incoming, target)
         finally:
             incoming.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,3 +189,15 @@ def test_the_audit_of_a_hospitals_copy_lists_the_store_checks_as_not_checked(
     unchecked = {row["check"] for row in document["checks"] if row["status"] == "not checked"}
     assert unchecked == {GLOBALS, UPDATES}
     assert document["failed"] == 0
+
+
+def test_the_coordinators_store_of_each_sites_updates_is_its_own_only(
+    consortium: Consortium,
+) -> None:
+    # Execute
+    store = consortium.run / "store"
+    modes = {stat.S_IMODE(f.stat().st_mode) for f in store.iterdir()}
+    # Assert: the updates, the global models and the initial model, owner only
+    assert len(list(store.iterdir())) >= 9
+    assert modes == {0o600}
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from fedchain.chain.accounts import new_keystore
+from fedchain.hashing import to_hex
+from fedchain.store import ModelStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "file modes devnet test"  # a throwaway keystore's, created and deleted here
@@ -43,3 +47,16 @@ def test_the_demo_sites_csv_files_are_the_owners_only(tmp_path: Path) -> None:
     assert [f.name for f in files] == ["holdout.csv", "hospital-a.csv", "hospital-b.csv"]
     assert {_mode(f) for f in files} == {0o600}
     assert _mode(out) == 0o700
+
+
+def test_the_store_of_updates_and_its_folder_are_the_owners_only(tmp_path: Path) -> None:
+    # Prepare
+    store = ModelStore(tmp_path / "run" / "store")
+    update = {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    # Execute
+    model = store.put(update)
+    record = store.put_document(b'{"round": 1}')
+    # Assert
+    assert _mode(store.path(model)) == 0o600
+    assert _mode(store.root / f"{to_hex(record)[2:]}.json") == 0o600
+    assert _mode(store.root) == 0o700

@@ -329,8 +329,13 @@ def report(
 ) -> None:
     """Write the run's self-contained HTML report (one file, plots embedded): task spec, rounds,
     plots, participants and the audit verdict."""
+    from fedchain.audit import AuditError
     from fedchain.report import write_report
 
     require_run(run)
-    written = write_report(run, audit_verdict(run, recompute), out)
+    try:
+        verdict = audit_verdict(run, recompute)
+    except AuditError as exc:  # recomputing without the store or the data: say what is missing
+        raise fail(str(exc), 2) from None
+    written = write_report(run, verdict, out)
     console.print(f"report of {run}: [bold]{written}[/] ({written.stat().st_size:,} bytes)")

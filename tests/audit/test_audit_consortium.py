@@ -160,6 +160,18 @@ def test_scores_on_a_hospitals_copy_names_what_is_missing_and_how_to_get_it(
     assert "the task's holdout file (SHA-256 0x" in line
 
 
+def test_a_recomputed_report_of_a_hospitals_copy_names_what_is_missing(
+    consortium: Consortium, hospital_copy: Path
+) -> None:
+    # Execute
+    done = runner.invoke(app, ["report", "--run", "run", "--recompute"])
+    # Assert: refused in one line, no report written
+    assert done.exit_code == 2, done.output
+    (line,) = done.stderr.strip().splitlines()
+    assert "cannot recompute the run at run:" in line
+    assert not (hospital_copy / "report.html").exists()
+
+
 def test_scores_on_a_hospitals_copy_with_the_store_and_holdout_recomputes(
     consortium: Consortium, hospital_copy: Path
 ) -> None:

@@ -878,7 +878,7 @@ def _secret(password_file: Path | None, directory: Path) -> _Secret:
         raise fail(str(exc), 2) from None
     finally:
         os.environ.pop(PASSWORD_ENV, None)
-    path = directory / "keystore-password"
+    path = directory / f"keystore-password-{os.getpid()}"  # one per process using the directory
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedchain.chain.records import TaskId
+from fedchain.chain.records import TaskId, privacy_task_terms
 from fedchain.errors import FedchainError
 from fedchain.federation.coordinator_paths import (
     COORDINATOR_DIR_ENV,
@@ -140,7 +140,10 @@ def create_task(
 
     spec = task_spec(settings)
     initial = bytes.fromhex(spec.initial_model_hash.removeprefix("0x"))
-    task_id, _ = gateway.create_task(spec.spec_hash(), initial, settings.reward_per_round, token)
+    terms = privacy_task_terms(spec.privacy)  # the privacy cap, with DP terms
+    task_id, _ = gateway.create_task(
+        spec.spec_hash(), initial, settings.reward_per_round, token, terms=terms
+    )
     if fund:
         gateway.fund_task(task_id, fund)
     return CreatedTask(task_id, spec, settings.with_changes(task_id=int(task_id)), fund)
@@ -274,7 +277,7 @@ def superlink_command(
 ) -> list[str]:
     """fedchain's SuperLink (:mod:`fedchain.consortium.superlink`: ``flower-superlink`` with its
     control plane kept local and the coordinator's bundle signatures) with TLS and SuperNode
-    authentication switched on; its database and signature directory private (600, 700).
+    authentication switched on; its database private (600, in a directory of 700).
 
     Runtime dependency installation is off: the ServerApp runs in this environment, and a
     SuperLink never downloads packages a run asks for.
@@ -287,7 +290,7 @@ def superlink_command(
         "-m",
         "fedchain.consortium.superlink",
         "--app-signatures",
-        str(private_directory(signatures)),
+        str(signatures.resolve()),
         "--ssl-ca-certfile",
         str(_need(certs / CA_CERT, hint)),
         "--ssl-certfile",

@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     listens.add_argument("--host", default="127.0.0.1")
     host = str(listens.parse_known_args(flower)[0].host)
     os.umask(0o077)  # the database, the object store, the logs: the coordinator's only
+    ours.app_signatures.mkdir(mode=0o700, parents=True, exist_ok=True)
     own = [host] if host not in ("0.0.0.0", "::") else []
     _install(own, ours.app_signatures.resolve())
     from flwr.superlink.cli.flower_superlink import flower_superlink

@@ -132,7 +132,6 @@ def test_the_superlink_database_and_its_directory_are_private(tmp_path: Path) ->
     # Assert
     assert database.stat().st_mode & 0o777 == 0o600
     assert database.parent.stat().st_mode & 0o777 == 0o700
-    assert (tmp_path / "signatures").stat().st_mode & 0o777 == 0o700
     assert command[1:3] == ["-m", "fedchain.consortium.superlink"]
 
 

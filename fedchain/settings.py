@@ -117,6 +117,9 @@ class RunSettings:
     dp: str = ""
     dp_rounds: int = 0
     dp_clip_norm: float = 1.0
+    # Simulation only: HOST:PORT of an existing Ray cluster's head to run the clients on; ""
+    # starts a Ray of the run's own on loopback (fedchain.simulation.ray_placement).
+    ray_address: str = ""
 
     def __post_init__(self) -> None:
         checks = [

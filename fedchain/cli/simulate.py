@@ -157,6 +157,13 @@ def simulate(
     dp_clip_norm: Annotated[
         float, typer.Option(help="--dp only: the per-example gradient norm DP-SGD clips to.")
     ] = _DEFAULT["dp_clip_norm"],
+    ray_address: Annotated[
+        str,
+        typer.Option(
+            help="HOST:PORT of an existing Ray cluster's head (as `ray start --head` prints it) "
+            "to run the clients on; by default a Ray of the run's own on this machine."
+        ),
+    ] = _DEFAULT["ray_address"],
 ) -> None:
     """Simulate a federation on this machine, every round recorded on chain."""
     from fedchain.ml.data import absolute_dataset_spec
@@ -198,6 +205,7 @@ def simulate(
             dp=dp,
             dp_rounds=dp_rounds,
             dp_clip_norm=dp_clip_norm,
+            ray_address=ray_address,
         )
         check_out(
             out, overwrite, option="--out", replace="pass --overwrite", resume=f"--resume {out}"

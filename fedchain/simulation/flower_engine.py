@@ -20,6 +20,7 @@ from fedchain.federation.round_report import RoundReport
 from fedchain.federation.run_artifacts import RunRecord, write_summary
 from fedchain.settings import RunSettings, SettingsError
 from fedchain.simulation.memory import PeakMemory
+from fedchain.simulation.ray_placement import ray_init_args
 from fedchain.simulation.stopping import SimulationStopped, StoppableGrid
 
 __all__ = ["SimulationError", "SimulationStopped", "simulate"]
@@ -82,6 +83,7 @@ def simulate(
     # Flower's log level in Ray's workers (read when they import Flower): their warnings ("Manually
     # terminating ClientAppActor" at every end) reached the terminal; errors still show.
     os.environ.setdefault("FLWR_LOG_LEVEL", "ERROR")
+    init_args = ray_init_args(settings.ray_address)  # before Ray's import, which reads its mode
     from flwr.simulation import run_simulation
 
     from fedchain.client_app import make_client_app
@@ -110,7 +112,7 @@ def simulate(
                     num_supernodes=settings.num_clients,
                     backend_config={
                         "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                        "init_args": {"include_dashboard": False, "logging_level": "ERROR"},
+                        "init_args": init_args,
                     },
                 )
         except BaseException as exc:  # also SystemExit: Flower exits on a ServerApp exception

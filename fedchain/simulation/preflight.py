@@ -132,6 +132,10 @@ def check_runnable(settings: RunSettings) -> None:
     task_spec(settings)  # the dataset, holdout and initial model, as the run builds them
     if settings.chain == "rpc":
         probe_node(settings.rpc_url)
+    if settings.ray_address:
+        from fedchain.simulation.ray_placement import probe_ray
+
+        probe_ray(settings.ray_address)
 
 
 def check_store(store: str) -> None:

@@ -210,8 +210,21 @@ def _facts(run: Run, token: RewardToken) -> str:
         facts[2:2] = [
             ("ledger contract", f"<code>{_e(chain.get('ledger'))}</code>"),
             ("reward token", _token_fact(token)),
+            ("coordinator", _parties(s, "coordinator")),
+            ("registrar", _parties(s, "registrar")),
         ]
     return "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
+
+
+def _parties(summary: Mapping[str, Any], role: str) -> str:
+    """The parties that had ``role`` in the run, "Name (0xab12…)" with the whole address on
+    hover; the registrar and coordinators are parties as the participants are (issue 16)."""
+    found = [
+        f'<span title="{_e(address)}">{_e(entry.get("label") or address)}</span>'
+        for address, entry in sorted(summary.get("parties", {}).items())
+        if role in entry.get("roles", [])
+    ]
+    return ", ".join(found) or "— (not in the run's events)"
 
 
 def _task(summary: Mapping[str, Any]) -> str:

@@ -219,6 +219,21 @@ def test_the_header_names_the_task_its_hashes_and_the_final_accuracy(
     assert "audit failed" in text
 
 
+def test_the_header_names_the_coordinator_and_the_registrar(
+    page: Page, summary: dict[str, Any]
+) -> None:
+    # Prepare: the run's parties by role, as its events gave them
+    text = " ".join(page.text)
+    by_role = {
+        role: [e["label"] for e in summary["parties"].values() if role in e["roles"]]
+        for role in ("coordinator", "registrar")
+    }
+    # Assert: each is shown with its label, as the participants are (one of each in a run)
+    for role, labels in by_role.items():
+        assert len(labels) == 1, (role, labels)
+        assert f"{role} {labels[0]}" in text, (role, labels)
+
+
 def test_the_spec_rounds_and_participants_tables_hold_the_run(
     run: Path, page: Page, summary: dict[str, Any]
 ) -> None:

@@ -39,7 +39,7 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
     uint32 public constant DEFAULT_CLAIM_PERIOD = 90 days;
     /// @notice EIP-712 type of a participant's commitment to its update for one round.
     bytes32 public constant COMMITMENT_TYPEHASH =
-        keccak256("Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples)");
+        keccak256("Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples,uint256 epsilon)");
     /// @notice EIP-712 type of a participant's consent to take part in one task.
     bytes32 public constant CONSENT_TYPEHASH =
         keccak256("Consent(uint256 taskId,bytes32 specHash,uint256 datasetSize,bytes32 dataHash)");
@@ -64,7 +64,9 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         NotMember, // no consent to this task for this round
         Left, // the participant left (or was removed from) the task before this round
         ExamplesAboveDataset, // numExamples above the dataset size it consented with
-        AlreadyMember // a relayed consent of a participant that has joined already
+        AlreadyMember, // a relayed consent of a participant that has joined already
+        EpsilonAboveCap, // the privacy spend it signed exceeds the task's cap (issue 17)
+        EpsilonDecreased // the privacy spend it signed is below its last recorded spend (issue 17)
     }
 
     /// @notice What a challenger proved wrong with a leaf of a reward root.
@@ -96,24 +98,32 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         uint40 roundOpenedAt; // timestamp of the latest openRound
         uint40 roundOpenedBlock; // block of the latest openRound
         uint32 memberCount; // members ever joined; the next member's index
+        uint32 epsilonCap; // most micro-epsilon a member may spend over the task; 0 = no DP terms (issue 17)
     }
 
     /// @notice The terms a task is created with (see `createTaskWithTerms`).
+    /// `epsilonCap` (issue 17) is the privacy cap in micro-epsilon (1e6 = epsilon 1, so at most
+    /// epsilon 4,294.967295); 0 means the task has no DP terms, and every commitment must carry 0.
     struct TaskTerms {
         uint32 minRoundDuration;
         uint32 challengePeriod;
         uint32 claimPeriod;
+        uint32 epsilonCap;
     }
 
     /// @notice A participant's membership of one task: its consent and the rounds it covers.
     /// @dev Eligible for round r iff joinedRound != 0 && joinedRound <= r && (leftRound == 0 || r < leftRound).
     /// Both bounds are set to the task's first uncommitted round, so a committed round's
     /// eligibility never changes afterwards.
+    /// Issue 17 narrowed the index to uint32 (memberCount's width) so that `epsilonSpent` shares the
+    /// word the commit path reads anyway: recording a spend is a warm write, not a new storage word.
+    /// `getMembership(taskId, account).epsilonSpent` is the participant's spend, readable by anyone.
     struct Membership {
         uint64 joinedRound;
         uint64 leftRound; // 0 while a member
-        uint64 index; // member index in the task (join order from 0); a merkle leaf's index
+        uint32 index; // member index in the task (join order from 0); a merkle leaf's index
         uint64 datasetSize; // committed dataset size; numExamples above it is refused
+        uint32 epsilonSpent; // cumulative micro-epsilon of its latest recorded commitment (issue 17)
         bytes32 dataHash; // SHA-256 of the member's dataset manifest
     }
 
@@ -138,6 +148,7 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         address participant;
         bytes32 updateHash;
         uint256 numExamples;
+        uint256 epsilon; // cumulative micro-epsilon after this round (issue 17); 0 without DP terms
         bytes32 r;
         bytes32 vs;
     }
@@ -187,7 +198,9 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         uint256 rewardPerRound
     );
     /// @notice Task `taskId` was created with these terms (emitted right after TaskCreated).
-    event TaskTermsSet(uint256 indexed taskId, uint256 minRoundDuration, uint256 challengePeriod, uint256 claimPeriod);
+    event TaskTermsSet(
+        uint256 indexed taskId, uint256 minRoundDuration, uint256 challengePeriod, uint256 claimPeriod, uint256 epsilonCap
+    );
     /// @notice The admin handed task `taskId` from coordinator `previous` to `coordinator`.
     event TaskCoordinatorChanged(uint256 indexed taskId, address indexed previous, address indexed coordinator);
     /// @notice `by` closed task `taskId`; `unattributed` tokens are refundable to its funders pro rata.
@@ -216,14 +229,16 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
     event ConsentSkipped(uint256 indexed taskId, address indexed participant, SkipReason reason);
     /// @notice Round `round` of task `taskId` opened on top of `parentModelHash`.
     event RoundOpened(uint256 indexed taskId, uint256 indexed round, bytes32 parentModelHash);
-    /// @notice `participant` committed to its update for a round, relayed by the coordinator or directly.
+    /// @notice `participant` committed to its update for a round, relayed by the coordinator or directly;
+    /// `epsilon` is its cumulative privacy spend after the round (micro-epsilon), now its recorded spend.
     event CommitmentRecorded(
         uint256 indexed taskId,
         uint256 indexed round,
         address indexed participant,
         bytes32 updateHash,
         uint256 numExamples,
-        bool relayed
+        bool relayed,
+        uint256 epsilon
     );
     /// @notice A validly signed relayed commitment of `participant` was not recorded, for `reason`.
     event CommitmentSkipped(
@@ -287,6 +302,10 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
     error LedgerNotEligible(uint256 taskId, uint256 round, address account);
     /// @notice `numExamples` exceeds the dataset size `account` consented with.
     error LedgerExamplesAboveDataset(uint256 taskId, address account, uint256 numExamples, uint256 datasetSize);
+    /// @notice `account` committed a privacy spend of `epsilon` micro-epsilon, above task `taskId`'s `cap`.
+    error LedgerEpsilonAboveCap(uint256 taskId, address account, uint256 epsilon, uint256 cap);
+    /// @notice `account` committed a spend of `epsilon`, below its recorded spend `spent`: a spend only grows.
+    error LedgerEpsilonDecreased(uint256 taskId, address account, uint256 epsilon, uint256 spent);
     /// @notice Rounds open strictly in sequence: `expected` is next.
     error LedgerRoundOutOfOrder(uint256 taskId, uint256 expected, uint256 got);
     /// @notice Round `round` must be committed or failed before the next one opens.
@@ -419,12 +438,13 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         external
         returns (uint256 taskId)
     {
-        return _createTask(specHash, initialModelHash, token, rewardPerRound, TaskTerms(0, 0, DEFAULT_CLAIM_PERIOD));
+        return _createTask(specHash, initialModelHash, token, rewardPerRound, TaskTerms(0, 0, DEFAULT_CLAIM_PERIOD, 0));
     }
 
     /// @notice Creates a task with explicit terms; the caller becomes its coordinator.
     /// @param terms Minimum round duration, challenge period of reward roots and claim period
-    /// after close (seconds); the claim period must exceed the challenge period.
+    /// after close (seconds; the claim period must exceed the challenge period), and the privacy
+    /// cap in micro-epsilon (0: no DP terms).
     /// @return taskId The new task's id.
     function createTaskWithTerms(
         bytes32 specHash,
@@ -607,8 +627,10 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
     }
 
     /// @notice Records the caller's own commitment for an open round (no coordinator needed).
-    /// @dev The caller must be an eligible member; numExamples may not exceed its dataset size.
-    function submitCommitment(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples)
+    /// @dev The caller must be an eligible member; numExamples may not exceed its dataset size;
+    /// `epsilon` (its cumulative micro-epsilon after the round) may not exceed the task's cap nor
+    /// go below its recorded spend, and becomes its recorded spend.
+    function submitCommitment(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples, uint256 epsilon)
         external
         whenNotPaused
     {
@@ -619,19 +641,24 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         if (numExamples > m.datasetSize) {
             revert LedgerExamplesAboveDataset(taskId, msg.sender, numExamples, m.datasetSize);
         }
+        uint256 cap = _tasks[taskId].epsilonCap;
+        if (epsilon > cap) revert LedgerEpsilonAboveCap(taskId, msg.sender, epsilon, cap);
+        if (epsilon < m.epsilonSpent) revert LedgerEpsilonDecreased(taskId, msg.sender, epsilon, m.epsilonSpent);
         if (_directCommitments[taskId][round][msg.sender] != 0) {
             revert LedgerDuplicateCommitment(taskId, round, msg.sender);
         }
         _directCommitments[taskId][round][msg.sender] = updateHash;
         r.directCount += 1;
-        emit CommitmentRecorded(taskId, round, msg.sender, updateHash, numExamples, false);
+        _spend(m, epsilon);
+        emit CommitmentRecorded(taskId, round, msg.sender, updateHash, numExamples, false, epsilon);
     }
 
     /// @notice Closes an open round with the relayed commitments, the global model, its evaluation
     /// and the rewards, in one transaction.
     /// @dev A validly signed commitment that cannot count (the participant committed directly,
-    /// is not an eligible member, or claims more examples than its dataset) is skipped with
-    /// CommitmentSkipped, so no participant can make the commit revert. A reward is credited only
+    /// is not an eligible member, claims more examples than its dataset, or signed a privacy spend
+    /// above the task's cap or below its recorded spend) is skipped with CommitmentSkipped, so no
+    /// participant can make the commit revert. A reward is credited only
     /// for a counted commitment of an eligible member; otherwise it is skipped with RewardSkipped
     /// and stays in the pool. Not in the block the round was opened, nor before minRoundDuration.
     /// @param commitments Signed commitments, strictly ascending by participant address.
@@ -650,7 +677,7 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         if (outcome.globalModelHash == 0) revert LedgerZeroHash();
 
         uint256 directCount = r.directCount;
-        uint256 count = _recordRelayed(taskId, round, directCount, commitments) + directCount;
+        uint256 count = _recordRelayed(task, taskId, round, directCount, commitments) + directCount;
         uint256 total = _attribute(task, taskId, round, directCount, commitments, rewards);
 
         r.state = RoundState.Committed;
@@ -690,12 +717,14 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
     }
 
     /// @notice The EIP-712 digest a participant signs to commit to its update.
-    function commitmentDigest(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples)
+    function commitmentDigest(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples, uint256 epsilon)
         public
         view
         returns (bytes32)
     {
-        return _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, taskId, round, updateHash, numExamples)));
+        return _hashTypedDataV4(
+            keccak256(abi.encode(COMMITMENT_TYPEHASH, taskId, round, updateHash, numExamples, epsilon))
+        );
     }
 
     // ------------------------------------------------------------------ merkle commit mode
@@ -1009,8 +1038,9 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         task.minRoundDuration = terms.minRoundDuration;
         task.challengePeriod = terms.challengePeriod;
         task.claimPeriod = terms.claimPeriod;
+        task.epsilonCap = terms.epsilonCap;
         emit TaskCreated(taskId, msg.sender, specHash, initialModelHash, token, rewardPerRound);
-        emit TaskTermsSet(taskId, terms.minRoundDuration, terms.challengePeriod, terms.claimPeriod);
+        emit TaskTermsSet(taskId, terms.minRoundDuration, terms.challengePeriod, terms.claimPeriod, terms.epsilonCap);
     }
 
     /// @dev Ends an active task (its coordinator or the admin), failing a round still open.
@@ -1119,7 +1149,7 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         uint256 fromRound = _currentRound(task, taskId);
         uint256 index = task.memberCount;
         m.joinedRound = fromRound.toUint64();
-        m.index = index.toUint64();
+        m.index = index.toUint32();
         m.datasetSize = datasetSize.toUint64();
         m.dataHash = dataHash;
         task.memberCount += 1;
@@ -1146,10 +1176,14 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
     /// @dev Verifies and records relayed commitments; returns how many were recorded. Ascending
     /// order makes "at most once per round" checkable without storage; direct commitments are
     /// looked up only when the round has any. A valid signature that cannot count is skipped.
-    function _recordRelayed(uint256 taskId, uint256 round, uint256 directCount, SignedCommitment[] calldata cs)
-        private
-        returns (uint256 recorded)
-    {
+    function _recordRelayed(
+        Task storage task,
+        uint256 taskId,
+        uint256 round,
+        uint256 directCount,
+        SignedCommitment[] calldata cs
+    ) private returns (uint256 recorded) {
+        uint256 cap = task.epsilonCap;
         address previous = address(0);
         for (uint256 i = 0; i < cs.length; ++i) {
             SignedCommitment calldata c = cs[i];
@@ -1160,7 +1194,7 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
             }
             previous = p;
             if (c.updateHash == 0) revert LedgerZeroHash();
-            bytes32 digest = commitmentDigest(taskId, round, c.updateHash, c.numExamples);
+            bytes32 digest = commitmentDigest(taskId, round, c.updateHash, c.numExamples, c.epsilon);
             // False positive: the error code is checked on the next line; the third value only
             // details why a malformed signature failed, and any failure is LedgerSignatureInvalid.
             // slither-disable-next-line unused-return
@@ -1171,11 +1205,15 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
                 emit CommitmentSkipped(taskId, round, p, SkipReason.CommittedDirectly);
             } else if (!_eligible(m, round)) {
                 emit CommitmentSkipped(taskId, round, p, _ineligibility(m));
-            } else if (c.numExamples > m.datasetSize) {
-                emit CommitmentSkipped(taskId, round, p, SkipReason.ExamplesAboveDataset);
             } else {
-                ++recorded;
-                emit CommitmentRecorded(taskId, round, p, c.updateHash, c.numExamples, true);
+                (bool fault, SkipReason reason) = _commitmentFault(m, c, cap);
+                if (fault) {
+                    emit CommitmentSkipped(taskId, round, p, reason);
+                } else {
+                    ++recorded;
+                    _spend(m, c.epsilon);
+                    emit CommitmentRecorded(taskId, round, p, c.updateHash, c.numExamples, true, c.epsilon);
+                }
             }
         }
     }
@@ -1192,6 +1230,7 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
         Reward[] calldata rewards
     ) private returns (uint256 total) {
         address token = task.token;
+        uint256 cap = task.epsilonCap;
         address previous = address(0);
         uint256 j = 0;
         for (uint256 i = 0; i < rewards.length; ++i) {
@@ -1208,15 +1247,39 @@ contract Ledger is OrganisationRegistry, AccessControlDefaultAdminRules, Pausabl
                 emit RewardSkipped(taskId, round, p, w.amount, _ineligibility(m));
                 continue;
             }
-            if (!direct && cs[j].numExamples > m.datasetSize) {
-                emit RewardSkipped(taskId, round, p, w.amount, SkipReason.ExamplesAboveDataset);
-                continue;
+            if (!direct) {
+                // A recorded commitment set the spend to its own epsilon, so only a skipped one faults here.
+                (bool fault, SkipReason reason) = _commitmentFault(m, cs[j], cap);
+                if (fault) {
+                    emit RewardSkipped(taskId, round, p, w.amount, reason);
+                    continue;
+                }
             }
             total += w.amount;
             if (w.amount != 0) _credit(token, p, w.amount);
             emit RewardAttributed(taskId, round, p, w.score, w.amount);
         }
         _reserve(task, taskId, round, total);
+    }
+
+    /// @dev Why an eligible member's relayed commitment cannot count, if it cannot: more examples
+    /// than its dataset, a spend above the task's cap, or a spend below its recorded one.
+    function _commitmentFault(Membership storage m, SignedCommitment calldata c, uint256 cap)
+        private
+        view
+        returns (bool, SkipReason)
+    {
+        if (c.numExamples > m.datasetSize) return (true, SkipReason.ExamplesAboveDataset);
+        if (c.epsilon > cap) return (true, SkipReason.EpsilonAboveCap);
+        if (c.epsilon < m.epsilonSpent) return (true, SkipReason.EpsilonDecreased);
+        return (false, SkipReason.CommittedDirectly); // no fault: the reason is unused
+    }
+
+    /// @dev Makes `epsilon` (checked: at most the uint32 cap, at least the recorded spend, so the
+    /// cast is exact) the member's spend; written only when it grows, so a task without DP terms
+    /// never writes the word.
+    function _spend(Membership storage m, uint256 epsilon) private {
+        if (epsilon != m.epsilonSpent) m.epsilonSpent = uint32(epsilon);
     }
 
     function _nonZero(address admin) private pure returns (address) {

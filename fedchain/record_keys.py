@@ -1,6 +1,7 @@
 """Keys of the Flower records fedchain adds, defined once (kebab-case, as Flower's own)."""
 
 __all__ = [
+    "COMMIT_EPSILON",
     "COMMIT_NUM_EXAMPLES",
     "COMMIT_PARTICIPANT",
     "COMMIT_SIGNATURE",
@@ -51,6 +52,8 @@ COMMIT_PARTICIPANT = "participant"
 COMMIT_UPDATE_HASH = "update-hash"
 COMMIT_NUM_EXAMPLES = "num-examples"
 COMMIT_SIGNATURE = "signature"
+# The signed cumulative privacy spend in micro-epsilon (an int; absent or 0 without DP terms).
+COMMIT_EPSILON = "epsilon"
 
 # Metrics of a train reply; "num-examples" is what Flower's strategies weight by.
 METRIC_NUM_EXAMPLES = "num-examples"

@@ -60,9 +60,9 @@ async function invariantFixture() {
   const fee = await ethers.deployContract("FeeToken", [admin.address, 10n ** 24n]);
   await ledger.grantRole(COORDINATOR_ROLE, coordinator2.address);
   for (const who of [coordinator2, p0, p1, p2, p3]) await ledger.registerOrganisation(who.address, `org ${who.address}`, orgHash(who.address), "");
-  await ledger.createTaskWithTerms(SPECS[0], h("init 1"), dev.target, CAP, { minRoundDuration: 0, challengePeriod: 50, claimPeriod: 400 });
-  await ledger.connect(coordinator2).createTaskWithTerms(SPECS[1], h("init 2"), dev.target, CAP, { minRoundDuration: 20, challengePeriod: 0, claimPeriod: 300 });
-  await ledger.createTaskWithTerms(SPECS[2], h("init 3"), fee.target, CAP, { minRoundDuration: 0, challengePeriod: 0, claimPeriod: 100 });
+  await ledger.createTaskWithTerms(SPECS[0], h("init 1"), dev.target, CAP, { minRoundDuration: 0, challengePeriod: 50, claimPeriod: 400, epsilonCap: 0 });
+  await ledger.connect(coordinator2).createTaskWithTerms(SPECS[1], h("init 2"), dev.target, CAP, { minRoundDuration: 20, challengePeriod: 0, claimPeriod: 300, epsilonCap: 0 });
+  await ledger.createTaskWithTerms(SPECS[2], h("init 3"), fee.target, CAP, { minRoundDuration: 0, challengePeriod: 0, claimPeriod: 100, epsilonCap: 0 });
   for (const f of [f0, f1, admin]) {
     if (f !== admin) {
       await dev.transfer(f.address, 10n ** 21n);
@@ -204,7 +204,7 @@ describe("Ledger invariants (randomized, seeded)", function () {
           else await act("openRound", () => f.ledger.connect(coord).openRound(taskId, r + 1n, task.headModelHash));
         } else if (kind === 7) {
           const member = rnd.chance(0.8) ? rnd.pick(f.people.slice(1, 4)) : who;
-          await act("submitCommitment", () => f.ledger.connect(member).submitCommitment(taskId, r, h(`d ${s} ${step}`), BigInt(rnd.int(220))));
+          await act("submitCommitment", () => f.ledger.connect(member).submitCommitment(taskId, r, h(`d ${s} ${step}`), BigInt(rnd.int(220)), 0n));
         } else if (kind <= 9) {
           const signers = byAddress(rnd.subset(f.people));
           const cs = [];

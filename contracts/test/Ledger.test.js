@@ -57,7 +57,7 @@ describe("Ledger", function () {
       expect(await ledger.REGISTRAR_ROLE()).to.equal(REGISTRAR_ROLE);
       expect(await ledger.PAUSER_ROLE()).to.equal(PAUSER_ROLE);
       expect(await ledger.COMMITMENT_TYPEHASH()).to.equal(
-        ethers.id("Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples)"),
+        ethers.id("Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples,uint256 epsilon)"),
       );
       expect(await ledger.CONSENT_TYPEHASH()).to.equal(
         ethers.id("Consent(uint256 taskId,bytes32 specHash,uint256 datasetSize,bytes32 dataHash)"),
@@ -221,7 +221,7 @@ describe("Ledger", function () {
       const { ledger, token, admin } = await loadFixture(deployFixture);
       const spec2 = h("spec 2");
       const init2 = h("init 2");
-      const terms = { minRoundDuration: 60, challengePeriod: 3600, claimPeriod: 7200 };
+      const terms = { minRoundDuration: 60, challengePeriod: 3600, claimPeriod: 7200, epsilonCap: 8000000 };
 
       // Execute
       const returned = await ledger.createTask.staticCall(SPEC_HASH, INITIAL_MODEL, token.target, REWARD_PER_ROUND);
@@ -229,7 +229,7 @@ describe("Ledger", function () {
       await expect(tx1)
         .to.emit(ledger, "TaskCreated")
         .withArgs(1n, admin.address, SPEC_HASH, INITIAL_MODEL, token.target, REWARD_PER_ROUND);
-      await expect(tx1).to.emit(ledger, "TaskTermsSet").withArgs(1n, 0n, 0n, 90n * DAY);
+      await expect(tx1).to.emit(ledger, "TaskTermsSet").withArgs(1n, 0n, 0n, 90n * DAY, 0n);
       const returned2 = await ledger.createTaskWithTerms.staticCall(spec2, init2, token.target, 7n, terms);
       const tx2 = ledger.createTaskWithTerms(spec2, init2, token.target, 7n, terms);
 
@@ -237,7 +237,7 @@ describe("Ledger", function () {
       expect(returned).to.equal(1n);
       expect(returned2).to.equal(2n);
       await expect(tx2).to.emit(ledger, "TaskCreated").withArgs(2n, admin.address, spec2, init2, token.target, 7n);
-      await expect(tx2).to.emit(ledger, "TaskTermsSet").withArgs(2n, 60n, 3600n, 7200n);
+      await expect(tx2).to.emit(ledger, "TaskTermsSet").withArgs(2n, 60n, 3600n, 7200n, 8000000n);
       expect(await ledger.taskCount()).to.equal(2n);
       const t1 = await ledger.getTask(1n);
       expect(t1.specHash).to.equal(SPEC_HASH);
@@ -251,11 +251,13 @@ describe("Ledger", function () {
       expect(t1.status).to.equal(TaskStatus.Active);
       expect(t1.claimPeriod).to.equal(await ledger.DEFAULT_CLAIM_PERIOD());
       expect(t1.claimDeadline).to.equal(0n);
+      expect(t1.epsilonCap).to.equal(0n);
       const t2 = await ledger.getTask(2n);
       expect(t2.specHash).to.equal(spec2);
       expect(t2.headModelHash).to.equal(init2);
       expect(t2.rewardPerRound).to.equal(7n);
       expect([t2.minRoundDuration, t2.challengePeriod, t2.claimPeriod]).to.deep.equal([60n, 3600n, 7200n]);
+      expect(t2.epsilonCap).to.equal(8000000n);
     });
 
     it("refuses zero hashes (LedgerZeroHash), a zero token (LedgerZeroAddress) and a claim period within the challenge period", async function () {
@@ -275,7 +277,7 @@ describe("Ledger", function () {
         "LedgerZeroAddress",
       );
       for (const [claimPeriod, challengePeriod] of [[100, 100], [0, 0], [99, 100]]) {
-        await expect(ledger.createTaskWithTerms(SPEC_HASH, INITIAL_MODEL, token.target, 1n, { minRoundDuration: 0, challengePeriod, claimPeriod }))
+        await expect(ledger.createTaskWithTerms(SPEC_HASH, INITIAL_MODEL, token.target, 1n, { minRoundDuration: 0, challengePeriod, claimPeriod, epsilonCap: 0 }))
           .to.be.revertedWithCustomError(ledger, "LedgerClaimPeriodTooShort")
           .withArgs(claimPeriod, challengePeriod);
       }
@@ -526,10 +528,10 @@ describe("Ledger", function () {
       const u = updateHash(alice.address, taskId, 1);
 
       // Execute
-      const tx = ledger.connect(alice).submitCommitment(taskId, 1n, u, 600n);
+      const tx = ledger.connect(alice).submitCommitment(taskId, 1n, u, 600n, 0n);
 
       // Assert
-      await expect(tx).to.emit(ledger, "CommitmentRecorded").withArgs(taskId, 1n, alice.address, u, 600n, false);
+      await expect(tx).to.emit(ledger, "CommitmentRecorded").withArgs(taskId, 1n, alice.address, u, 600n, false, 0n);
       expect(await ledger.directCommitment(taskId, 1n, alice.address)).to.equal(u);
       expect((await ledger.getRound(taskId, 1n)).directCount).to.equal(1n);
     });
@@ -537,10 +539,10 @@ describe("Ledger", function () {
     it("accepts a direct commitment at most once per round (LedgerDuplicateCommitment)", async function () {
       // Prepare
       const { ledger, alice, taskId } = await loadFixture(openRoundFixture);
-      await ledger.connect(alice).submitCommitment(taskId, 1n, h("u1"), 1n);
+      await ledger.connect(alice).submitCommitment(taskId, 1n, h("u1"), 1n, 0n);
 
       // Execute / Assert
-      await expect(ledger.connect(alice).submitCommitment(taskId, 1n, h("u2"), 1n))
+      await expect(ledger.connect(alice).submitCommitment(taskId, 1n, h("u2"), 1n, 0n))
         .to.be.revertedWithCustomError(ledger, "LedgerDuplicateCommitment")
         .withArgs(taskId, 1n, alice.address);
       expect(await ledger.directCommitment(taskId, 1n, alice.address)).to.equal(h("u1"));
@@ -554,18 +556,18 @@ describe("Ledger", function () {
 
       // Execute / Assert
       await expect(
-        ledger.connect(alice).submitCommitment(taskId, 1n, ethers.ZeroHash, 1n),
+        ledger.connect(alice).submitCommitment(taskId, 1n, ethers.ZeroHash, 1n, 0n),
       ).to.be.revertedWithCustomError(ledger, "LedgerZeroHash");
-      await expect(ledger.connect(outsider).submitCommitment(taskId, 1n, h("u"), 1n))
+      await expect(ledger.connect(outsider).submitCommitment(taskId, 1n, h("u"), 1n, 0n))
         .to.be.revertedWithCustomError(ledger, "LedgerNotEligible")
         .withArgs(taskId, 1n, outsider.address);
-      await expect(ledger.connect(bob).submitCommitment(taskId, 1n, h("u"), 1n))
+      await expect(ledger.connect(bob).submitCommitment(taskId, 1n, h("u"), 1n, 0n))
         .to.be.revertedWithCustomError(ledger, "LedgerNotEligible")
         .withArgs(taskId, 1n, bob.address);
-      await expect(ledger.connect(alice).submitCommitment(taskId, 1n, h("u"), DATASET_SIZE + 1n))
+      await expect(ledger.connect(alice).submitCommitment(taskId, 1n, h("u"), DATASET_SIZE + 1n, 0n))
         .to.be.revertedWithCustomError(ledger, "LedgerExamplesAboveDataset")
         .withArgs(taskId, alice.address, DATASET_SIZE + 1n, DATASET_SIZE);
-      await expect(ledger.connect(alice).submitCommitment(taskId, 1n, h("u"), DATASET_SIZE)).to.emit(ledger, "CommitmentRecorded");
+      await expect(ledger.connect(alice).submitCommitment(taskId, 1n, h("u"), DATASET_SIZE, 0n)).to.emit(ledger, "CommitmentRecorded");
     });
 
     it("accepts direct commitments only while the round is open", async function () {
@@ -573,19 +575,19 @@ describe("Ledger", function () {
       const { ledger, alice, taskId } = await loadFixture(openRoundFixture);
 
       // Execute / Assert
-      await expect(ledger.connect(alice).submitCommitment(taskId, 2n, h("u"), 1n))
+      await expect(ledger.connect(alice).submitCommitment(taskId, 2n, h("u"), 1n, 0n))
         .to.be.revertedWithCustomError(ledger, "LedgerRoundNotOpen")
         .withArgs(taskId, 2n);
-      await expect(ledger.connect(alice).submitCommitment(7n, 1n, h("u"), 1n))
+      await expect(ledger.connect(alice).submitCommitment(7n, 1n, h("u"), 1n, 0n))
         .to.be.revertedWithCustomError(ledger, "LedgerTaskUnknown")
         .withArgs(7n);
       await ledger.commitRound(taskId, 1n, [], outcome(modelHash(taskId, 1)), []);
-      await expect(ledger.connect(alice).submitCommitment(taskId, 1n, h("u"), 1n))
+      await expect(ledger.connect(alice).submitCommitment(taskId, 1n, h("u"), 1n, 0n))
         .to.be.revertedWithCustomError(ledger, "LedgerRoundAlreadyCommitted")
         .withArgs(taskId, 1n);
       await ledger.openRound(taskId, 2n, modelHash(taskId, 1));
       await ledger.failRound(taskId, 2n, "x");
-      await expect(ledger.connect(alice).submitCommitment(taskId, 2n, h("u"), 1n))
+      await expect(ledger.connect(alice).submitCommitment(taskId, 2n, h("u"), 1n, 0n))
         .to.be.revertedWithCustomError(ledger, "LedgerRoundNotOpen")
         .withArgs(taskId, 2n);
     });
@@ -595,7 +597,7 @@ describe("Ledger", function () {
     it("records relayed and direct commitments and commits the round (RoundCommitted)", async function () {
       // Prepare: carol commits directly, alice/bob/dave sign and the coordinator relays
       const { ledger, alice, bob, carol, dave, taskId } = await loadFixture(openRoundFixture);
-      await ledger.connect(carol).submitCommitment(taskId, 1n, updateHash(carol.address, taskId, 1), 50n);
+      await ledger.connect(carol).submitCommitment(taskId, 1n, updateHash(carol.address, taskId, 1), 50n, 0n);
       const cs = await signAll([alice, bob, dave], ledger, taskId, 1n, 100n);
       const out = outcome(modelHash(taskId, 1));
 
@@ -607,7 +609,7 @@ describe("Ledger", function () {
       for (const c of cs) {
         await expect(tx)
           .to.emit(ledger, "CommitmentRecorded")
-          .withArgs(taskId, 1n, c.participant, c.updateHash, 100n, true);
+          .withArgs(taskId, 1n, c.participant, c.updateHash, 100n, true, 0n);
       }
       const recorded = eventsOf(receipt, ledger, "CommitmentRecorded");
       expect(recorded.map((a) => a.participant)).to.deep.equal(cs.map((c) => c.participant));
@@ -692,7 +694,7 @@ describe("Ledger", function () {
         // Execute / Assert
         await expect(ledger.commitRound(taskId, 1n, [c], outcome(h("g")), []))
           .to.emit(ledger, "CommitmentRecorded")
-          .withArgs(taskId, 1n, alice.address, h("update"), 10n, true);
+          .withArgs(taskId, 1n, alice.address, h("update"), 10n, true, 0n);
       });
 
       it("rejects a signature made for another round", async function () {
@@ -815,7 +817,7 @@ describe("Ledger", function () {
     it("skips a relayed duplicate of a direct commitment and rewards the direct one", async function () {
       // Prepare: bob committed himself; the coordinator also relays his signed commitment
       const { ledger, token, alice, bob, taskId } = await loadFixture(openRoundFixture);
-      await ledger.connect(bob).submitCommitment(taskId, 1n, h("own"), 3n);
+      await ledger.connect(bob).submitCommitment(taskId, 1n, h("own"), 3n, 0n);
       const cs = await signAll([alice, bob], ledger, taskId, 1n);
 
       // Execute
@@ -834,7 +836,7 @@ describe("Ledger", function () {
     it("attributes rewards to relayed and direct committers, emitting RewardAttributed", async function () {
       // Prepare: carol direct, alice/bob relayed, dave did not commit
       const { ledger, token, alice, bob, carol, taskId } = await loadFixture(openRoundFixture);
-      await ledger.connect(carol).submitCommitment(taskId, 1n, h("c"), 5n);
+      await ledger.connect(carol).submitCommitment(taskId, 1n, h("c"), 5n, 0n);
       const cs = await signAll([alice, bob], ledger, taskId, 1n);
       const amounts = { [alice.address]: 30n, [bob.address]: 25n, [carol.address]: 45n };
       const scores = { [alice.address]: 300000n, [bob.address]: -250000n, [carol.address]: 450000n };
@@ -998,7 +1000,7 @@ describe("Ledger", function () {
       // Execute: round 1 relayed (10), round 2 direct (20), task 2 round 1 relayed (5)
       await ledger.commitRound(taskId, 1n, await signAll([alice], ledger, taskId, 1n), outcome(modelHash(1, 1)), reward(10n));
       await ledger.openRound(taskId, 2n, modelHash(1, 1));
-      await ledger.connect(alice).submitCommitment(taskId, 2n, h("a2"), 1n);
+      await ledger.connect(alice).submitCommitment(taskId, 2n, h("a2"), 1n, 0n);
       await ledger.commitRound(taskId, 2n, [], outcome(modelHash(1, 2)), reward(20n));
       await ledger.createTask(h("spec 2"), INITIAL_MODEL, token.target, 100n);
       await joinAll(ledger, 2n, [alice], h("spec 2"));
@@ -1020,10 +1022,10 @@ describe("Ledger", function () {
       // Prepare
       const { ledger, taskId } = await loadFixture(taskFixture);
       const domain = await domainOf(ledger);
-      const value = { taskId, round: 3n, updateHash: h("some update"), numExamples: 1234n };
+      const value = { taskId, round: 3n, updateHash: h("some update"), numExamples: 1234n, epsilon: 2500000n };
 
       // Execute
-      const onChain = await ledger.commitmentDigest(value.taskId, value.round, value.updateHash, value.numExamples);
+      const onChain = await ledger.commitmentDigest(value.taskId, value.round, value.updateHash, value.numExamples, value.epsilon);
 
       // Assert
       expect(onChain).to.equal(ethers.TypedDataEncoder.hash(domain, COMMITMENT_TYPES, value));

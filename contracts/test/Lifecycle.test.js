@@ -316,7 +316,7 @@ describe("Emergency pause", function () {
   it("stops new tasks, funding, joins, rounds and commitments", async function () {
     // Prepare
     const { ledger, token, alice, outsider, taskId } = await loadFixture(pausedFixture);
-    const terms = { minRoundDuration: 0, challengePeriod: 0, claimPeriod: 1 };
+    const terms = { minRoundDuration: 0, challengePeriod: 0, claimPeriod: 1, epsilonCap: 0 };
     const consent = await signConsent(outsider, ledger, { taskId });
     const cs = await signAll([alice], ledger, taskId, 3n);
     const { root } = treeOf([rewardLeaf(taskId, 3n, 0n, alice, 1n)]);
@@ -329,7 +329,7 @@ describe("Emergency pause", function () {
       () => ledger.connect(outsider).joinTask(taskId, SPEC_HASH, 1n, h("d")),
       () => ledger.joinTaskFor(taskId, consent),
       () => ledger.joinTaskForBatch(taskId, [consent]),
-      () => ledger.connect(alice).submitCommitment(taskId, 3n, h("u"), 1n),
+      () => ledger.connect(alice).submitCommitment(taskId, 3n, h("u"), 1n, 0n),
       () => ledger.commitRound(taskId, 3n, cs, outcome(modelHash(taskId, 3)), []),
       () => ledger.commitRoundRoot(taskId, 3n, root, outcome(modelHash(taskId, 3))),
     ];

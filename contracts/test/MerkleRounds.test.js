@@ -57,7 +57,7 @@ async function committedFixture() {
 async function challengeFixture() {
   const f = await taskFixture();
   const { ledger, token, alice, bob, carol, dave } = f;
-  const terms = { minRoundDuration: 0, challengePeriod: Number(DAY), claimPeriod: Number(10n * DAY) };
+  const terms = { minRoundDuration: 0, challengePeriod: Number(DAY), claimPeriod: Number(10n * DAY), epsilonCap: 0 };
   await ledger.createTaskWithTerms(SPEC, INITIAL_MODEL, token.target, REWARD_PER_ROUND, terms);
   await token.approve(ledger.target, FUNDING);
   await ledger.fundTask(2n, FUNDING);
@@ -109,7 +109,7 @@ describe("Ledger merkle mode", function () {
     it("counts the round's direct commitments in RoundCommitted and reports the unearned budget", async function () {
       // Prepare
       const { ledger, alice, taskId } = await loadFixture(openRoundFixture);
-      await ledger.connect(alice).submitCommitment(taskId, 1n, h("own"), 5n);
+      await ledger.connect(alice).submitCommitment(taskId, 1n, h("own"), 5n, 0n);
       const { root } = treeOf(await leavesFor(ledger, [alice], taskId, 1n, [30n]));
 
       // Execute

@@ -22,7 +22,7 @@ const {
 async function rewardedFixture() {
   const f = await openRoundFixture();
   const { ledger, alice, bob, carol, taskId } = f;
-  await ledger.connect(carol).submitCommitment(taskId, 1n, h("carol update"), 10n);
+  await ledger.connect(carol).submitCommitment(taskId, 1n, h("carol update"), 10n, 0n);
   const cs = await signAll([alice, bob], ledger, taskId, 1n);
   const amounts = { [alice.address]: 30n, [bob.address]: 20n, [carol.address]: 50n };
   const rewards = byAddress([alice, bob, carol]).map((s) => ({

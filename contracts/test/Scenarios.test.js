@@ -49,7 +49,7 @@ async function twoFundersFixture() {
 async function merkleTaskFixture() {
   const f = await taskFixture();
   const { ledger, token, alice, bob, carol, dave } = f;
-  const terms = { minRoundDuration: 0, challengePeriod: Number(DAY), claimPeriod: Number(10n * DAY) };
+  const terms = { minRoundDuration: 0, challengePeriod: Number(DAY), claimPeriod: Number(10n * DAY), epsilonCap: 0 };
   await ledger.createTaskWithTerms(h("spec merkle"), INITIAL_MODEL, token.target, REWARD_PER_ROUND, terms);
   await token.approve(ledger.target, FUNDING);
   await ledger.fundTask(2n, FUNDING);
@@ -164,7 +164,7 @@ describe("Issue 16 scenarios", function () {
       const { ledger, token, admin, taskId } = await loadFixture(openRoundFixture);
 
       // Execute / Assert: not a member -> refused directly, skipped when relayed, no reward
-      await expect(ledger.connect(admin).submitCommitment(taskId, 1n, h("u"), 1n))
+      await expect(ledger.connect(admin).submitCommitment(taskId, 1n, h("u"), 1n, 0n))
         .to.be.revertedWithCustomError(ledger, "LedgerNotEligible")
         .withArgs(taskId, 1n, admin.address);
       await expect(ledger.connect(admin).joinTask(taskId, SPEC_HASH, 1n, h("d")))
@@ -318,7 +318,7 @@ describe("Issue 16 scenarios", function () {
     it("enforces the task's minimum round duration on commitRound and commitRoundRoot", async function () {
       // Prepare: a task whose rounds last at least an hour
       const { ledger, token, alice, bob } = await loadFixture(taskFixture);
-      await ledger.createTaskWithTerms(h("spec 2"), INITIAL_MODEL, token.target, 10n, { minRoundDuration: 3600, challengePeriod: 0, claimPeriod: 86400 });
+      await ledger.createTaskWithTerms(h("spec 2"), INITIAL_MODEL, token.target, 10n, { minRoundDuration: 3600, challengePeriod: 0, claimPeriod: 86400, epsilonCap: 0 });
       await joinAll(ledger, 2n, [alice, bob], h("spec 2"));
       const opened = await (await ledger.openRound(2n, 1n, INITIAL_MODEL)).wait();
       const openedAt = BigInt((await ethers.provider.getBlock(opened.blockNumber)).timestamp);
@@ -351,7 +351,7 @@ describe("Issue 16 scenarios", function () {
       // Prepare: alice signs for the coordinator, then front-runs it with her own commitment
       const { ledger, token, alice, bob, taskId } = await loadFixture(openRoundFixture);
       const cs = await signAll([alice, bob], ledger, taskId, 1n);
-      await ledger.connect(alice).submitCommitment(taskId, 1n, h("front-run"), 1n);
+      await ledger.connect(alice).submitCommitment(taskId, 1n, h("front-run"), 1n, 0n);
       const rewards = byAddress([alice, bob]).map((s) => ({ participant: s.address, score: 1n, amount: 10n }));
 
       // Execute
@@ -408,7 +408,7 @@ describe("Issue 16 scenarios", function () {
       await ledger.openRound(2n, 1n, INITIAL_MODEL);
 
       // Execute / Assert: alice (member of task 1 only) is refused in task 2
-      await expect(ledger.connect(alice).submitCommitment(2n, 1n, h("u"), 1n))
+      await expect(ledger.connect(alice).submitCommitment(2n, 1n, h("u"), 1n, 0n))
         .to.be.revertedWithCustomError(ledger, "LedgerNotEligible")
         .withArgs(2n, 1n, alice.address);
       await expect(ledger.commitRound(2n, 1n, await signAll([alice], ledger, 2n, 1n), outcome(modelHash(2, 1)), []))
@@ -424,7 +424,7 @@ describe("Issue 16 scenarios", function () {
     it("does not reward a participant that left after its direct commitment (same rule as relayed)", async function () {
       // Prepare
       const { ledger, token, alice, taskId } = await loadFixture(openRoundFixture);
-      await ledger.connect(alice).submitCommitment(taskId, 1n, h("a"), 1n);
+      await ledger.connect(alice).submitCommitment(taskId, 1n, h("a"), 1n, 0n);
       await ledger.connect(alice).leaveTask(taskId);
 
       // Execute / Assert

@@ -22,6 +22,7 @@ const COMMITMENT_TYPES = {
     { name: "round", type: "uint256" },
     { name: "updateHash", type: "bytes32" },
     { name: "numExamples", type: "uint256" },
+    { name: "epsilon", type: "uint256" },
   ],
 };
 
@@ -64,13 +65,14 @@ async function domainOf(ledger) {
 
 /**
  * Signs a commitment with `signer`'s own key (EIP-712) and returns the relayable struct with the
- * signature in EIP-2098 compact form. `domainOverrides` forges the domain (chainId, contract).
+ * signature in EIP-2098 compact form. `epsilon` is the cumulative micro-epsilon (0: no DP terms).
+ * `domainOverrides` forges the domain (chainId, contract).
  */
-async function signCommitment(signer, ledger, { taskId, round, updateHash, numExamples }, domainOverrides = {}) {
+async function signCommitment(signer, ledger, { taskId, round, updateHash, numExamples, epsilon = 0n }, domainOverrides = {}) {
   const domain = { ...(await domainOf(ledger)), ...domainOverrides };
-  const value = { taskId, round, updateHash, numExamples };
+  const value = { taskId, round, updateHash, numExamples, epsilon };
   const sig = ethers.Signature.from(await signer.signTypedData(domain, COMMITMENT_TYPES, value));
-  return { participant: signer.address, updateHash, numExamples, r: sig.r, vs: sig.yParityAndS };
+  return { participant: signer.address, updateHash, numExamples, epsilon, r: sig.r, vs: sig.yParityAndS };
 }
 
 /**
@@ -98,11 +100,11 @@ async function joinAll(ledger, taskId, signers, specHash = SPEC_HASH, datasetSiz
   for (const s of signers) await ledger.connect(s).joinTask(taskId, specHash, datasetSize, dataHash(s.address));
 }
 
-/** Signs one commitment per signer for (taskId, round), sorted ascending by participant. */
-async function signAll(signers, ledger, taskId, round, numExamples = 100n) {
+/** Signs one commitment per signer for (taskId, round), sorted ascending by participant; `epsilon` (micro-epsilon) for each. */
+async function signAll(signers, ledger, taskId, round, numExamples = 100n, epsilon = 0n) {
   const out = [];
   for (const s of signers) {
-    out.push(await signCommitment(s, ledger, { taskId, round, updateHash: updateHash(s.address, taskId, round), numExamples }));
+    out.push(await signCommitment(s, ledger, { taskId, round, updateHash: updateHash(s.address, taskId, round), numExamples, epsilon }));
   }
   return byAddress(out);
 }

@@ -18,6 +18,7 @@ from fedchain.audit.lineage import (
     attributed_by_participant,
 )
 from fedchain.audit.merkle import attach_merkle_records
+from fedchain.audit.privacy import check_privacy
 from fedchain.audit.replay import replay_task, settings_for
 from fedchain.audit.verdict import (
     AGGREGATION,
@@ -155,6 +156,7 @@ class _TaskAudit:
     def run(self, recompute: bool, final_model: Path | None) -> list[Check]:
         rows = self._spec() + self._ledger() + self._parents() + self._members()
         rows += self._signatures() + self._globals() + self._updates() + self._budget()
+        rows += check_privacy(self.task, self.spec, given=bool(self.specs))
         rows += self._funds() + self._listed()
         if final_model is not None:
             rows += self._final(final_model)
@@ -261,6 +263,7 @@ class _TaskAudit:
                     RoundId(round_id),
                     bytes.fromhex(c.update_hash[2:]),
                     c.num_examples,
+                    c.epsilon,
                 )
                 signed = SignedCommitment(commitment, c.participant, c.signature)
                 signer, how = recover_signer(self.lineage.domain, signed), "signature"

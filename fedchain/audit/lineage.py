@@ -72,6 +72,7 @@ class CommitmentEntry:
     signature: bytes | None = None
     sender: str | None = None
     problem: str = ""  # why the proof could not be read
+    epsilon: int = 0  # the signed cumulative privacy spend, micro-epsilon (issue 17)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,8 @@ class TaskLineage:
     rounds: dict[int, RoundLineage] = field(default_factory=dict)
     #: The ``TaskTermsSet`` event: minimum round duration, challenge and claim periods (s).
     terms: tuple[int, int, int] = (0, 0, 0)
+    #: The ``TaskTermsSet`` privacy cap, micro-epsilon (0: no DP terms; issue 17).
+    epsilon_cap: int = 0
     status: str = "active"  # active, closed or cancelled
     closed_by: str = ""
     claim_deadline: int = 0
@@ -394,6 +397,7 @@ def _apply_task(lineage: LedgerLineage, event: LedgerEvent) -> None:
         _apply_membership(task, event)
     elif name == "TaskTermsSet":
         task.terms = (int(a["minRoundDuration"]), int(a["challengePeriod"]), int(a["claimPeriod"]))
+        task.epsilon_cap = int(a["epsilonCap"])
     elif name == "TaskFunded":
         funder = checksum_address(a["funder"])
         task.funders[funder] = task.funders.get(funder, 0) + int(a["amount"])
@@ -466,6 +470,7 @@ def _apply_round(lineage: LedgerLineage, event: LedgerEvent) -> None:
                 relayed=bool(a["relayed"]),
                 position=here,
                 tx_hash=event.tx_hash,
+                epsilon=int(a["epsilon"]),
             )
         )
     elif event.name == "RewardAttributed":
@@ -578,23 +583,24 @@ def _relayed_signatures(
             names = ", ".join(name for name, _ in calls)
             return {}, f"transaction {tx_hash} calls {names}, not one commitRound"
         for item in commits[0]["commitments"]:
-            participant, _, _, r, vs = _commitment_fields(item)
+            participant, _, _, _, r, vs = _commitment_fields(item)
             signatures[checksum_address(participant)] = compact_to_signature(r, vs)
     return signatures, ""
 
 
-def _commitment_fields(item: Any) -> tuple[str, bytes, int, bytes, bytes]:
+def _commitment_fields(item: Any) -> tuple[str, bytes, int, int, bytes, bytes]:
     """A decoded ``SignedCommitment`` (a dict or a tuple, depending on web3's decoder)."""
     if isinstance(item, dict):
         return (
             str(item["participant"]),
             bytes(item["updateHash"]),
             int(item["numExamples"]),
+            int(item["epsilon"]),
             bytes(item["r"]),
             bytes(item["vs"]),
         )
-    participant, update_hash, examples, r, vs = item
-    return str(participant), bytes(update_hash), int(examples), bytes(r), bytes(vs)
+    participant, update_hash, examples, epsilon, r, vs = item
+    return str(participant), bytes(update_hash), int(examples), int(epsilon), bytes(r), bytes(vs)
 
 
 def _attach_consents(gateway: LedgerGateway, lineage: LedgerLineage) -> None:

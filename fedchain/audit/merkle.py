@@ -328,6 +328,7 @@ def _lineage_entries(
             update_hash="0x" + s.commitment.update_hash.hex(),
             num_examples=s.commitment.num_examples,
             relayed=True,
+            epsilon=s.commitment.epsilon,
             position=committed,
             tx_hash=entry.commit_tx or "",
             signature=s.signature,

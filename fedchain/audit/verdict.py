@@ -30,6 +30,7 @@ __all__ = [
     "MERKLE",
     "OPEN",
     "PARENTS",
+    "PRIVACY",
     "SCORES",
     "SIGNATURES",
     "SPEC",
@@ -52,6 +53,7 @@ GLOBALS = "global models in store and hashes match"
 UPDATES = "stored updates match their commitments"
 FINAL = "final model is the last committed global model"
 BUDGET = "round rewards within the budget, paid to members only"
+PRIVACY = "privacy spends recompute from the spec, within the cap"
 FUNDS = "refunds and sweeps within what funders are owed"
 CLAIMS = "claims within attributions"
 MERKLE = "merkle round records match the chain's roots"
@@ -73,6 +75,7 @@ CHECKS = (
     UPDATES,
     FINAL,
     BUDGET,
+    PRIVACY,
     FUNDS,
     CLAIMS,
     AGGREGATION,

@@ -37,6 +37,8 @@ __all__ = [
     "LedgerCommitmentsUnsorted",
     "LedgerConsentSignatureInvalid",
     "LedgerDuplicateCommitment",
+    "LedgerEpsilonAboveCap",
+    "LedgerEpsilonDecreased",
     "LedgerExamplesAboveDataset",
     "LedgerLeafAlreadyClaimed",
     "LedgerLeafCountAboveMembers",
@@ -370,6 +372,22 @@ class LedgerExamplesAboveDataset(ContractRevert):
     )
 
 
+class LedgerEpsilonAboveCap(ContractRevert):
+    fields = ("taskId", "account", "epsilon", "cap")
+    hint = (
+        "{account} committed a privacy spend of {epsilon} micro-epsilon, above task {taskId}'s "
+        "cap of {cap} (0: the task has no DP terms): it must not train past its cap"
+    )
+
+
+class LedgerEpsilonDecreased(ContractRevert):
+    fields = ("taskId", "account", "epsilon", "spent")
+    hint = (
+        "{account} committed a privacy spend of {epsilon} micro-epsilon in task {taskId}, below "
+        "the {spent} it has on record: a spend only grows; commit the cumulative epsilon"
+    )
+
+
 class LedgerRoundOpenedThisBlock(ContractRevert):
     fields = ("taskId", "round")
     hint = (
@@ -541,6 +559,8 @@ REVERT_ERRORS: dict[str, type[ContractRevert]] = {
     for cls in (
         LedgerZeroHash,
         LedgerZeroAddress,
+        LedgerEpsilonAboveCap,
+        LedgerEpsilonDecreased,
         LedgerTaskUnknown,
         LedgerNotTaskCoordinator,
         LedgerRoundOutOfOrder,

@@ -193,6 +193,7 @@ class LedgerGateway:
             round_opened_at=int(t[16]),
             round_opened_block=int(t[17]),
             member_count=int(t[18]),
+            epsilon_cap=int(t[19]),
         )
 
     def task_head(self, task_id: TaskId) -> tuple[bytes, RoundId]:
@@ -247,6 +248,11 @@ class LedgerGateway:
             return []
         calls = [self.ledger.functions.getMembership(task_id, _address(a)) for a in addresses]
         return [_membership(fields) for fields in self._read_many(calls)]
+
+    def privacy_spent(self, task_id: TaskId, address: str) -> int:
+        """``address``'s recorded privacy spend in task ``task_id``, in micro-epsilon (the
+        cumulative epsilon of its latest recorded commitment; 0 if none)."""
+        return self.membership(task_id, address).epsilon_spent
 
     def is_eligible(self, task_id: TaskId, round_id: RoundId, address: str) -> bool:
         call = self.ledger.functions.isEligible(task_id, round_id, _address(address))
@@ -329,7 +335,7 @@ class LedgerGateway:
     def commitment_digest(self, commitment: Commitment) -> bytes:
         c = commitment
         call = self.ledger.functions.commitmentDigest(
-            c.task_id, c.round, c.update_hash, c.num_examples
+            c.task_id, c.round, c.update_hash, c.num_examples, c.epsilon
         )
         return bytes(self._transport.rpc(call.call))
 
@@ -382,7 +388,7 @@ class LedgerGateway:
         terms: TaskTerms | None = None,
     ) -> tuple[TaskId, TxResult]:
         """Create a task (with ``terms``, else the contract's defaults); the gateway's account
-        becomes its coordinator."""
+        becomes its coordinator. ``terms.epsilon_cap`` is the task's privacy cap (micro-epsilon)."""
         token_address = _address(token or self.token.address)
         if terms is None:
             call = self.ledger.functions.createTask(
@@ -395,7 +401,7 @@ class LedgerGateway:
                 initial_model_hash,
                 token_address,
                 reward_per_round,
-                (t.min_round_duration, t.challenge_period, t.claim_period),
+                (t.min_round_duration, t.challenge_period, t.claim_period, t.epsilon_cap),
             )
         result = self._transport.send(call)
         (created,) = [e for e in self.receipt_events(result.tx_hash) if e.name == "TaskCreated"]
@@ -614,7 +620,7 @@ class LedgerGateway:
         if held == c.update_hash:
             return _already()
         call = self.ledger.functions.submitCommitment(
-            c.task_id, c.round, c.update_hash, c.num_examples
+            c.task_id, c.round, c.update_hash, c.num_examples, c.epsilon
         )
         return self._transport.send(call)
 
@@ -641,6 +647,7 @@ class LedgerGateway:
                 _address(s.participant),
                 s.commitment.update_hash,
                 s.commitment.num_examples,
+                s.commitment.epsilon,
                 *s.compact(),
             )
             for s in sorted(commitments, key=lambda s: int(s.participant, 16))
@@ -823,8 +830,8 @@ def _participant_record(fields: Sequence[Any]) -> ParticipantRecord:
 
 def _membership(fields: Sequence[Any]) -> Membership:
     """A ``Ledger.Membership`` tuple as returned by a call."""
-    return Membership(int(fields[0]), int(fields[1]), int(fields[2]), int(fields[3]),
-                      bytes(fields[4]))  # fmt: skip
+    joined, left, index, size, spent, data_hash = fields
+    return Membership(int(joined), int(left), int(index), int(size), bytes(data_hash), int(spent))
 
 
 def _consent_tuple(signed: SignedConsent) -> tuple[Any, ...]:

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import NewType
 
 from fedchain.chain.errors import RecordError
+from fedchain.privacy import PrivacyTerms, to_micro
 
 __all__ = [
+    "EPSILON_CAP_MAX",
     "Commitment",
     "Consent",
     "FunderRecord",
@@ -29,12 +31,17 @@ __all__ = [
     "TaskTerms",
     "VoidReason",
     "party_label",
+    "privacy_task_terms",
 ]
 
 TaskId = NewType("TaskId", int)
 RoundId = NewType("RoundId", int)
 
 _HASH_BYTES = 32
+#: The largest privacy cap a task can carry: ``Ledger.TaskTerms.epsilonCap`` is a uint32 of
+#: micro-epsilon (epsilon 4,294.97, far past any meaningful guarantee), so the spend packs into
+#: the membership word the commit path reads anyway.
+EPSILON_CAP_MAX = 2**32 - 1
 _SIGNATURE_BYTES = 65
 
 
@@ -69,6 +76,8 @@ class SkipReason(enum.IntEnum):
     LEFT = 2
     EXAMPLES_ABOVE_DATASET = 3
     ALREADY_MEMBER = 4
+    EPSILON_ABOVE_CAP = 5
+    EPSILON_DECREASED = 6
 
     def describe(self) -> str:
         return _SKIP_TEXT[self]
@@ -80,6 +89,8 @@ _SKIP_TEXT = {
     SkipReason.LEFT: "left the task before this round",
     SkipReason.EXAMPLES_ABOVE_DATASET: "claims more examples than the dataset size it consented",
     SkipReason.ALREADY_MEMBER: "already a member",
+    SkipReason.EPSILON_ABOVE_CAP: "signed a privacy spend above the task's epsilon cap",
+    SkipReason.EPSILON_DECREASED: "signed a privacy spend below the one it had on record",
 }
 
 
@@ -102,17 +113,21 @@ class RoundState(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Commitment:
-    """What a participant commits to for one round: the hash of its update and its data size."""
+    """What a participant commits to for one round: the hash of its update, its data size and
+    its cumulative privacy spend after the round (micro-epsilon; 0 without DP terms)."""
 
     task_id: TaskId
     round: RoundId
     update_hash: bytes
     num_examples: int
+    epsilon: int = 0
 
     def __post_init__(self) -> None:
         _check_hash("update_hash", self.update_hash)
         if self.num_examples < 0:
             raise RecordError(f"num_examples must be >= 0, got {self.num_examples}")
+        if self.epsilon < 0:
+            raise RecordError(f"epsilon (micro-epsilon) must be >= 0, got {self.epsilon}")
 
 
 @dataclass(frozen=True)
@@ -228,6 +243,7 @@ class TaskRecord:
     round_opened_at: int = 0
     round_opened_block: int = 0
     member_count: int = 0
+    epsilon_cap: int = 0  # micro-epsilon; 0 = no DP terms (issue 17)
 
     @property
     def unattributed(self) -> int:
@@ -237,18 +253,34 @@ class TaskRecord:
 
 @dataclass(frozen=True)
 class TaskTerms:
-    """The terms a task is created with (``Ledger.TaskTerms``), in seconds."""
+    """The terms a task is created with (``Ledger.TaskTerms``): durations in seconds, and the
+    privacy cap in micro-epsilon (0: no DP terms)."""
 
     min_round_duration: int = 0
     challenge_period: int = 0
     claim_period: int = 90 * 24 * 3600
+    epsilon_cap: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.epsilon_cap <= EPSILON_CAP_MAX:
+            raise RecordError(
+                f"the epsilon cap must be 0 (no DP) up to {EPSILON_CAP_MAX} micro-epsilon "
+                f"(epsilon {EPSILON_CAP_MAX / 10**6:g}, the ledger's uint32), got "
+                f"{self.epsilon_cap}: choose a smaller epsilon"
+            )
         if self.claim_period <= self.challenge_period:
             raise RecordError(
                 f"the claim period ({self.claim_period} s) must exceed the challenge period "
                 f"({self.challenge_period} s)"
             )
+
+
+def privacy_task_terms(privacy: PrivacyTerms | None) -> TaskTerms | None:
+    """The terms that put a spec's privacy cap on chain (``to_micro`` of its epsilon), the
+    default ones otherwise; None without DP terms (``createTask``: cap 0)."""
+    if privacy is None:
+        return None
+    return TaskTerms(epsilon_cap=to_micro(privacy.epsilon))
 
 
 @dataclass(frozen=True)
@@ -297,6 +329,7 @@ class Membership:
     index: int
     dataset_size: int
     data_hash: bytes
+    epsilon_spent: int = 0  # micro-epsilon of its latest recorded commitment (issue 17)
 
     @property
     def joined(self) -> bool:

@@ -42,7 +42,10 @@ _DOMAIN_TYPEHASH = keccak(
 #: Half the order of secp256k1: a signature's s above it is the malleated twin of a valid one.
 _HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 _COMMITMENT_TYPEHASH = keccak(
-    text="Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples)"
+    text=(
+        "Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples,"
+        "uint256 epsilon)"
+    )
 )
 _CONSENT_TYPEHASH = keccak(
     text="Consent(uint256 taskId,bytes32 specHash,uint256 datasetSize,bytes32 dataHash)"
@@ -97,8 +100,8 @@ def commitment_digest(domain: LedgerDomain, commitment: Commitment) -> Hash32:
     c = commitment
     struct = keccak(
         abi_encode(
-            ["bytes32", "uint256", "uint256", "bytes32", "uint256"],
-            [_COMMITMENT_TYPEHASH, c.task_id, c.round, c.update_hash, c.num_examples],
+            ["bytes32", "uint256", "uint256", "bytes32", "uint256", "uint256"],
+            [_COMMITMENT_TYPEHASH, c.task_id, c.round, c.update_hash, c.num_examples, c.epsilon],
         )
     )
     return Hash32(keccak(b"\x19\x01" + domain.separator + struct))

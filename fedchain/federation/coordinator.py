@@ -27,7 +27,7 @@ from fedchain.chain.deployments import Deployment
 from fedchain.chain.errors import ChainError
 from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.queue import WriteQueue
-from fedchain.chain.records import TaskId
+from fedchain.chain.records import TaskId, privacy_task_terms
 from fedchain.federation.flower_strategies import build_strategy
 from fedchain.federation.ledger_strategy import LedgerLink, LedgerStrategy
 from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
@@ -229,9 +229,19 @@ def _prepare_task(
     gateway = session.gateway
     if settings.task_id:
         return _existing_task(gateway, settings, spec, initial)
-    task_id, _ = gateway.create_task(spec.spec_hash(), initial, settings.reward_per_round)
+    terms = privacy_task_terms(spec.privacy)  # the privacy cap, with DP terms
+    task_id, _ = gateway.create_task(
+        spec.spec_hash(), initial, settings.reward_per_round, terms=terms
+    )
     queue.remember(
-        partial(gateway.ensure_task, task_id, spec.spec_hash(), initial, settings.reward_per_round)
+        partial(
+            gateway.ensure_task,
+            task_id,
+            spec.spec_hash(),
+            initial,
+            settings.reward_per_round,
+            terms=terms,
+        )
     )
     _prepare_participants(session, settings, task_id, spec.spec_hash(), queue)
     return task_id

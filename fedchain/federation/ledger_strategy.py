@@ -48,6 +48,7 @@ from fedchain.federation.round_report import NodeAddresses, ParticipantOutcome, 
 from fedchain.hashing import ModelHash, model_hash, to_hex
 from fedchain.privacy import METRIC_DP_EPSILON
 from fedchain.record_keys import (
+    COMMIT_EPSILON,
     COMMIT_NUM_EXAMPLES,
     COMMIT_PARTICIPANT,
     COMMIT_SIGNATURE,
@@ -532,6 +533,7 @@ class LedgerStrategy(Strategy):
             claimed = bytes(record[COMMIT_UPDATE_HASH])  # type: ignore[arg-type]
             signature = bytes(record[COMMIT_SIGNATURE])  # type: ignore[arg-type]
             committed_examples = int(record[COMMIT_NUM_EXAMPLES])  # type: ignore[arg-type]
+            epsilon = int(record.get(COMMIT_EPSILON, 0))  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise _Rejected(f"malformed commitment: {exc}") from exc
         checked.outcome.address = participant
@@ -543,7 +545,9 @@ class LedgerStrategy(Strategy):
         if committed_examples != examples:
             raise _Rejected(f"committed {committed_examples} examples, reported {examples}")
         try:
-            commitment = Commitment(self.link.task_id, RoundId(server_round), claimed, examples)
+            commitment = Commitment(
+                self.link.task_id, RoundId(server_round), claimed, examples, epsilon
+            )
             signed = SignedCommitment(commitment, participant, signature)
             signer = recover_signer(self.link.ledger.domain, signed)
         except (ValueError, TypeError) as exc:
@@ -575,8 +579,11 @@ class LedgerStrategy(Strategy):
             return
         link = self.link
         held = link.ledger.memberships(link.task_id, [c.outcome.address for c in candidates])
-        for c, member in zip(candidates, held, strict=True):
+        spends = [c.signed.commitment.epsilon if c.signed else 0 for c in candidates]
+        cap = link.ledger.task(link.task_id).epsilon_cap if any(spends) else 0  # DP runs only
+        for c, member, spent in zip(candidates, held, spends, strict=True):
             problem = _membership_problem(member, server_round, int(link.task_id), c.outcome)
+            problem = problem or _spend_problem(member, spent, cap)
             if problem:
                 c.outcome.accepted, c.outcome.reason = False, problem
                 log.warning("round %d: dropped the reply of %s: %s",
@@ -627,6 +634,19 @@ def _membership_problem(
         return (
             f"num-examples {outcome.num_examples} is above the dataset size "
             f"{member.dataset_size} it consented to"
+        )
+    return ""
+
+
+def _spend_problem(member: Membership, epsilon: int, cap: int) -> str:
+    """Why a reply's signed privacy spend (micro-epsilon) cannot count ("" when it can): the
+    contract would skip it (issue 17)."""
+    if epsilon > cap:
+        return f"signed a privacy spend of {epsilon} micro-epsilon, above the task's cap {cap}"
+    if epsilon < member.epsilon_spent:
+        return (
+            f"signed a privacy spend of {epsilon} micro-epsilon, below the "
+            f"{member.epsilon_spent} it has on record"
         )
     return ""
 

@@ -113,15 +113,7 @@ class MerkleRound:
             "total_reward": str(self.tree.total()),
             "tree": self.tree.dump(),
             "proofs": [["0x" + p.hex() for p in self.tree.proof(i)] for i in range(len(self.tree))],
-            "commitments": [
-                {
-                    "participant": to_checksum_address(s.participant),
-                    "update_hash": "0x" + s.commitment.update_hash.hex(),
-                    "num_examples": s.commitment.num_examples,
-                    "signature": "0x" + s.signature.hex(),
-                }
-                for s in self.commitments
-            ],
+            "commitments": [_commitment_json(s) for s in self.commitments],
         }
 
     def encode(self) -> bytes:
@@ -160,6 +152,7 @@ class MerkleRound:
                         RoundId(round_id),
                         bytes.fromhex(str(c["update_hash"])[2:]),
                         int(c["num_examples"]),
+                        int(c.get("epsilon", 0)),
                     ),
                     to_checksum_address(c["participant"]),
                     bytes.fromhex(str(c["signature"])[2:]),
@@ -290,3 +283,17 @@ def reward_balances(
             if (record.round, "0x" + leaf.hash().hex()) in done:
                 proven[who] = proven.get(who, 0) + leaf.amount
     return [RewardBalance(who, amount, proven.get(who, 0)) for who, amount in attributed.items()]
+
+
+def _commitment_json(s: SignedCommitment) -> dict[str, Any]:
+    """A signed commitment as the record keeps it; its privacy spend only when it has one, so
+    records of runs without DP keep their bytes (and their hashes)."""
+    doc: dict[str, Any] = {
+        "participant": to_checksum_address(s.participant),
+        "update_hash": "0x" + s.commitment.update_hash.hex(),
+        "num_examples": s.commitment.num_examples,
+        "signature": "0x" + s.signature.hex(),
+    }
+    if s.commitment.epsilon:
+        doc["epsilon"] = s.commitment.epsilon
+    return doc

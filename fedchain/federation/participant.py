@@ -30,8 +30,9 @@ from fedchain.federation.privacy_budget import epsilon_after_round, record_round
 from fedchain.federation.workload import client_data, site_data, train_locally
 from fedchain.hashing import model_hash, to_hex
 from fedchain.ml.data import Dataset, dataset_hash
-from fedchain.privacy import METRIC_DP_EPSILON
+from fedchain.privacy import METRIC_DP_EPSILON, to_micro
 from fedchain.record_keys import (
+    COMMIT_EPSILON,
     COMMIT_NUM_EXAMPLES,
     COMMIT_PARTICIPANT,
     COMMIT_SIGNATURE,
@@ -201,7 +202,8 @@ def train_reply(message: Message, context: Context, settings: RunSettings) -> Me
         RECORD_METRICS: MetricRecord(metrics),  # type: ignore[arg-type]
     }
     if view is not None:
-        records[RECORD_COMMITMENT] = _commit(view, model_hash(update), examples, context)
+        spent = to_micro(epsilon) if epsilon is not None else 0  # the chain's fixed point
+        records[RECORD_COMMITMENT] = _commit(view, model_hash(update), examples, spent, context)
     if consent is not None and view is not None:
         _log_round(
             consent,
@@ -368,9 +370,11 @@ def _verify_on_chain(view: _LedgerView, received: bytes, context: Context) -> No
 _verified: deque[tuple[str, str, int, int, bytes]] = deque(maxlen=64)
 
 
-def _commit(view: _LedgerView, update_hash: bytes, examples: int, context: Context) -> ConfigRecord:
+def _commit(
+    view: _LedgerView, update_hash: bytes, examples: int, epsilon: int, context: Context
+) -> ConfigRecord:
     account = participant_account(context)
-    commitment = Commitment(view.task_id, view.round_id, update_hash, examples)
+    commitment = Commitment(view.task_id, view.round_id, update_hash, examples, epsilon)
     signed = sign_commitment(account, view.domain, commitment)
     if view.direct:
         _writer(view, context, account).submit_commitment(commitment)
@@ -380,6 +384,7 @@ def _commit(view: _LedgerView, update_hash: bytes, examples: int, context: Conte
             COMMIT_UPDATE_HASH: signed.commitment.update_hash,
             COMMIT_NUM_EXAMPLES: examples,
             COMMIT_SIGNATURE: signed.signature,
+            COMMIT_EPSILON: epsilon,
         }
     )
 

@@ -300,7 +300,7 @@ def test_scores_is_audit_with_recomputation(clean_run: Path) -> None:
     done = runner.invoke(app, ["scores", "--run", str(clean_run)])
     assert done.exit_code == 0, done.output
     assert "(recomputed)" in done.output
-    assert "every check passed (15 rows)" in done.output  # with the three recomputed checks
+    assert "every check passed (16 rows)" in done.output  # the three recomputed, privacy (n/a)
 
 
 def test_verify_model_finds_the_final_model_and_its_round(clean_run: Path) -> None:

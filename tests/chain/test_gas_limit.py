@@ -24,7 +24,13 @@ def test_calldata_is_the_encoding_web3_gives(
     fed = Federation(gw)
     signed = [fed.sign(a, 1, 1) for a in accounts[1:4]]
     relayed = [
-        (s.participant, s.commitment.update_hash, s.commitment.num_examples, *s.compact())
+        (
+            s.participant,
+            s.commitment.update_hash,
+            s.commitment.num_examples,
+            s.commitment.epsilon,
+            *s.compact(),
+        )
         for s in signed
     ]
     paid = [(s.participant, 7, 10**18) for s in signed]

@@ -1046,6 +1046,7 @@ def test_direct_commitment_is_recorded_and_counted(
         "updateHash": hex32("u-carol"),
         "numExamples": 7,
         "relayed": False,
+        "epsilon": 0,
     }
     assert [r["relayed"] for r in recorded] == [False, True, True]
 

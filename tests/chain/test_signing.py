@@ -35,7 +35,10 @@ from fedchain.chain.signing import (
 
 from ._support import Federation, h
 
-COMMITMENT_TYPE = "Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples)"
+COMMITMENT_TYPE = (
+    "Commitment(uint256 taskId,uint256 round,bytes32 updateHash,uint256 numExamples,"
+    "uint256 epsilon)"
+)
 DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 UINT256 = st.integers(min_value=0, max_value=2**256 - 1)
 HASHES = st.binary(min_size=32, max_size=32)
@@ -47,6 +50,7 @@ commitments = st.builds(
     round=UINT256.map(RoundId),
     update_hash=HASHES,
     num_examples=UINT256,
+    epsilon=UINT256,
 )
 DOMAIN = LedgerDomain(31337, "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")
 
@@ -67,8 +71,15 @@ def eip712_digest(domain: LedgerDomain, c: Commitment) -> bytes:
     )
     struct = keccak(
         abi_encode(
-            ["bytes32", "uint256", "uint256", "bytes32", "uint256"],
-            [keccak(text=COMMITMENT_TYPE), c.task_id, c.round, c.update_hash, c.num_examples],
+            ["bytes32", "uint256", "uint256", "bytes32", "uint256", "uint256"],
+            [
+                keccak(text=COMMITMENT_TYPE),
+                c.task_id,
+                c.round,
+                c.update_hash,
+                c.num_examples,
+                c.epsilon,
+            ],
         )
     )
     return keccak(b"\x19\x01" + separator + struct)
@@ -79,6 +90,7 @@ _FIELDS = [
     ("uint256", "round"),
     ("bytes32", "updateHash"),
     ("uint256", "numExamples"),
+    ("uint256", "epsilon"),
 ]
 
 
@@ -88,6 +100,7 @@ def typed_message(c: Commitment) -> dict[str, object]:
         "round": c.round,
         "updateHash": c.update_hash,
         "numExamples": c.num_examples,
+        "epsilon": c.epsilon,
     }
 
 
@@ -174,7 +187,9 @@ def test_recover_of_sign_is_the_signer(commitment: Commitment, key: int) -> None
 @settings(max_examples=60, deadline=None)
 @given(
     commitment=commitments,
-    field=st.sampled_from(["task_id", "round", "update_hash", "num_examples", "chain", "contract"]),
+    field=st.sampled_from(
+        ["task_id", "round", "update_hash", "num_examples", "epsilon", "chain", "contract"]
+    ),
     delta=st.integers(min_value=1, max_value=2**64),
 )
 def test_changing_any_field_changes_the_recovered_address(

@@ -5,7 +5,8 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 
 interface ILedgerForReentrancy {
     function claim(address token) external returns (uint256);
-    function submitCommitment(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples) external;
+    function submitCommitment(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples, uint256 epsilon)
+        external;
     function joinTask(uint256 taskId, bytes32 specHash, uint256 datasetSize, bytes32 dataHash) external;
     function refund(uint256 taskId) external returns (uint256);
     function fundTask(uint256 taskId, uint256 amount) external;
@@ -68,7 +69,7 @@ contract ReentrantToken is ERC20 {
     }
 
     function submitCommitment(uint256 taskId, uint256 round, bytes32 updateHash, uint256 numExamples) external {
-        ledger.submitCommitment(taskId, round, updateHash, numExamples);
+        ledger.submitCommitment(taskId, round, updateHash, numExamples, 0);
     }
 
     function claimFromLedger() external returns (uint256) {

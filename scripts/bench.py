@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_costs import costs_markdown
 from bench_gas import bench_gas, bench_scaling, scaling_markdown
 from bench_gas import markdown as gas_markdown
 from bench_hashing import bench_hashing, markdown_table
@@ -29,7 +30,9 @@ def main() -> None:
     print("gas ...", flush=True)
     gas = gas_markdown(bench_gas())
     print("gas per round against participants (10, 100, 1000) ...", flush=True)
-    scaling = scaling_markdown(bench_scaling())
+    scaling_figures = bench_scaling()
+    scaling = scaling_markdown(scaling_figures)
+    costs = costs_markdown(scaling_figures)
     print("hashing ...", flush=True)
     hashing = markdown_table(bench_hashing())
     print("contribution scoring ...", flush=True)
@@ -70,6 +73,23 @@ root over the round's leaves, `--commit-mode merkle`). Target: merkle's gas at 1
 within 5 % of its gas at 10.
 
 {scaling}
+
+## Costs past this machine (`python scripts/bench_costs.py`)
+
+One round's gas from the table above, priced on Ethereum mainnet and on a rollup (Base) with
+dated, sourced prices (in the script; they move, the gas does not). Each hospital of a
+consortium pays nothing per round in relayed mode (the coordinator sends the transaction); in
+merkle mode each pays its own claim, when it claims.
+
+{costs}
+
+What it implies for the default commit mode: relayed stays the default. For a consortium of
+hospitals (tens of sites) it is the mode that checks every participant's signature on chain, at a
+few dollars a round on mainnet at 2025's prices and a fraction of a cent on a rollup; from about a
+hundred participants merkle mode costs a flat round (paid by the coordinator) and moves the
+per-participant cost to each participant's claim, and at a thousand the relayed round no longer
+fits in one mainnet transaction. A rollup makes either mode's cost negligible next to the
+training; mainnet at 2024's prices makes per-round accounting a real line in a budget.
 
 ## Hashing (`python scripts/bench_hashing.py`)
 

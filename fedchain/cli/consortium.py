@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from fedchain.chain.records import TaskTerms
 from fedchain.cli._common import DEFAULT_RPC_URL, account_app, app, console, fail, signer
 from fedchain.consortium.deployment import (
     CONNECTION,
@@ -26,6 +27,7 @@ from fedchain.consortium.deployment import (
     DEFAULT_SUPERLINK_PORT,
 )
 from fedchain.errors import FedchainError
+from fedchain.settings import RunSettings
 
 __all__ = ["certs_app", "participant_app", "server_app", "task_app"]
 
@@ -192,6 +194,11 @@ def _reader(deployment: Path, rpc_url: str | None) -> Any:
     return LedgerGateway(RpcChain(url).w3, loaded, Account.create()), url
 
 
+#: `task create`'s defaults: the simulation's settings and the contract's task terms.
+_TASK_DEFAULT = RunSettings()
+_TERMS_DEFAULT = TaskTerms()
+
+
 @task_app.command("create")
 def task_create(
     holdout: Annotated[
@@ -205,8 +212,12 @@ def task_create(
         Path | None,
         typer.Option(help="A task spec (task.json) to create instead of the options below."),
     ] = None,
-    rounds: Annotated[int, typer.Option(help="Rounds of the run (funding: budget x rounds).")] = 10,
-    budget: Annotated[str, typer.Option(help="Reward tokens per round.")] = "1000",
+    rounds: Annotated[
+        int, typer.Option(help="Rounds of the run (funding: budget x rounds).")
+    ] = _TASK_DEFAULT.num_rounds,
+    budget: Annotated[str, typer.Option(help="Reward tokens per round.")] = str(
+        _TASK_DEFAULT.reward_per_round // 10**18
+    ),
     fund: Annotated[
         str | None, typer.Option(help="Tokens moved into the pool now (default budget x rounds).")
     ] = None,
@@ -218,25 +229,59 @@ def task_create(
     ] = "site-csv",
     label_column: Annotated[
         str, typer.Option(help="The label column of every CSV: class ids or class names.")
-    ] = "label",
+    ] = _TASK_DEFAULT.label_column,
     features: Annotated[
         str,
         typer.Option(
             help="Feature columns a,b,c of every CSV (default: the holdout's other numeric ones)."
         ),
     ] = "",
-    model: Annotated[str, typer.Option(help="auto, logreg, mlp or cnn.")] = "auto",
+    model: Annotated[str, typer.Option(help="auto, logreg, mlp or cnn.")] = _TASK_DEFAULT.model,
     strategy: Annotated[
-        str, typer.Option(help="fedavg, fedprox, fedadam, fedmedian, ...")
-    ] = "fedavg",
-    local_epochs: Annotated[int, typer.Option(help="Local epochs per round.")] = 1,
-    lr: Annotated[float, typer.Option(help="Local learning rate.")] = 0.05,
-    batch_size: Annotated[int, typer.Option(help="Local batch size.")] = 16,
+        str, typer.Option(help="fedavg, fedprox, fedadam, fedmedian, ..., cclip, fltrust.")
+    ] = _TASK_DEFAULT.strategy,
+    pre_aggregation: Annotated[
+        str, typer.Option(help="nnm or bucketing:S, a step before the robust rule.")
+    ] = _TASK_DEFAULT.pre_aggregation,
+    local_epochs: Annotated[
+        int, typer.Option(help="Local epochs per round.")
+    ] = _TASK_DEFAULT.local_epochs,
+    lr: Annotated[float, typer.Option(help="Local learning rate.")] = _TASK_DEFAULT.learning_rate,
+    batch_size: Annotated[int, typer.Option(help="Local batch size.")] = _TASK_DEFAULT.batch_size,
+    standardize: Annotated[
+        str,
+        typer.Option(
+            help="local (each site on its own rows) or task (every site with the holdout's "
+            "statistics, recorded in the spec)."
+        ),
+    ] = _TASK_DEFAULT.standardize,
     contribution: Annotated[
         str, typer.Option(help="data-size, loo, shapley, gtg or cosine.")
-    ] = "data-size",
-    seed: Annotated[int, typer.Option(help="Seed of the initial model and the scoring.")] = 0,
-    min_nodes: Annotated[int, typer.Option(help="SuperNodes needed to start a round.")] = 2,
+    ] = _TASK_DEFAULT.contribution,
+    reward_full_gain: Annotated[
+        float,
+        typer.Option(help="The holdout gain that earns a round's whole budget (0: always all)."),
+    ] = _TASK_DEFAULT.reward_full_gain,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the initial model and the scoring.")
+    ] = _TASK_DEFAULT.seed,
+    min_nodes: Annotated[
+        int, typer.Option(help="SuperNodes needed to start a round.")
+    ] = _TASK_DEFAULT.min_train_nodes,
+    min_round_duration: Annotated[
+        int, typer.Option(help="Seconds the ledger makes a round last at least (0: one block).")
+    ] = _TERMS_DEFAULT.min_round_duration,
+    challenge_period: Annotated[
+        int,
+        typer.Option(help="Merkle rounds: seconds a root can be challenged before it pays."),
+    ] = _TERMS_DEFAULT.challenge_period,
+    claim_period: Annotated[
+        int,
+        typer.Option(
+            help="Seconds after the task closes that rewards stay claimable before funders "
+            "can sweep them."
+        ),
+    ] = _TERMS_DEFAULT.claim_period,
     run_out: Annotated[
         Path, typer.Option(help="Where the ServerApp writes the run's artifacts.")
     ] = Path("runs/consortium"),
@@ -259,7 +304,6 @@ def task_create(
     )
     from fedchain.federation.workload import site_columns
     from fedchain.ml.data import absolute_dataset_spec
-    from fedchain.settings import RunSettings
     from fedchain.task import SITES_PARTITION, TaskSpec, decode_names, encode_names
 
     if keystore is None and devnet_account not in (None, 0):
@@ -270,47 +314,47 @@ def task_create(
         )
     if out.exists():
         raise fail(f"{out} exists: choose another --out, a run config is never lost", 2)
-    try:  # the holdout read as the task will read it, before anything is sent
-        columns = RunSettings(
+    try:  # the options and the holdout checked as the task will read them, before anything
+        options = RunSettings(  # is sent
+            num_rounds=rounds,
+            dataset=dataset,
             partition=SITES_PARTITION,
+            model=model,
+            strategy=strategy.lower(),
+            pre_aggregation=pre_aggregation,
+            local_epochs=local_epochs,
+            learning_rate=lr,
+            batch_size=batch_size,
+            standardize=standardize,
+            min_train_nodes=min_nodes,
+            seed=seed,
+            contribution=contribution,
+            reward_full_gain=reward_full_gain,
             holdout=absolute_dataset_spec(holdout),
             label_column=label_column,
             features=encode_names(decode_names(features)),
         )
+        terms = TaskTerms(min_round_duration, challenge_period, claim_period)
         if spec is None:
-            site_columns(columns)
+            site_columns(options)
     except FedchainError as exc:
         raise fail(str(exc), 2) from None
     gateway, url = _gateway(deployment, rpc_url, keystore, devnet_account)
     decimals = gateway.token_decimals(reward_token)
     per_round = token_amount(budget, decimals)
     pool = token_amount(fund, decimals) if fund is not None else per_round * rounds
-    settings = RunSettings(
-        num_rounds=rounds,
-        dataset=dataset,
-        partition=SITES_PARTITION,
-        model=model,
-        strategy=strategy.lower(),
-        local_epochs=local_epochs,
-        learning_rate=lr,
-        batch_size=batch_size,
-        min_train_nodes=min_nodes,
-        seed=seed,
+    settings = options.with_changes(
         chain="rpc",
         rpc_url=url,
         deployment=str(deployment.resolve()),
         reward_per_round=per_round,
-        contribution=contribution,
         out=str(run_out.resolve()),
-        label_column=label_column,
-        features=columns.features,
         keystore=str(keystore.resolve()) if keystore is not None else "",
-        holdout=columns.holdout,
     )
     if spec is not None:
         settings = settings_from_spec(TaskSpec.load(spec), settings)
     settings = site_columns(settings)  # the sites read the holdout's columns and classes
-    created = create_task(gateway, settings, fund=pool, token=reward_token)
+    created = create_task(gateway, settings, fund=pool, token=reward_token, terms=terms)
     ledger = gateway.deployment
     header = (
         f"fedchain task {created.task_id} on chain {ledger.chain_id}, ledger {ledger.ledger}.\n"

@@ -16,12 +16,12 @@ import os
 import shutil
 import sys
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedchain.chain.records import TaskId, privacy_task_terms
+from fedchain.chain.records import TaskId, TaskTerms, privacy_task_terms
 from fedchain.errors import FedchainError
 from fedchain.federation.coordinator_paths import (
     COORDINATOR_DIR_ENV,
@@ -132,15 +132,26 @@ def settings_from_spec(spec: TaskSpec, base: RunSettings) -> RunSettings:
 
 
 def create_task(
-    gateway: LedgerGateway, settings: RunSettings, *, fund: int, token: str | None = None
+    gateway: LedgerGateway,
+    settings: RunSettings,
+    *,
+    fund: int,
+    token: str | None = None,
+    terms: TaskTerms | None = None,
 ) -> CreatedTask:
     """Create the task ``settings`` describe (the signer becomes its coordinator), fund it with
-    ``fund`` base units of ``token`` (default: the deployment's dev token)."""
+    ``fund`` base units of ``token`` (default: the deployment's dev token). ``terms``: its
+    minimum round duration, challenge and claim periods (default: the contract's); the privacy
+    cap always comes from the spec's DP terms."""
     from fedchain.federation.coordinator import task_spec
 
     spec = task_spec(settings)
     initial = bytes.fromhex(spec.initial_model_hash.removeprefix("0x"))
-    terms = privacy_task_terms(spec.privacy)  # the privacy cap, with DP terms
+    private = privacy_task_terms(spec.privacy)  # the privacy cap, with DP terms
+    if terms is not None:
+        terms = replace(terms, epsilon_cap=private.epsilon_cap if private else 0)
+    else:
+        terms = private
     task_id, _ = gateway.create_task(
         spec.spec_hash(), initial, settings.reward_per_round, token, terms=terms
     )

@@ -77,7 +77,9 @@ def test_a_coordinator_creates_a_funded_task_registers_a_hospital_that_joins_it(
         # Execute
         created = fedchain(
             "task", "create", "--devnet-account", "0", "--holdout", "csv:holdout.csv",
-            "--rounds", "2", "--budget", "10", "--model", "logreg", cwd=tmp_path,
+            "--rounds", "2", "--budget", "10", "--model", "logreg", "--standardize", "task",
+            "--strategy", "cclip", "--pre-aggregation", "nnm", "--reward-full-gain", "0.02",
+            "--min-round-duration", "30", "--claim-period", "86400", cwd=tmp_path,
         )  # fmt: skip
         added = fedchain(
             "participant", "add", hospital, "--org", "Hospital A", "--devnet-account", "0",
@@ -110,6 +112,11 @@ def test_a_coordinator_creates_a_funded_task_registers_a_hospital_that_joins_it(
         assert coordinator.stat().st_mode & 0o777 == 0o600
         spec = (tmp_path / "fedchain-task.json").read_bytes().rstrip(b"\n")
         assert json.loads(spec)["model"] == "logreg"
+        recorded = json.loads(spec)
+        assert recorded["standardize"] == "task"
+        assert recorded["strategy"] == "cclip"
+        assert recorded["reward_full_gain"] == 0.02
+        assert (settings.pre_aggregation, settings.reward_full_gain) == ("nnm", 0.02)
         gateway = LedgerGateway(
             anvil.w3, Deployment.load(tmp_path / "fedchain-deployment.json"), devnet_account(0)
         )
@@ -117,6 +124,8 @@ def test_a_coordinator_creates_a_funded_task_registers_a_hospital_that_joins_it(
         assert task.spec_hash == hashlib.sha256(spec).digest()
         assert task.reward_per_round == 10 * 10**18
         assert task.funded == 20 * 10**18
+        assert (task.min_round_duration, task.challenge_period) == (30, 0)
+        assert task.claim_period == 86400
         record = gateway.participant(hospital)
         assert record.status == ParticipantStatus.REGISTERED
         assert record.name == "Hospital A"
@@ -198,6 +207,8 @@ def test_a_hospital_leaves_and_the_coordinator_closes_and_refunds_the_task(
         (["participant", "add", "0x12", "--org", "A"], 2, "is not an account address"),
         (["task", "create", "--holdout", "csv:h.csv", "--out", "taken.toml"], 2, "exists"),
         (["task", "create", "--holdout", "csv:h.csv", "--devnet-account", "3"], 2, "key 0"),
+        (["task", "create", "--holdout", "csv:h.csv", "--standardize", "x"], 2, "standardize"),
+        (["task", "create", "--holdout", "csv:h.csv", "--claim-period", "0"], 2, "claim period"),
         (["certs", "node-key", "taken.toml"], 1, "exists"),
         (["server", "start", "--certs", "nowhere"], 1, "fedchain certs ca"),
         (["server", "run", "--task", "missing.toml"], 1, "fedchain task create"),

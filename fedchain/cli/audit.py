@@ -259,6 +259,12 @@ def verify_model(
     finally:
         source.close()
     _print_provenance(provenance)
+    if provenance.recorded and run is not None:
+        from fedchain.cli.rewards import privacy_line
+
+        line = privacy_line(run)  # the task's DP terms, from the run's spec
+        if line is not None:
+            console.print(line)
     if not provenance.recorded:
         raise typer.Exit(1)
 

@@ -47,6 +47,7 @@ _OPTIONAL_FIELDS: dict[str, object] = {
     "feature_mean": (),
     "feature_scale": (),
     "reward_full_gain": 0.0,
+    "pre_aggregation": "",
     "dp_epsilon": 0.0,
     "dp_delta": 0.0,
     "dp_clip_norm": 0.0,
@@ -97,6 +98,10 @@ class TaskSpec:
     :mod:`fedchain.contribution.rewards`); 0, and absent from the specs of older tasks, pays
     by the rule before issue 15 (the whole budget split over the positive scores).
 
+    ``pre_aggregation`` is the step before the robust rule ``strategy`` (``nnm`` or
+    ``bucketing:S``; empty, and absent from the canonical form, without one): how the sites'
+    updates are combined is part of what each site consents to.
+
     ``dp_epsilon``, ``dp_delta`` and ``dp_clip_norm`` are the task's differential-privacy terms
     (:attr:`privacy`) and ``dp_rounds`` the rounds each site's noise is planned over (see
     :mod:`fedchain.ml.privacy`); all 0, and absent from the canonical form, when DP is off.
@@ -126,6 +131,7 @@ class TaskSpec:
     feature_mean: tuple[float, ...] = ()
     feature_scale: tuple[float, ...] = ()
     reward_full_gain: float = 0.0
+    pre_aggregation: str = ""
     dp_epsilon: float = 0.0
     dp_delta: float = 0.0
     dp_clip_norm: float = 0.0
@@ -172,6 +178,7 @@ class TaskSpec:
             contribution=self.contribution,
             standardize=self.standardize,
             reward_full_gain=self.reward_full_gain,
+            pre_aggregation=self.pre_aggregation or base.pre_aggregation,  # older specs: none
             **_privacy_settings(self),
         )
         if self.data_hash:  # the columns read are part of the spec

@@ -355,6 +355,7 @@ def _spec(settings: RunSettings, hold: Holdout, initial: ModelHash) -> TaskSpec:
         seed=settings.seed,
         contribution=settings.contribution,
         reward_full_gain=settings.reward_full_gain,
+        pre_aggregation=settings.pre_aggregation,
         **privacy_fields(settings),  # the DP terms; none without DP (the spec keeps its bytes)
     )
 

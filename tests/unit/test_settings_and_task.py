@@ -207,6 +207,20 @@ def test_training_settings_carry_the_spec_standardization() -> None:
     assert local.standardize == "local"
 
 
+def test_the_spec_records_the_pre_aggregation_a_site_consents_to() -> None:
+    # Execute
+    with_nnm = _spec(strategy="cclip", pre_aggregation="nnm")
+    without = _spec(strategy="cclip")
+    # Assert: in the hashed bytes when set, absent (earlier tasks' hashes kept) when not
+    assert b'"pre_aggregation":"nnm"' in with_nnm.canonical()
+    assert b"pre_aggregation" not in without.canonical()
+    assert with_nnm.spec_hash() != without.spec_hash()
+    assert with_nnm.training_settings(RunSettings()).pre_aggregation == "nnm"
+    # An older spec, without the field, keeps the run's own setting
+    kept = without.training_settings(RunSettings(strategy="cclip", pre_aggregation="nnm"))
+    assert kept.pre_aggregation == "nnm"
+
+
 def test_training_settings_read_the_data_from_the_path_given(tmp_path: Path) -> None:
     # Prepare: the run's settings name the file by a path relative to where it ran
     spec = _csv_spec(partition="iid")

@@ -91,6 +91,9 @@ def test_flwr_run_runs_the_app_on_the_embedded_chain(tmp_path: Path) -> None:
     env["FLWR_HOME"] = str(tmp_path / "flwr-home")
     env["FLWR_LOCAL_SUPERLINK_HTTP_API_PORT"] = str(free_port())
     env["FLWR_LOCAL_CONTROL_API_PORT"] = str(free_port())
+    # The simulation's Ray on loopback only, as `fedchain simulate` keeps its own: Ray's
+    # single-machine mode (fedchain.simulation.ray_placement), inherited from the SuperLink.
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     home = tmp_path / "superlink"
     home.mkdir()
     out = tmp_path / "run"

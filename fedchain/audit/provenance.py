@@ -14,7 +14,7 @@ from fedchain.audit.lineage import (
     rebuild_lineage,
 )
 from fedchain.audit.merkle import attach_merkle_records
-from fedchain.audit.sources import AuditError, LedgerSource
+from fedchain.audit.sources import AuditError, LedgerSource, read_summary
 from fedchain.hashing import ModelFileError, file_hash, load, to_hex
 from fedchain.store import run_store
 
@@ -47,7 +47,7 @@ def verify_model(
 
     With the ``run`` directory, merkle rounds show their participants too (from the records
     the run published, in the run or its content store: ``store``, a folder or fsspec URL,
-    default ``<run>/store``).
+    default the run's own).
 
     Raises
     ------
@@ -64,5 +64,6 @@ def verify_model(
         readable = False
     lineage = rebuild_lineage(source.gateway)
     if run is not None:
-        attach_merkle_records(lineage, run_store(run, store), run)
+        own = str(read_summary(run).get("settings", {}).get("store", ""))
+        attach_merkle_records(lineage, run_store(run, store or own), run)
     return ModelProvenance(path, digest, readable, tuple(find_model(lineage, digest)), lineage)

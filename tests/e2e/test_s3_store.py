@@ -111,6 +111,23 @@ def test_the_audit_against_s3_passes_with_the_local_verdict(
     assert all(c["status"] == "ok" for c in checks_s3)
 
 
+def test_verify_model_finds_the_final_model_with_the_store_on_s3(
+    server: S3Server, runs: tuple[Path, Path]
+) -> None:
+    # Prepare
+    on_s3, _ = runs
+    final = on_s3 / "final_model.safetensors"
+
+    # Execute
+    done = _fedchain(
+        "verify-model", str(final), "--run", str(on_s3), "--store", URL, env=server.env
+    )
+
+    # Assert
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _summary(on_s3)["final_model_hash"] in done.stdout.replace("\n", "")
+
+
 def test_a_damaged_object_on_s3_fails_the_audit(server: S3Server, runs: tuple[Path, Path]) -> None:
     # Prepare: flip one byte of round 1's global model, restored afterwards
     on_s3, _ = runs

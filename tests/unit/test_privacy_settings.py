@@ -126,3 +126,14 @@ def test_a_site_counts_its_rounds_and_refuses_the_one_past_its_cap() -> None:
     with pytest.raises(PrivacyBudgetExhaustedError, match=r"would exceed cap 4 after 3 rounds"):
         epsilon_after_round(settings, 40, context)
     assert epsilon_after_round(RunSettings(), 40, context) is None  # DP off: nothing counted
+
+
+def test_a_dp_run_is_not_resumed(tmp_path: Path) -> None:
+    # Each node counts its DP rounds in its own state: a resumed node would under-report.
+    from fedchain.simulation.flower_engine import simulate
+
+    settings = RunSettings(dp="8", out=str(tmp_path / "run"))
+
+    with pytest.raises(SettingsError, match=r"cannot resume .* DP run"):
+        simulate(settings, resume=True)
+    assert not (tmp_path / "run").exists()

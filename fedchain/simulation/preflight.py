@@ -126,6 +126,7 @@ def check_runnable(settings: RunSettings) -> None:
     """
     _check_workload(settings)
     _check_scorer(settings)
+    _check_privacy(settings)
     check_store(settings.store)
     from fedchain.federation.coordinator import task_spec
 
@@ -188,6 +189,25 @@ def _check_workload(settings: RunSettings) -> None:
             f"clients or more data, e.g. --dataset {SYNTHETIC} (generated, "
             f"{SYNTHETIC_DEFAULT_SIZE:,} rows) or {SYNTHETIC}:N with N >= {rows}"
         )
+
+
+def _check_privacy(settings: RunSettings) -> None:
+    """With DP, that the cap can be reached over the planned rounds by the smallest client
+    (the one needing the most noise): an epsilon too small for any noise is refused here, not
+    by every client in round 1."""
+    if settings.privacy is None:
+        return
+    from fedchain.federation.workload import client_data
+    from fedchain.ml.privacy import noise_multiplier
+
+    sizes = [len(client_data(settings, p)) for p in range(settings.num_clients)]
+    noise_multiplier(
+        settings.privacy,
+        dataset_size=min(sizes),
+        batch_size=settings.batch_size,
+        local_epochs=settings.local_epochs,
+        rounds=settings.dp_planned_rounds,
+    )
 
 
 def _check_scorer(settings: RunSettings) -> None:

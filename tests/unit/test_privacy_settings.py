@@ -137,3 +137,20 @@ def test_a_dp_run_is_not_resumed(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"cannot resume .* DP run"):
         simulate(settings, resume=True)
     assert not (tmp_path / "run").exists()
+
+
+def test_simulate_refuses_an_epsilon_no_noise_can_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[Any] = []
+    monkeypatch.setattr(simulate_command, "_run_simulation", lambda s, **_: ran.append(s))
+    out = tmp_path / "run"
+
+    done = runner.invoke(app, ["simulate", "--dp", "1e-9", "--clients", "3", "--out", str(out)])
+
+    assert done.exit_code == 2, done.output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "cannot be reached" in lines[0]
+    assert ran == []
+    assert not out.exists()

@@ -26,6 +26,7 @@ code { font: 12.5px/1.4 "JetBrains Mono", "DejaVu Sans Mono", Menlo, Consolas, m
 .badge .dot { width:10px; height:10px; border-radius:50%; background: currentColor; }
 .badge.ok { background: var(--green-bg); color: var(--green); }
 .badge.fail { background: var(--red-bg); color: var(--red); }
+.badge.warn { background: var(--amber-bg); color: var(--amber); }
 .badge.none { background: #e2e8f0; color: #334155; }
 .cards { display:grid; grid-template-columns: repeat(5, 1fr); gap:14px; margin: 18px 0; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:12px;
@@ -88,6 +89,7 @@ tr:not(.failed) .detail { color: var(--muted); }
 .bar span { display:block; height:100%; background: var(--blue); }
 .verdict { font-weight:700; margin: -4px 0 12px; }
 .verdict.ok { color: var(--green); } .verdict.fail { color: var(--red); }
+.verdict.warn { color: var(--amber); }
 .empty-line { color: var(--muted); }
 footer { color: var(--muted); font-size: 12px; text-align:center; margin-top: 8px; }
 """

@@ -93,15 +93,31 @@ def _final(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return done[-1] if done else None
 
 
+def _unchecked(check: Mapping[str, Any]) -> bool:
+    """A row for a check that could not run (issue 19): neither a pass nor a failure."""
+    return check.get("status") == "not checked"
+
+
+def _tally(checks: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """The checks that failed and those that could not run."""
+    unchecked = sum(_unchecked(c) for c in checks)
+    return sum(not c["ok"] for c in checks) - unchecked, unchecked
+
+
 def _badge(verdict: Mapping[str, Any] | None) -> str:
     if verdict is None:
         return '<div class="badge none"><span class="dot"></span>not audited</div>'
     ok, checks = verdict_checks(verdict)
-    failed = sum(not c["ok"] for c in checks)
+    failed, unchecked = _tally(checks)
     if ok:
         return (
             f'<div class="badge ok"><span class="dot"></span>audit passed'
             f"<small>{plural(len(checks), 'check')}</small></div>"
+        )
+    if not failed:
+        return (
+            f'<div class="badge warn"><span class="dot"></span>audit incomplete'
+            f"<small>{unchecked} of {len(checks)} not checked</small></div>"
         )
     return (
         f'<div class="badge fail"><span class="dot"></span>audit failed'
@@ -476,10 +492,11 @@ def _audit_section(verdict: Mapping[str, Any] | None) -> str:
             "to verify it against the chain and the store.</p></section>"
         )
     ok, checks = verdict_checks(verdict)
-    ordered = sorted(checks, key=lambda c: c["ok"])  # failures first, otherwise as given
+    # failures first, then what could not be checked, otherwise as given
+    ordered = sorted(checks, key=lambda c: (c["ok"], not _unchecked(c)))
     rows = [
         f'<tr class="{"" if c["ok"] else "failed"}">'
-        f"<td>{_pill('ok', 'pass') if c['ok'] else _pill('fail', 'FAIL')}</td>"
+        f"<td>{_result_pill(c)}</td>"
         f"<td>{_e(c.get('check', '?'))}</td>"
         f'<td class="num">{_e(c["task"]) if c.get("task") is not None else "—"}</td>'
         f'<td class="num">{_e(c["round"]) if c.get("round") is not None else "—"}</td>'
@@ -487,17 +504,26 @@ def _audit_section(verdict: Mapping[str, Any] | None) -> str:
         f'<td class="detail">{_e(c.get("detail") or "")}</td></tr>'
         for c in ordered
     ]
-    failed = sum(not c["ok"] for c in checks)
-    headline = (
-        f"{plural(len(checks), 'check')}, all passed"
-        if ok
-        else f"{failed} of {len(checks)} checks failed"
-    )
+    failed, unchecked = _tally(checks)
+    if ok:
+        headline, css = f"{plural(len(checks), 'check')}, all passed", "ok"
+    elif failed:
+        headline, css = f"{failed} of {len(checks)} checks failed", "fail"
+    else:
+        headline, css = f"{unchecked} of {len(checks)} checks could not run: not checked", "warn"
+    if failed and unchecked:
+        headline += f"; {unchecked} not checked"
     table = _table(["result", "check", "#task", "#round", "participant", "detail"], rows, "audit")
     return (
         f'<section class="panel" id="audit"><h2>Audit verdict</h2>'
-        f'<p class="verdict {"ok" if ok else "fail"}">{headline}</p>{table}</section>'
+        f'<p class="verdict {css}">{headline}</p>{table}</section>'
     )
+
+
+def _result_pill(check: Mapping[str, Any]) -> str:
+    if check["ok"]:
+        return _pill("ok", "pass")
+    return _pill("warn", "not checked") if _unchecked(check) else _pill("fail", "FAIL")
 
 
 def render_report(out: Path, verdict: Mapping[str, Any] | None) -> str:

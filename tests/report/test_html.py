@@ -131,3 +131,38 @@ def test_reward_token_reads_summary_json_or_falls_back() -> None:
     old = reward_token({"chain": {"kind": "embedded", "token": TOKEN}})
     assert old == RewardToken(TOKEN, "tokens", 18, recorded=False)
     assert reward_token({"chain": {"kind": "none"}, "token": None}).symbol == "tokens"
+
+
+def _verdict(*statuses: str) -> dict[str, Any]:
+    """A verdict (Verdict.to_json's shape) with one row per status: ok, FAIL or not checked."""
+    rows = [
+        {"check": f"check {i}", "ok": status == "ok", "status": status, "task": 1,
+         "round": None, "participant": None, "detail": f"{status} detail"}
+        for i, status in enumerate(statuses)
+    ]  # fmt: skip
+    return {"ok": all(s == "ok" for s in statuses), "checks": rows}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "badge", "headline"),
+    [
+        (("ok", "ok"), "audit passed", "2 checks, all passed"),
+        (("ok", "not checked"), "audit incomplete", "1 of 2 checks could not run: not checked"),
+        (("FAIL", "not checked", "ok"), "audit failed", "1 of 3 checks failed; 1 not checked"),
+    ],
+)
+def test_a_check_that_could_not_run_reads_not_checked_never_failed_or_passed(
+    tmp_path: Path, statuses: tuple[str, ...], badge: str, headline: str
+) -> None:
+    # Prepare
+    run = write_run(tmp_path / "run", summary(dropout_run(), token=FCT), [])
+    # Execute
+    page = Page(render_report(run, _verdict(*statuses)))
+    # Assert
+    text = " ".join(page.text)
+    assert badge in text
+    assert headline in text
+    results = [row[0] for row in page.tables["audit"]]
+    assert sorted(results) == sorted(
+        {"ok": "pass", "FAIL": "FAIL", "not checked": "not checked"}[s] for s in statuses
+    )

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from fedchain.errors import FedchainError
 from fedchain.settings import RunSettings
-from fedchain.task import TaskSpec, TaskSpecError, encode_names
+from fedchain.task import TaskSpec, TaskSpecError, encode_names, privacy_fields
 
 __all__ = [
     "NODE_CONSENT_POLICY",
@@ -40,6 +40,8 @@ NODE_CONSENT_POLICY = "consent-policy"
 #: The policy's file name in a node directory.
 POLICY_FILE = "consent-policy.json"
 _VERSION = 1
+#: The spec's differential-privacy terms (absent from a spec without DP).
+_PRIVACY_FIELDS = ("dp_epsilon", "dp_delta", "dp_clip_norm", "dp_rounds")
 
 
 class ConsentRefusedError(FedchainError, PermissionError):
@@ -180,6 +182,8 @@ def check_settings(
         expected["label-column"] = (spec.label_column, settings.label_column)
         expected["features"] = (encode_names(spec.features), settings.features)
         expected["classes"] = (encode_names(spec.classes), settings.classes)
+    spec_privacy = {name: getattr(spec, name) for name in _PRIVACY_FIELDS if spec.dp_epsilon}
+    expected["dp"] = (spec_privacy, privacy_fields(settings))  # the noise it consented to
     differ = [f"{k} (spec {a!r}, run {b!r})" for k, (a, b) in expected.items() if a != b]
     if spec.standardize == "task" and not _same_statistics(spec, settings.standardize_stats):
         differ.append("standardize-stats (not the spec's feature mean and scale)")

@@ -205,6 +205,7 @@ def test_a_task_not_in_the_policy_is_refused_before_the_data(hospital: Hospital)
         ({"learning_rate": 0.5}, "learning-rate"),
         ({"local_epochs": 5}, "local-epochs"),
         ({"batch_size": 4}, "batch-size"),
+        ({"dp": "1.0:1e-5"}, "dp"),  # noise the hospital never agreed to
     ],
 )
 def test_a_run_whose_settings_are_not_the_specs_is_refused(

@@ -14,6 +14,7 @@ from fedchain.audit.lineage import (
     CommitmentEntry,
     LedgerLineage,
     Membership,
+    RoundLineage,
     TaskLineage,
     attributed_by_participant,
 )
@@ -190,6 +191,20 @@ class _TaskAudit:
         names = ", ".join(f"{label} {path}" for label, path in self.specs)
         return rows.rows(f"{names} hash to {self.task.spec_hash}")
 
+    def _duration(self, rows: Rows, entry: RoundLineage) -> None:
+        """A committed round lasted at least the task's minimum round duration (the ledger
+        enforces it; the audit checks what the chain recorded)."""
+        least = self.task.terms[0]
+        if not least or entry.opened_at is None or entry.closed_at is None:
+            return
+        lasted = entry.closed_at - entry.opened_at
+        if lasted < least:
+            rows.fail(
+                f"committed {lasted} s after it opened, under the task's minimum round "
+                f"duration of {least} s",
+                entry.round,
+            )
+
     def _ledger(self) -> list[Check]:
         rows = Rows(LEDGER, self.task.task_id)
         numbers = sorted(self.task.rounds)
@@ -212,6 +227,7 @@ class _TaskAudit:
                 rows.fail(
                     f"rewards sum to {paid}, the commit recorded {entry.total_reward}", entry.round
                 )
+            self._duration(rows, entry)
             settled = entry.settled
             if settled is not None and settled != (paid, self.task.reward_per_round - paid):
                 rows.fail(

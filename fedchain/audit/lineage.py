@@ -123,6 +123,10 @@ class RoundLineage:
     voided: tuple[str, str, str, int] | None = None
     #: Merkle mode: the ``RewardLeafClaimed`` events.
     leaf_claims: list[RewardEntry] = field(default_factory=list)
+    #: The times (Unix s) of the blocks that opened and closed the round; read only for a task
+    #: with a minimum round duration (:func:`_attach_times`).
+    opened_at: int | None = None
+    closed_at: int | None = None
 
     @property
     def accepted(self) -> list[CommitmentEntry]:
@@ -307,7 +311,27 @@ def rebuild_lineage(
         _apply(lineage, event)
     _attach_proofs(gateway, lineage)
     _attach_consents(gateway, lineage)
+    _attach_times(gateway, lineage)
     return lineage
+
+
+def _attach_times(gateway: LedgerGateway, lineage: LedgerLineage) -> None:
+    """The block times of each round of a task with a minimum round duration (two reads a
+    round; tasks without one need none)."""
+    times: dict[int, int] = {}
+
+    def at(block: int) -> int:
+        if block not in times:
+            times[block] = gateway.block_timestamp(block)
+        return times[block]
+
+    for task in lineage.tasks.values():
+        if not task.terms[0]:
+            continue
+        for entry in task.rounds.values():
+            entry.opened_at = at(entry.opened[0])
+            if entry.closed is not None:
+                entry.closed_at = at(entry.closed[0])
 
 
 def _apply(lineage: LedgerLineage, event: LedgerEvent) -> None:

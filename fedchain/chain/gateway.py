@@ -339,6 +339,11 @@ class LedgerGateway:
         )
         return bytes(self._transport.rpc(call.call))
 
+    def block_timestamp(self, block_number: int) -> int:
+        """The time (Unix seconds) of block ``block_number``, as the ledger's code read it."""
+        block = self._transport.rpc(lambda: self.w3.eth.get_block(block_number))
+        return int(block["timestamp"])
+
     def events(
         self, from_block: int | None = None, to_block: int | None = None
     ) -> list[LedgerEvent]:

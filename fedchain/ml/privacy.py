@@ -16,8 +16,11 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from typing import Any
 
+import numpy as np
 from opacus.accountants import RDPAccountant
+from opacus.accountants.analysis import rdp as rdp_analysis
 from opacus.accountants.utils import get_noise_multiplier
 
 from fedchain.ml.errors import TrainingError
@@ -108,17 +111,29 @@ def epsilon_spent(
     )
 
 
-@functools.lru_cache(maxsize=1024)
 def epsilon_of(sigma: float, *, sample_rate: float, steps: int, delta: float) -> float:
-    """The epsilon of ``steps`` Poisson-sampled Gaussian steps (Opacus' RDP accountant);
-    cached: a site asks each round, the audit for each participant and round."""
+    """The epsilon of ``steps`` Poisson-sampled Gaussian steps: what Opacus' ``RDPAccountant``
+    gives for that history, bit for bit (its RDP is one step's times ``steps``, and one step's
+    is cached: a site asks each round, the audit for each participant and round)."""
     if steps == 0:
         return 0.0
-    accountant = RDPAccountant()
-    accountant.history = [(sigma, sample_rate, steps)]
+    rdp = _rdp_per_step(sigma, sample_rate) * steps
     with warnings.catch_warnings():  # Opacus warns about optimal orders at the alphas' edge
         warnings.simplefilter("ignore")
-        return float(accountant.get_epsilon(delta=delta))
+        epsilon, _ = rdp_analysis.get_privacy_spent(
+            orders=RDPAccountant.DEFAULT_ALPHAS, rdp=rdp, delta=delta
+        )
+    return float(epsilon)
+
+
+@functools.lru_cache(maxsize=256)
+def _rdp_per_step(sigma: float, q: float) -> np.ndarray[Any, Any]:
+    """The RDP of one step at the accountant's orders (Opacus' ``compute_rdp``)."""
+    rdp = rdp_analysis.compute_rdp(
+        q=q, noise_multiplier=sigma, steps=1, orders=RDPAccountant.DEFAULT_ALPHAS
+    )
+    rdp.setflags(write=False)  # shared by the cache
+    return rdp  # type: ignore[no-any-return]
 
 
 @functools.lru_cache(maxsize=256)

@@ -186,3 +186,18 @@ def test_dp_training_refuses_bad_hyper_parameters() -> None:
             model, x, y, epochs=1, lr=0.05, batch_size=16, seed=0, noise_multiplier=1.0,
             clip_norm=0.0,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sigma", "q", "steps"), [(1.5, 0.04, 2250), (1.2, 1 / 9, 37), (0.7, 0.5, 3)]
+)
+def test_epsilon_of_is_opacus_accountant_bit_for_bit(sigma: float, q: float, steps: int) -> None:
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    for _ in range(steps):  # the way a PrivacyEngine records a training run, step by step
+        accountant.step(noise_multiplier=sigma, sample_rate=q)
+
+    assert epsilon_of(sigma, sample_rate=q, steps=steps, delta=1e-5) == accountant.get_epsilon(
+        delta=1e-5
+    )

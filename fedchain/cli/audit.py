@@ -23,6 +23,7 @@ from fedchain.cli._common import (
 if TYPE_CHECKING:
     from fedchain.audit import ModelProvenance as ProvenanceT
     from fedchain.audit import Verdict as VerdictT
+    from fedchain.audit.lineage import RoundLineage
 
 
 DataOption = Annotated[
@@ -303,6 +304,7 @@ def _print_provenance(p: ProvenanceT) -> None:
             f"holdout accuracy {(entry.accuracy_ppm or 0) / 1e6:.4f}, loss "
             f"{(entry.loss_ppm or 0) / 1e6:.4f}; committed in tx {entry.commit_tx}"
         )
+        console.print(_parties_line(p, sighting.task_id, entry))
         rewards = {r.participant: r for r in entry.rewards}
         table = Table(title=f"participants of round {sighting.round}", box=box.SIMPLE_HEAD)
         for column in ("participant", "examples", "score", "reward"):
@@ -321,6 +323,24 @@ def _print_provenance(p: ProvenanceT) -> None:
                 f"{reward.amount / 10**18:,.2f}" if reward else "—",
             )
         console.print(table)
+
+
+def _parties_line(p: ProvenanceT, task_id: int, entry: RoundLineage) -> str:
+    """Who answers for the round: the task's coordinator and the registrar(s) that admitted
+    its participants, each "Name (0x… whole address)" as the registry names them."""
+    from fedchain.audit.lineage import party
+
+    lineage = p.lineage
+    task = lineage.tasks[task_id]
+    registrars = sorted(
+        {
+            party(lineage, org.registrar)
+            for c in entry.commitments
+            if (org := lineage.organisations.get(c.participant)) is not None
+        }
+    )
+    admitted = f"; participants registered by {', '.join(registrars)}" if registrars else ""
+    return f"coordinator {party(lineage, task.coordinator)}{admitted}"
 
 
 @app.command()

@@ -314,6 +314,19 @@ def test_verify_model_finds_the_final_model_and_its_round(clean_run: Path) -> No
     assert "the global model of task 1, round 2" in done.output
     for participant in _summary(clean_run)["rounds"][1]["participants"]:
         assert participant["address"] in done.output
+    # Who answers for it: the coordinator and the registrar, as the chain names them
+    text = " ".join(done.output.split())
+    parties = _summary(clean_run)["parties"]
+    (coordinator,) = [a for a, e in parties.items() if "coordinator" in e["roles"]]
+    (registrar,) = [a for a, e in parties.items() if "registrar" in e["roles"]]
+    assert f"coordinator {_whole(parties, coordinator)}" in text
+    assert f"participants registered by {_whole(parties, registrar)}" in text
+
+
+def _whole(parties: dict[str, Any], address: str) -> str:
+    """A party as a command prints it: "Name (whole address)", or the bare address."""
+    name = parties[address]["name"]
+    return f"{name} ({address})" if name else address
 
 
 def test_verify_model_finds_the_initial_model(clean_run: Path) -> None:

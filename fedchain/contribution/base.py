@@ -13,7 +13,7 @@ recomputes the same scores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
@@ -28,6 +28,7 @@ __all__ = [
     "CachedUtility",
     "Coalition",
     "ParamValue",
+    "PrefixUtility",
     "RoundScores",
     "Scorer",
     "ScoringError",
@@ -82,10 +83,43 @@ class CachedUtility:
             self._values[key] = value
         return value
 
+    def prefixes(self, order: Sequence[int]) -> Iterator[float]:
+        """The utilities of ``order``'s prefixes, ``{order[0]}``, ``{order[0], order[1]}``, ...
+
+        Lazily: a caller that stops early (a truncated permutation) evaluates no further.
+        """
+        members: set[int] = set()
+        for player in order:
+            members.add(player)
+            yield self(frozenset(members))
+
     @property
     def evaluations(self) -> int:
         """Number of distinct coalitions evaluated so far."""
         return len(self._values)
+
+
+@runtime_checkable
+class PrefixUtility(Protocol):
+    """A utility that also values the successive prefixes of an order of participants.
+
+    Permutation-based scorers (``gtg``) walk orders prefix by prefix; an implementation that
+    knows how coalitions are built (:class:`fedchain.contribution.coalition_models.
+    WeightedMeanUtility`: one model addition per prefix) makes each step cheap.
+    """
+
+    def __call__(self, coalition: Coalition) -> float:
+        """The utility of ``coalition``."""
+        ...
+
+    def prefixes(self, order: Sequence[int]) -> Iterator[float]:
+        """The utilities of ``order``'s prefixes, lazily, shortest first."""
+        ...
+
+    @property
+    def evaluations(self) -> int:
+        """Distinct coalitions evaluated so far."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from fedchain.contribution.base import RoundScores
+from fedchain.contribution.base import RoundScores, Utility
+from fedchain.contribution.coalition_models import WeightedMeanUtility
 from fedchain.contribution.duplicates import duplicate_groups
 from fedchain.contribution.registry import build_scorer
 from fedchain.contribution.rewards import RewardRule, eligible, pay, split_budget, to_fixed_point
@@ -231,10 +232,26 @@ def _play(
     scorer = build_scorer(method)
     result: RoundScores = scorer.score(
         len(players),
-        utility,
+        _incremental(utility, players, game),
         num_examples=[game.examples[p] for p in players],
         deltas=[game.deltas[p] for p in players],
         aggregate_delta=_flat(grand, game.names) - game.base,
         seed=seed,
     )
     return result, dict(scorer.params())
+
+
+def _incremental(utility: Utility, players: Sequence[int], game: _Round) -> Utility:
+    """``utility`` with prefix walks that add one update per step, when the round's aggregation
+    says (``aggregate.weighted_mean``) it is the example-weighted mean and every count is
+    positive; else ``utility`` unchanged. Direct evaluations stay ``utility``'s own, so only
+    permutation walks (``gtg``) change: ``loo`` and exact ``shapley`` score as before."""
+    examples = [int(game.examples[p]) for p in players]
+    if not getattr(game.aggregate, "weighted_mean", False) or min(examples, default=0) <= 0:
+        return utility
+    return WeightedMeanUtility(
+        utility,
+        updates=[game.updates[p] for p in players],
+        examples=examples,
+        utility_of=lambda model: -game.loss(model),
+    )

@@ -9,16 +9,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from flwr.app import MetricRecord, RecordDict
-from flwr.serverapp.strategy import Strategy
+from flwr.serverapp.strategy import FedAvg, Strategy
 
 from fedchain.contribution.round import weighted_mean
 from fedchain.federation.messages import Weights, arrays_to_numpy, numpy_to_arrays, reply_message
 from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
 
-__all__ = ["aggregation_order", "coalition_aggregator", "frozen_heap"]
+__all__ = ["CoalitionAggregator", "aggregation_order", "coalition_aggregator", "frozen_heap"]
 
 
 def aggregation_order(update_hash: str, address: str) -> tuple[str, str]:
@@ -35,15 +35,38 @@ def coalition_aggregator(
     server_round: int,
     updates: Sequence[Weights],
     examples: Sequence[int],
-) -> Callable[[Sequence[int]], Weights]:
+) -> CoalitionAggregator:
     """Rebuild a coalition's model with the round's aggregation (for contribution scoring).
 
     Each coalition is aggregated by a copy of ``inner`` on fresh replies (strategies may consume
     their inputs, and stateful ones, like FedAdam, must not see coalitions); when the strategy
     cannot aggregate so few replies (Krum needs more), the example-weighted mean stands in.
     """
+    return CoalitionAggregator(inner, server_round, updates, examples)
 
-    def aggregate(indices: Sequence[int]) -> Weights:
+
+class CoalitionAggregator:
+    """A coalition's model by the round's aggregation; ``weighted_mean`` says whether that is
+    FedAvg's example-weighted mean, so a scorer may build coalitions incrementally instead
+    (fedchain.contribution.coalition_models)."""
+
+    def __init__(
+        self,
+        inner: Strategy,
+        server_round: int,
+        updates: Sequence[Weights],
+        examples: Sequence[int],
+    ) -> None:
+        self.inner, self.server_round = inner, server_round
+        self.updates, self.examples = updates, examples
+        self.weighted_mean = (
+            type(inner).aggregate_train is FedAvg.aggregate_train
+            and getattr(inner, "weighted_by_key", None) == METRIC_NUM_EXAMPLES
+        )
+
+    def __call__(self, indices: Sequence[int]) -> Weights:
+        """The model of the coalition ``indices`` (ascending)."""
+        updates, examples = self.updates, self.examples
         replies = [
             reply_message(
                 RecordDict(
@@ -57,14 +80,12 @@ def coalition_aggregator(
         ]
         try:
             with frozen_heap():
-                arrays, _ = copy.deepcopy(inner).aggregate_train(server_round, replies)
+                arrays, _ = copy.deepcopy(self.inner).aggregate_train(self.server_round, replies)
         except Exception:  # a strategy refusing a small coalition is not an error here
             arrays = None
         if arrays is None:
             return weighted_mean([updates[i] for i in indices], [examples[i] for i in indices])
         return arrays_to_numpy(arrays)
-
-    return aggregate
 
 
 _frozen_depth = 0

@@ -53,6 +53,9 @@ function prng(seed) {
  * registered, two funders. Task 1 (DevToken, no minimum duration, challenge 50 s, claim 400 s),
  * task 2 (DevToken, 20 s rounds, no challenge, claim 300 s, run by coordinator2), task 3 (FeeToken).
  */
+/** Privacy caps of tasks 1..3 (micro-epsilon; task 2 has no DP terms). */
+const EPSILON_CAPS = [5_000_000n, 0n, 1_000_000n];
+
 async function invariantFixture() {
   const [admin, coordinator2, p0, p1, p2, p3, p4, f0, f1] = await ethers.getSigners();
   const ledger = await ethers.deployContract("Ledger", [admin.address]);
@@ -60,9 +63,9 @@ async function invariantFixture() {
   const fee = await ethers.deployContract("FeeToken", [admin.address, 10n ** 24n]);
   await ledger.grantRole(COORDINATOR_ROLE, coordinator2.address);
   for (const who of [coordinator2, p0, p1, p2, p3]) await ledger.registerOrganisation(who.address, `org ${who.address}`, orgHash(who.address), "");
-  await ledger.createTaskWithTerms(SPECS[0], h("init 1"), dev.target, CAP, { minRoundDuration: 0, challengePeriod: 50, claimPeriod: 400, epsilonCap: 0 });
-  await ledger.connect(coordinator2).createTaskWithTerms(SPECS[1], h("init 2"), dev.target, CAP, { minRoundDuration: 20, challengePeriod: 0, claimPeriod: 300, epsilonCap: 0 });
-  await ledger.createTaskWithTerms(SPECS[2], h("init 3"), fee.target, CAP, { minRoundDuration: 0, challengePeriod: 0, claimPeriod: 100, epsilonCap: 0 });
+  await ledger.createTaskWithTerms(SPECS[0], h("init 1"), dev.target, CAP, { minRoundDuration: 0, challengePeriod: 50, claimPeriod: 400, epsilonCap: EPSILON_CAPS[0] });
+  await ledger.connect(coordinator2).createTaskWithTerms(SPECS[1], h("init 2"), dev.target, CAP, { minRoundDuration: 20, challengePeriod: 0, claimPeriod: 300, epsilonCap: EPSILON_CAPS[1] });
+  await ledger.createTaskWithTerms(SPECS[2], h("init 3"), fee.target, CAP, { minRoundDuration: 0, challengePeriod: 0, claimPeriod: 100, epsilonCap: EPSILON_CAPS[2] });
   for (const f of [f0, f1, admin]) {
     if (f !== admin) {
       await dev.transfer(f.address, 10n ** 21n);
@@ -90,6 +93,17 @@ describe("Ledger invariants (randomized, seeded)", function () {
       const roots = []; // { taskId, round, leaves, tree }
       const opened = {}; // `${task}:${round}` -> block number of RoundOpened
       const trace = [];
+      const spends = {}; // `${task}:${participant}` -> the epsilon of its latest CommitmentRecorded
+
+      /** A spend for `p` in `taskId`: mostly its recorded one or more, now and then below it or past the cap. */
+      const epsilonFor = async (taskId, p) => {
+        const spent = (await f.ledger.getMembership(taskId, p.address)).epsilonSpent;
+        const roll = rnd.int(10);
+        if (roll < 3) return spent;
+        if (spent > 0n && roll < 7) return spent - 1n; // skippedDecreased: rare (Privacy.test.js covers it)
+        if (roll < 9) return spent + BigInt(rnd.int(600_000));
+        return EPSILON_CAPS[Number(taskId) - 1] + 1n;
+      };
 
       const tokenOf = (taskId) => (taskId === 3n ? f.fee : f.dev);
 
@@ -99,6 +113,17 @@ describe("Ledger invariants (randomized, seeded)", function () {
           if (log.address !== f.ledger.target) continue;
           const e = f.ledger.interface.parseLog(log);
           if (!e) continue;
+          if (e.name === "CommitmentRecorded") {
+            const key = `${e.args.taskId}:${e.args.participant}`;
+            expect(e.args.epsilon, "spend within the cap").to.be.at.most(EPSILON_CAPS[Number(e.args.taskId) - 1]);
+            expect(e.args.epsilon, "spend never decreases").to.be.at.least(spends[key] ?? 0n);
+            spends[key] = e.args.epsilon;
+            if (e.args.epsilon > 0n) successes.spendRecorded = (successes.spendRecorded ?? 0) + 1;
+          }
+          if (e.name === "CommitmentSkipped" && e.args.reason >= 5n) {
+            const name = e.args.reason === 5n ? "skippedAboveCap" : "skippedDecreased";
+            successes[name] = (successes[name] ?? 0) + 1;
+          }
           if (e.name === "RoundOpened") opened[`${e.args.taskId}:${e.args.round}`] = receipt.blockNumber;
           if (e.name === "RoundCommitted") {
             expect(receipt.blockNumber, "committed in the block it opened").to.be.greaterThan(opened[`${e.args.taskId}:${e.args.round}`]);
@@ -154,6 +179,12 @@ describe("Ledger invariants (randomized, seeded)", function () {
             sum("funded") - claimed - sum("refunded") - sum("swept"),
           );
         }
+        for (const id of [1n, 2n, 3n]) {
+          for (const p of f.people) {
+            const stored = (await f.ledger.getMembership(id, p.address)).epsilonSpent;
+            expect(stored, "the stored spend is the last recorded one").to.equal(spends[`${id}:${p.address}`] ?? 0n);
+          }
+        }
         for (const r of roots) {
           const stored = await f.ledger.getRewardRoot(r.taskId, r.round);
           expect(stored.claimed).to.be.at.most(stored.total);
@@ -204,11 +235,15 @@ describe("Ledger invariants (randomized, seeded)", function () {
           else await act("openRound", () => f.ledger.connect(coord).openRound(taskId, r + 1n, task.headModelHash));
         } else if (kind === 7) {
           const member = rnd.chance(0.8) ? rnd.pick(f.people.slice(1, 4)) : who;
-          await act("submitCommitment", () => f.ledger.connect(member).submitCommitment(taskId, r, h(`d ${s} ${step}`), BigInt(rnd.int(220)), 0n));
+          const epsilon = await epsilonFor(taskId, member);
+          await act("submitCommitment", () => f.ledger.connect(member).submitCommitment(taskId, r, h(`d ${s} ${step}`), BigInt(rnd.int(220)), epsilon));
         } else if (kind <= 9) {
           const signers = byAddress(rnd.subset(f.people));
           const cs = [];
-          for (const p of signers) cs.push(await signCommitment(p, f.ledger, { taskId, round: r, updateHash: h(`u ${p.address} ${r}`), numExamples: BigInt(rnd.int(220)) }));
+          for (const p of signers) {
+            const epsilon = await epsilonFor(taskId, p);
+            cs.push(await signCommitment(p, f.ledger, { taskId, round: r, updateHash: h(`u ${p.address} ${r}`), numExamples: BigInt(rnd.int(220)), epsilon }));
+          }
           // rewards for some of the committers (relayed or direct), now and then for a stranger
           const direct = [];
           for (const p of f.people) if ((await f.ledger.directCommitment(taskId, r, p.address)) !== ethers.ZeroHash) direct.push(p);
@@ -309,7 +344,7 @@ describe("Ledger invariants (randomized, seeded)", function () {
 
     // Assert the suite exercised what it claims to: each kind of action succeeded at least once
     console.log("      successful actions:", JSON.stringify(successes));
-    for (const name of ["joinTask", "joinTaskForBatch", "leaveTask", "fundTask", "openRound", "submitCommitment", "commitRound", "commitRoundRoot", "claimLeaf", "voidRoot", "claim", "closeTask", "refund", "sweep", "setTaskCoordinator", "pause"]) {
+    for (const name of ["joinTask", "joinTaskForBatch", "leaveTask", "fundTask", "openRound", "submitCommitment", "commitRound", "commitRoundRoot", "claimLeaf", "voidRoot", "claim", "closeTask", "refund", "sweep", "setTaskCoordinator", "pause", "spendRecorded", "skippedAboveCap"]) {
       expect(successes[name] ?? 0, `no successful ${name}`).to.be.greaterThan(0);
     }
     expect(successes.multicallOpenCommit ?? 0, "a round opened and committed in one transaction").to.equal(0);

@@ -54,9 +54,28 @@ def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> 
             cells = (amount, claimed + owed, claimed, owed)
             table.add_row(labels[who], *(tokens(c, unit) for c in cells))
         console.print(table)
+        console.print(_parties_line(gateway, opened.task_id, [who for who, _ in ranked]))
         _print_privacy(run)
     finally:
         opened.close()
+
+
+def _parties_line(gateway: LedgerGatewayT, task_id: int, participants: list[str]) -> str:
+    """The task's coordinator and the registrar(s) that admitted its paid participants, named
+    as the registry names them (issue 16: every party, not only the participants)."""
+    coordinator = str(gateway.task(task_id).coordinator)  # type: ignore[arg-type]
+    registrars = sorted(
+        {
+            str(e.args["registrar"])
+            for e in gateway.events()
+            if e.name == "OrganisationRegistered" and str(e.args["account"]) in participants
+        }
+    )
+    labels = _labels(gateway, [coordinator, *registrars])
+    line = f"task {task_id} coordinated by {labels[coordinator]}"
+    if registrars:
+        line += "; participants registered by " + ", ".join(labels[r] for r in registrars)
+    return line
 
 
 def privacy_line(run: Path) -> str | None:
@@ -101,6 +120,7 @@ def _merkle_rewards(opened: OpenedRunT) -> None:
         cells = (b.attributed, claimed + owed + b.unproven, claimed, owed + b.unproven)
         table.add_row(labels[b.participant], *(tokens(c, unit) for c in cells))
     console.print(table)
+    console.print(_parties_line(gateway, opened.task_id, [b.participant for b in ranked]))
     _print_privacy(opened.out)
 
 

@@ -51,6 +51,14 @@ def test_verify_model_and_rewards_on_the_anvil_run(anvil_run: Path) -> None:
     assert "the global model of task 1, round 2" in verified.output
     assert rewards.exit_code == 0, rewards.output
     assert "666.67 FDT" in rewards.output  # 2 rounds x 1000 tokens over 3 equal participants
+    # Every party named, not only the participants (issue 16)
+    parties = json.loads((anvil_run / "summary.json").read_text())["parties"]
+    (coordinator,) = [a for a, e in parties.items() if "coordinator" in e["roles"]]
+    text = " ".join(rewards.output.split())
+    name = parties[coordinator]["name"]
+    assert f"task 1 coordinated by {f'{name} ({coordinator})' if name else coordinator}" in text
+    assert "participants registered by" in text
+    assert "coordinator" in " ".join(verified.output.split())
 
 
 def test_the_ledger_is_audited_without_the_run_directory(anvil_run: Path, tmp_path: Path) -> None:

@@ -23,9 +23,9 @@ __all__ = [
 ]
 
 #: The settings that are paths on the coordinator's machine (its keystore, holdout, deployment
-#: file and artifacts): kept in its private task file, never in the run config every SuperNode
-#: receives.
-COORDINATOR_FIELDS = ("keystore", "holdout", "deployment", "out")
+#: file, artifacts and store): kept in its private task file, never in the run config every
+#: SuperNode receives.
+COORDINATOR_FIELDS = ("keystore", "holdout", "deployment", "out", "store")
 #: Where the ServerApp finds the coordinator's private task files (set by `fedchain server
 #: start`).
 COORDINATOR_DIR_ENV = "FEDCHAIN_COORDINATOR_DIR"

@@ -908,27 +908,53 @@ class _Secret:
     made_here: bool
 
 
+#: Set when this command started itself again to drop the password from its environment: the
+#: path of the password file it wrote then (removed when the Flower process ends).
+_MADE_ENV = "FEDCHAIN_PASSWORD_FILE_MADE"
+
+
 def _secret(password_file: Path | None, directory: Path) -> _Secret:
-    """Read the password once (a file of mode 600, else the environment or a prompt) and drop
-    it from this process's environment; without a file, write one (mode 600, in a private
-    directory) for the lifetime of the Flower process, removed when it ends."""
+    """Read the password once (a file of mode 600, else a prompt) for a long-running process.
+
+    Without ``--password-file`` it is written to a file of its own (mode 600, in a private
+    directory), removed when the Flower process ends. A password found in the environment is
+    moved to such a file and this command starts again without it: the initial environment of
+    a process stays readable (``/proc/PID/environ``) for as long as it runs.
+    """
     from fedchain.chain.accounts import PASSWORD_ENV, keystore_password, password_from_file
 
+    made = os.environ.pop(_MADE_ENV, None)
     try:
         if password_file is not None:
-            return _Secret(password_from_file(password_file), password_file, made_here=False)
+            password = password_from_file(password_file)
+            return _Secret(password, password_file, made_here=made == str(password_file))
         password = keystore_password()
     except FedchainError as exc:
         raise fail(str(exc), 2) from None
-    finally:
-        os.environ.pop(PASSWORD_ENV, None)
+    path = _write_password(password, directory)
+    if os.environ.pop(PASSWORD_ENV, None) is not None:
+        _again_without_the_password(path)
+    return _Secret(password, path, made_here=True)
+
+
+def _write_password(password: str, directory: Path) -> Path:
     path = directory / f"keystore-password-{os.getpid()}"  # one per process using the directory
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(password + "\n")
-    return _Secret(password, path, made_here=True)
+    return path
+
+
+def _again_without_the_password(path: Path) -> None:
+    """Start this command again (same PID) with ``--password-file`` and a clean environment."""
+    import sys
+
+    env = {**os.environ, _MADE_ENV: str(path)}
+    argv = [sys.executable, "-m", "fedchain", *sys.argv[1:], "--password-file", str(path)]
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)
 
 
 def _run_until_stopped(command: list[str], env: dict[str, str], secret: _Secret | None) -> None:

@@ -107,6 +107,7 @@ test-contracts:
 bench: setup
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_privacy.py --scores --write
+	$(BIN)/python scripts/bench_scoring.py --at-scale --write
 
 # Regenerate the committed ABI + bytecode after editing contracts/ (needs node_modules).
 contracts: setup

@@ -87,7 +87,7 @@ DEFAULT_EPS_TRUNC = 0.01
 #: absolute score.
 DEFAULT_CONVERGENCE_TOL = 0.1
 #: Upper bound on sampled permutations (rounded up to whole cycles).
-DEFAULT_MAX_PERMUTATIONS = 1000
+DEFAULT_MAX_PERMUTATIONS = 100
 #: Rounds of at most this many participants get positions 0 and 1 exactly (n (n + 1) / 2
 #: evaluations: 1,275 at 50 participants).
 DEFAULT_EXACT_PAIRS = 64

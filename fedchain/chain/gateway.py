@@ -9,6 +9,7 @@ revert decoding in _reverts.py, deployment in deploy.py.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -153,6 +154,7 @@ class LedgerGateway:
         self.ledger: Contract = w3.eth.contract(address=_address(deployment.ledger), abi=ledger_abi)
         self.token: Contract = w3.eth.contract(address=_address(deployment.token), abi=token_abi)
         self._logs = LogDecoder(ledger_abi)
+        self._min_durations: dict[int, int] = {}  # task -> its minimum round duration (fixed)
         chain_id = self._transport.rpc(lambda: w3.eth.chain_id)
         if chain_id != deployment.chain_id:
             raise DeploymentError(
@@ -681,11 +683,26 @@ class LedgerGateway:
     ) -> TxResult:
         """Send a round's commit, batched with the next round's opening when asked (the next
         round's clients wait for both: one transaction is one latency, not two)."""
+        self._await_min_duration(task_id)
         if not open_next:
             return self._transport.send(commit)
         opening = self.ledger.functions.openRound(task_id, round_id + 1, outcome.global_model_hash)
         batch = [bytes.fromhex(calldata(c)[2:]) for c in (commit, opening)]
         return self._transport.send(self.ledger.functions.multicall(batch))
+
+    def _await_min_duration(self, task_id: TaskId) -> None:
+        """Wait until the open round has lasted the task's minimum round duration: a commit
+        before that reverts (LedgerRoundTooShort). The next block's time is the wall clock's on
+        a live node (anvil, a devnet, mainnet); the embedded chain's is its own, and the
+        simulations it runs create tasks without one."""
+        if task_id not in self._min_durations:
+            self._min_durations[task_id] = self.task(task_id).min_round_duration
+        if not self._min_durations[task_id]:
+            return
+        task = self.task(task_id)
+        wait = task.round_opened_at + task.min_round_duration + 1 - time.time()
+        if wait > 0:
+            time.sleep(wait)
 
     def _already_committed(
         self, task_id: TaskId, round_id: RoundId, outcome: RoundOutcome, open_next: bool

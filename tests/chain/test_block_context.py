@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from fedchain.chain.backends import BLOCK_INTERVAL_S, AnvilChain, EmbeddedChain
 from fedchain.chain.deploy import deploy
 from fedchain.chain.gateway import LedgerGateway
-from fedchain.chain.records import RoundId
+from fedchain.chain.records import RoundId, TaskTerms
 
 from ._support import Federation, h
 
@@ -61,3 +61,25 @@ def test_anvil_estimates_the_commit_in_the_pending_block(
     anvil: AnvilChain, accounts: list[LocalAccount]
 ) -> None:
     _commit_right_after_opening(Federation(deploy(anvil.w3, accounts[0])), accounts[1:3])
+
+
+def test_a_commit_waits_for_the_tasks_minimum_round_duration_on_a_live_node(
+    anvil: AnvilChain, accounts: list[LocalAccount]
+) -> None:
+    # Prepare: a task whose rounds last at least 3 s, on a node whose blocks take the wall
+    # clock's time; the commit used to be sent at once and revert (LedgerRoundTooShort)
+    fed = Federation(deploy(anvil.w3, accounts[0]))
+    fed.register(*accounts[1:3])
+    spec_hash, initial = h("spec"), h("init")
+    task_id, _ = fed.gw.create_task(spec_hash, initial, 100, terms=TaskTerms(min_round_duration=3))
+    fed.gw.fund_task(task_id, 1_000)
+    fed.join(task_id, *accounts[1:3])
+    opened = fed.gw.open_round(task_id, RoundId(1), initial)
+    started = time.monotonic()
+    # Execute
+    committed = fed.commit(task_id, 1, accounts[1:3])
+    # Assert: it waited, and the chain recorded a round that lasted its minimum
+    assert time.monotonic() - started >= 2.0
+    opened_at = anvil.w3.eth.get_block(opened.block_number)["timestamp"]
+    committed_at = anvil.w3.eth.get_block(committed.block_number)["timestamp"]
+    assert committed_at - opened_at >= 3

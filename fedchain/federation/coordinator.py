@@ -306,6 +306,13 @@ def _existing_task(
             f"describes {to_hex(spec.spec_hash())}: run with the run config `fedchain task create` "
             "wrote for this task, or create a new task"
         )
+    terms = privacy_task_terms(spec.privacy)
+    cap = terms.epsilon_cap if terms is not None else 0
+    if task.epsilon_cap != cap:
+        raise TaskMismatchError(
+            f"task {task_id} on chain has a privacy cap of {task.epsilon_cap} micro-epsilon, the "
+            f"spec's DP terms give {cap}: create the task with `fedchain task create`"
+        )
     if task.last_round != 0 or task.head_model_hash != initial:
         raise TaskMismatchError(
             f"task {task_id} already has rounds up to {task.last_round}: create a new task with "

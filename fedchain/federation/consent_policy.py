@@ -121,7 +121,7 @@ def _entry(data: Mapping[str, Any]) -> ConsentEntry:
             spec_data[name] = tuple(spec_data[name])
     spec = TaskSpec(**spec_data)
     if "0x" + spec.spec_hash().hex() != str(data["spec_hash"]).lower():
-        raise ValueError(f"the spec of task {data['task_id']} does not hash to its spec_hash")
+        raise TaskSpecError(f"the spec of task {data['task_id']} does not hash to its spec_hash")
     return ConsentEntry(
         int(data["chain_id"]),
         str(data["ledger"]),

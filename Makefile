@@ -62,10 +62,12 @@ test: setup lint
 	$(MAKE) --no-print-directory test-federations
 	$(MAKE) --no-print-directory --output-sync=target -j 2 test-consortium contracts-checked
 
-# One after the other: slither and the Hardhat tests compile into the same .hardhat/ folder.
+# One after the other: slither and the Hardhat tests compile into the same .hardhat/ folder; then
+# the recompile of the committed artifacts with solc-js (CPU-bound, like them).
 contracts-checked: docs
 	$(MAKE) --no-print-directory slither
 	$(MAKE) --no-print-directory test-contracts
+	$(BIN)/pytest -m solc tests/chain/test_artifacts.py
 
 # lint-imports: the layer order and the web3 rule of [tool.importlinter] in pyproject.toml.
 # (Import cycles, counting imports inside functions: tests/unit/test_import_cycles.py.)
@@ -96,7 +98,7 @@ CONSORTIUM_TESTS = tests/e2e/test_deployment.py
 test-python: test-federations test-consortium
 
 test-federations: setup
-	$(BIN)/pytest -n 2 --dist loadfile $(addprefix --ignore=,$(CONSORTIUM_TESTS))
+	$(BIN)/pytest -n 2 --dist loadfile -m "not solc" $(addprefix --ignore=,$(CONSORTIUM_TESTS))
 
 test-consortium: setup
 	$(BIN)/pytest $(CONSORTIUM_TESTS)

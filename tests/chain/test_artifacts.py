@@ -74,7 +74,8 @@ def test_sources_hash_changes_with_any_source() -> None:
     assert before != after
 
 
-@pytest.mark.slow  # 10-12 s of solc-js; still runs by default (nothing deselects `slow`)
+@pytest.mark.solc  # a minute or more of solc-js (via-IR): `make test` runs it in the contracts'
+@pytest.mark.slow  # lane, beside the consortium tests, not among the federations
 def test_a_full_recompile_reproduces_the_committed_artifacts() -> None:
     # Prepare: solc-js needs node; its absence is a failure, not a skip
     if shutil.which("node") is None:

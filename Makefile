@@ -110,6 +110,7 @@ bench: setup
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_privacy.py --scores --write
 	$(BIN)/python scripts/bench_scoring.py --at-scale --write
+	$(BIN)/python scripts/bench_s3_store.py --write
 
 # Regenerate the committed ABI + bytecode after editing contracts/ (needs node_modules).
 contracts: setup

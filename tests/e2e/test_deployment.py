@@ -50,6 +50,10 @@ LEAVER = "hospital-c"
 OUTSIDER = "hospital-d"  # registered, never consents
 REMOTE_PEER = "203.0.113.9"  # TEST-NET-3: a peer on another machine, as a local proxy names it
 ROUNDS = 2
+#: The task's minimum round duration: round 1 cannot be committed, nor round 2 sent, before
+#: hospital C's `fedchain task leave` (started as round 1 reaches C) is mined, however loaded
+#: the machine; without it the leave raced round 2's message.
+MIN_ROUND_S = 20
 START_TIMEOUT_S = 180.0
 RUN_TIMEOUT_S = 1500.0
 # DEVNET TEST passwords of throwaway keystores made for this test only.
@@ -156,7 +160,8 @@ def _set_up(c: Consortium) -> None:
     created = c.fedchain(
         "task", "create", "--keystore", "coordinator.json", "--holdout", "csv:data/holdout.csv",
         "--rounds", str(ROUNDS), "--budget", "1000", "--run-out", "runs/consortium",
-        "--min-nodes", "1", password=COORDINATOR_PASSWORD,
+        "--min-nodes", "1", "--min-round-duration", str(MIN_ROUND_S),
+        password=COORDINATOR_PASSWORD,
     )  # fmt: skip
     c.task_id = int(created.split("task ", 1)[1].split()[0])
 

@@ -10,10 +10,12 @@ valid ones, stores and evaluates the global model, and commits the round in one 
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,7 +186,8 @@ class LedgerStrategy(Strategy):
             config[CONFIG_RPC_URL] = link.client_rpc_url
             config[CONFIG_DIRECT] = link.direct
         config[CONFIG_PARENT_HASH] = to_hex(parent)
-        messages = list(self.inner.configure_train(server_round, arrays, config, grid))
+        with _seeded_sampling(self.task_seed, server_round):
+            messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         self._sampled[server_round] = [m.metadata.dst_node_id for m in messages]
         self._sent[server_round] = messages  # the grid sets their ids as it pushes them
         return messages
@@ -711,3 +714,17 @@ def _error_summary(reason: str) -> str:
 
 class _Rejected(Exception):
     """A reply fails a check; the message is the reason recorded."""
+
+
+@contextmanager
+def _seeded_sampling(seed: int, server_round: int) -> Iterator[None]:
+    """Flower samples a round's nodes (``--fraction``) with the global ``random`` module: seed it
+    from the task's seed and the round for that call, then give the module its state back, so
+    the same seed samples the same nodes (of the same node ids: the in-process engine's; Flower's
+    simulation engine gives its nodes random ids) whatever ran before in the process."""
+    state = random.getstate()
+    random.seed(f"fedchain sampling {seed} {server_round}")
+    try:
+        yield
+    finally:
+        random.setstate(state)

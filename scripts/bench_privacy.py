@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_page import write_section
+
 from fedchain.settings import RunSettings
 
 __all__ = ["EPSILONS", "SETTINGS", "Cell", "bench_privacy", "markdown", "score_correlation"]
@@ -234,18 +236,6 @@ dataset size).
     return text
 
 
-def write_section(text: str, doc: Path = DOC) -> None:
-    """Replace (or append) the "Privacy" section of ``doc``, up to the next ``## `` heading."""
-    current = doc.read_text()
-    start = current.find(f"\n{HEADING}")
-    if start < 0:
-        doc.write_text(current.rstrip("\n") + "\n\n" + text)
-        return
-    end = current.find("\n## ", start + 1)
-    tail = current[end:] if end >= 0 else "\n"
-    doc.write_text(current[:start] + "\n" + text + tail)
-
-
 def _seeds(text: str) -> list[int]:
     first, _, last = text.partition("-")
     return list(range(int(first), int(last or first) + 1))
@@ -273,7 +263,7 @@ def main() -> None:
     text = section(cells, epsilons, f"python scripts/bench_privacy.py{flags}", timing, scores)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(HEADING, text, DOC)
 
 
 if __name__ == "__main__":

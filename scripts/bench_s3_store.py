@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_page import write_section
+
 __all__ = ["Measured", "bench_s3_store", "markdown"]
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
@@ -155,18 +157,6 @@ def _verdict(code: int) -> str:
     )
 
 
-def write_section(text: str, doc: Path = DOC) -> None:
-    """Replace (or append) the "Object storage" section of ``doc``, up to the next ``## ``."""
-    current = doc.read_text()
-    start = current.find(f"\n{HEADING}")
-    if start < 0:
-        doc.write_text(current.rstrip("\n") + "\n\n" + text)
-        return
-    end = current.find("\n## ", start + 1)
-    tail = current[end:] if end >= 0 else "\n"
-    doc.write_text(current[:start] + "\n" + text + tail)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=None, help="default: the job's (10)")
@@ -179,7 +169,7 @@ def main() -> None:
     text = markdown(local, on_s3, command)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(HEADING, text, DOC)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypedDict
 
 import numpy as np
+from bench_page import write_section
 
 from fedchain.contribution.base import Coalition, Scorer
 from fedchain.contribution.registry import build_scorer
@@ -404,21 +405,6 @@ tuned: [Contribution](contribution.md#scoring-at-scale).
 """
 
 
-def write_at_scale(text: str) -> None:
-    """Replace (or append) the "Scoring at scale" section of docs/BENCHMARKS.md."""
-    from pathlib import Path
-
-    doc = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
-    current = doc.read_text()
-    start = current.find(f"\n{AT_SCALE_HEADING}")
-    if start < 0:
-        doc.write_text(current.rstrip("\n") + "\n\n" + text)
-        return
-    end = current.find("\n## ", start + 1)
-    tail = current[end:] if end >= 0 else "\n"
-    doc.write_text(current[:start] + "\n" + text + tail)
-
-
 if __name__ == "__main__":
     import sys
 
@@ -428,7 +414,7 @@ if __name__ == "__main__":
         section = AT_SCALE_INTRO + "\n" + at_scale_markdown(rows) + "\n"
         print(section)
         if "--write" in sys.argv:
-            write_at_scale(section)
+            write_section(AT_SCALE_HEADING, section)
     else:
         print(f"simulated cost per utility evaluation: {EVAL_SECONDS * 1000:g} ms\n")
         print(markdown(bench_scoring()))

@@ -695,11 +695,12 @@ class LedgerGateway:
         before that reverts (LedgerRoundTooShort). The next block's time is the wall clock's on
         a live node (anvil, a devnet, mainnet); the embedded chain's is its own, and the
         simulations it runs create tasks without one."""
-        if task_id not in self._min_durations:
-            self._min_durations[task_id] = self.task(task_id).min_round_duration
-        if not self._min_durations[task_id]:
+        if self._min_durations.get(task_id) == 0:
+            return  # terms are fixed at creation: a task without one is read once
+        task = self.task(task_id)  # the open round's opening time
+        self._min_durations[task_id] = task.min_round_duration
+        if not task.min_round_duration:
             return
-        task = self.task(task_id)
         wait = task.round_opened_at + task.min_round_duration + 1 - time.time()
         if wait > 0:
             time.sleep(wait)

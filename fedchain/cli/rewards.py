@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from fedchain.audit import OpenedRun as OpenedRunT
+    from fedchain.chain.gateway import LedgerEvent as LedgerEventT
     from fedchain.chain.gateway import LedgerGateway as LedgerGatewayT
 
 
@@ -43,7 +44,8 @@ def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> 
             _merkle_rewards(opened)
             return
         gateway = opened.gateway
-        attributed = _task_attributed(gateway, opened.task_id)
+        events = gateway.events()  # read once: the attributions and the registrars
+        attributed = _task_attributed(events, opened.task_id)
         token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
         unit = run_token(run)
         table = _balance_table(opened.task_id, unit.symbol, token, "")
@@ -54,20 +56,22 @@ def rewards(run: RunOption = Path("runs/latest"), rpc_url: RpcOption = None) -> 
             cells = (amount, claimed + owed, claimed, owed)
             table.add_row(labels[who], *(tokens(c, unit) for c in cells))
         console.print(table)
-        console.print(_parties_line(gateway, opened.task_id, [who for who, _ in ranked]))
+        console.print(_parties_line(gateway, events, opened.task_id, [w for w, _ in ranked]))
         _print_privacy(run)
     finally:
         opened.close()
 
 
-def _parties_line(gateway: LedgerGatewayT, task_id: int, participants: list[str]) -> str:
+def _parties_line(
+    gateway: LedgerGatewayT, events: list[LedgerEventT], task_id: int, participants: list[str]
+) -> str:
     """The task's coordinator and the registrar(s) that admitted its paid participants, named
     as the registry names them (issue 16: every party, not only the participants)."""
     coordinator = str(gateway.task(task_id).coordinator)  # type: ignore[arg-type]
     registrars = sorted(
         {
             str(e.args["registrar"])
-            for e in gateway.events()
+            for e in events
             if e.name == "OrganisationRegistered" and str(e.args["account"]) in participants
         }
     )
@@ -105,7 +109,8 @@ def _merkle_rewards(opened: OpenedRunT) -> None:
 
     gateway = opened.gateway
     records = verified_records(opened.out, gateway, opened.task_id)
-    balances = reward_balances(records, gateway.events(), opened.task_id)
+    events = gateway.events()  # read once: the leaves' claims and the registrars
+    balances = reward_balances(records, events, opened.task_id)
     token = gateway.task(opened.task_id).token  # type: ignore[arg-type]
     unit = run_token(opened.out)
     table = _balance_table(opened.task_id, unit.symbol, token, "merkle mode, ")
@@ -120,14 +125,15 @@ def _merkle_rewards(opened: OpenedRunT) -> None:
         cells = (b.attributed, claimed + owed + b.unproven, claimed, owed + b.unproven)
         table.add_row(labels[b.participant], *(tokens(c, unit) for c in cells))
     console.print(table)
-    console.print(_parties_line(gateway, opened.task_id, [b.participant for b in ranked]))
+    participants = [b.participant for b in ranked]
+    console.print(_parties_line(gateway, events, opened.task_id, participants))
     _print_privacy(opened.out)
 
 
-def _task_attributed(gateway: LedgerGatewayT, task_id: int) -> dict[str, int]:
+def _task_attributed(events: list[LedgerEventT], task_id: int) -> dict[str, int]:
     """What task ``task_id``'s rounds attributed to each participant (its events only)."""
     attributed: dict[str, int] = {}
-    for event in gateway.events():
+    for event in events:
         if event.name == "RewardAttributed" and event.args["taskId"] == task_id:
             who = str(event.args["participant"])
             attributed[who] = attributed.get(who, 0) + int(event.args["amount"])
@@ -206,7 +212,7 @@ def _attributed_to(opened: OpenedRunT, address: str) -> int:
     """What the run's task attributed to ``address`` over its rounds (merkle: its leaves)."""
     gateway = opened.gateway
     if opened.settings.commit_mode != "merkle":
-        return _task_attributed(gateway, opened.task_id).get(address, 0)
+        return _task_attributed(gateway.events(), opened.task_id).get(address, 0)
     from fedchain.federation.merkle_rounds import reward_balances, verified_records
 
     records = verified_records(opened.out, gateway, opened.task_id)

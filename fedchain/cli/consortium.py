@@ -236,7 +236,9 @@ def task_create(
             help="Feature columns a,b,c of every CSV (default: the holdout's other numeric ones)."
         ),
     ] = "",
-    model: Annotated[str, typer.Option(help="auto, logreg, mlp or cnn.")] = _TASK_DEFAULT.model,
+    model: Annotated[
+        str, typer.Option(help="auto, logreg, mlp, cnn, mlp-1m or mlp-10m.")
+    ] = _TASK_DEFAULT.model,
     strategy: Annotated[
         str, typer.Option(help="fedavg, fedprox, fedadam, fedmedian, ..., cclip, fltrust.")
     ] = _TASK_DEFAULT.strategy,

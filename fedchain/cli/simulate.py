@@ -60,7 +60,9 @@ def simulate(
             "cclip (centered clipping) or fltrust (trust from the server's holdout)."
         ),
     ] = _DEFAULT["strategy"],
-    model: Annotated[str, typer.Option(help="auto, logreg, mlp or cnn.")] = _DEFAULT["model"],
+    model: Annotated[
+        str, typer.Option(help="auto, logreg, mlp, cnn, mlp-1m or mlp-10m.")
+    ] = _DEFAULT["model"],
     local_epochs: Annotated[int, typer.Option(help="Local epochs per round.")] = _DEFAULT[
         "local_epochs"
     ],

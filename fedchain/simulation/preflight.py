@@ -170,12 +170,12 @@ def _check_workload(settings: RunSettings) -> None:
     for every client after the holdout."""
     from fedchain.federation.workload import run_dataset
     from fedchain.ml.data import SYNTHETIC, SYNTHETIC_DEFAULT_SIZE, split_holdout
-    from fedchain.ml.models import MODEL_NAMES
+    from fedchain.ml.models import ALL_MODEL_NAMES
     from fedchain.ml.partition import MIN_CLIENT_SAMPLES, parse_partition_scheme
 
     parse_partition_scheme(settings.partition)
-    if settings.model not in ("auto", *MODEL_NAMES):
-        raise SettingsError(f"unknown model {settings.model!r}: auto, {', '.join(MODEL_NAMES)}")
+    if settings.model not in ("auto", *ALL_MODEL_NAMES):
+        raise SettingsError(f"unknown model {settings.model!r}: auto, {', '.join(ALL_MODEL_NAMES)}")
     data = run_dataset(settings)  # a CSV's columns and classes checked here
     train, _ = split_holdout(data, settings.holdout_fraction, settings.seed)
     needed = MIN_CLIENT_SAMPLES * settings.num_clients

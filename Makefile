@@ -111,6 +111,7 @@ bench: setup
 	$(BIN)/python scripts/bench_privacy.py --scores --write
 	$(BIN)/python scripts/bench_scoring.py --at-scale --write
 	$(BIN)/python scripts/bench_s3_store.py --write
+	$(BIN)/python scripts/bench_model_size.py --write
 
 # Regenerate the committed ABI + bytecode after editing contracts/ (needs node_modules).
 contracts: setup

@@ -27,7 +27,9 @@ def deploy(
     ledger = _deploy_contract(w3, deployer, "Ledger", chain_id, deployer.address)
     url = getattr(w3.provider, "endpoint_uri", None)
     deployment = Deployment(chain_id, ledger, token, block + 1, deployer.address, url and str(url))
-    return LedgerGateway(w3, deployment, deployer, retry)
+    gateway = LedgerGateway(w3, deployment, deployer, retry)
+    gateway.deployed_here()
+    return gateway
 
 
 def _deploy_contract(w3: Web3, deployer: LocalAccount, name: str, chain_id: int, *args: Any) -> str:

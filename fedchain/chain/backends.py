@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -325,6 +326,15 @@ class EmbeddedProvider(EthereumTesterProvider):
                         if log.address == wanted:
                             out.append(_node_log(log, index, number, tx.hash))
         return out
+
+    def storage_words(self, address: str, slots: Sequence[int]) -> list[int]:
+        """The storage words of contract ``address`` at ``slots``, all read at the head block
+        (as ``eth_getStorageAt`` at ``latest``, without a request per word)."""
+        account = bytes.fromhex(address.removeprefix("0x"))
+        with self._lock:
+            chain = self._tester.backend.chain
+            state = chain.get_vm(at_header=chain.get_canonical_head()).state
+            return [int(state.get_storage(account, slot)) for slot in slots]
 
     def node_receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
         """A mined transaction's receipt as a node sends it (status, gas, block, logs), read

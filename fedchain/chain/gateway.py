@@ -254,8 +254,24 @@ class LedgerGateway:
         ``getMembership``, read at one block)."""
         if not addresses:
             return []
+        provider = self.w3.provider
+        if isinstance(provider, EmbeddedProvider):
+            return self._memberships_from_storage(provider, task_id, addresses)
         calls = [self.ledger.functions.getMembership(task_id, _address(a)) for a in addresses]
         return [_membership(fields) for fields in self._read_many(calls)]
+
+    def _memberships_from_storage(
+        self, provider: EmbeddedProvider, task_id: TaskId, addresses: Sequence[str]
+    ) -> list[Membership]:
+        """The memberships read from the ledger's storage words, located with the compiler's
+        storage layout, all at one block: on py-evm, executing ``getMembership`` 100 times in a
+        multicall took a fifth of a round's server time, reading 200 words about a tenth."""
+        _, members = _struct_layout("_members", nesting=2)
+        width = 1 + max(slot for slot, _, _ in members.values())
+        firsts = [_membership_slot(task_id, a) for a in addresses]
+        slots = [first + i for first in firsts for i in range(width)]
+        words = provider.storage_words(str(self.ledger.address), slots)
+        return [_membership_from_words(words[i : i + width]) for i in range(0, len(words), width)]
 
     def privacy_spent(self, task_id: TaskId, address: str) -> int:
         """``address``'s recorded privacy spend in task ``task_id``, in micro-epsilon (the
@@ -872,9 +888,18 @@ class LedgerGateway:
 @cache
 def _task_layout() -> tuple[int, dict[str, tuple[int, int, int]]]:
     """The ``_tasks`` mapping's slot and its struct members: label -> (slot, offset, bytes)."""
+    return _struct_layout("_tasks", nesting=1)
+
+
+@cache
+def _struct_layout(label: str, nesting: int) -> tuple[int, dict[str, tuple[int, int, int]]]:
+    """The slot of the mapping ``label`` (of ``nesting`` keys) and the members of the struct it
+    maps to: label -> (slot, offset, bytes)."""
     layout = load_artifact("Ledger")["storageLayout"]
-    (entry,) = [s for s in layout["storage"] if s["label"] == "_tasks"]
-    struct = layout["types"][entry["type"]]["value"]
+    (entry,) = [s for s in layout["storage"] if s["label"] == label]
+    struct = entry["type"]
+    for _ in range(nesting):
+        struct = layout["types"][struct]["value"]
     members = {
         m["label"]: (
             int(m["slot"]),
@@ -892,6 +917,30 @@ def _task_head_slots(task_id: int) -> tuple[int, int, int, int]:
     base = int.from_bytes(keccak(abi_encode(["uint256", "uint256"], [task_id, base_slot])), "big")
     head_member, round_member = members["headModelHash"], members["lastRound"]
     return base + head_member[0], base + round_member[0], 8 * round_member[1], 8 * round_member[2]
+
+
+def _membership_slot(task_id: int, address: str) -> int:
+    """The first storage slot of ``_members[task_id][address]``."""
+    base_slot, _ = _struct_layout("_members", nesting=2)
+    inner = keccak(abi_encode(["uint256", "uint256"], [task_id, base_slot]))
+    outer = keccak(abi_encode(["address", "bytes32"], [address, inner]))
+    return int.from_bytes(outer, "big")
+
+
+#: The Membership fields in ``Membership``'s order, as ``getMembership`` returns them.
+_MEMBERSHIP_FIELDS = ("joinedRound", "leftRound", "index", "datasetSize", "epsilonSpent")
+
+
+def _membership_from_words(words: Sequence[int]) -> Membership:
+    """A ``Ledger.Membership`` from its storage words (see ``_struct_layout``)."""
+    _, members = _struct_layout("_members", nesting=2)
+    values = []
+    for name in _MEMBERSHIP_FIELDS:
+        slot, offset, size = members[name]
+        values.append((words[slot] >> (8 * offset)) & ((1 << (8 * size)) - 1))
+    data_hash = words[members["dataHash"][0]].to_bytes(32, "big")
+    joined, left, index, size, spent = values
+    return Membership(joined, left, index, size, data_hash, spent)
 
 
 def _participant_record(fields: Sequence[Any]) -> ParticipantRecord:

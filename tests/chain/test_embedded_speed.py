@@ -17,8 +17,8 @@ from fedchain.chain._keccak import use_fast_keccak
 from fedchain.chain.backends import EmbeddedChain, EmbeddedProvider
 from fedchain.chain.deploy import deploy
 from fedchain.chain.gateway import LedgerGateway
-from fedchain.chain.records import Consent, SignedConsent, TaskId
-from fedchain.chain.signing import sign_consent
+from fedchain.chain.records import Commitment, Consent, RoundId, SignedConsent, TaskId, TaskTerms
+from fedchain.chain.signing import sign_commitment, sign_consent
 
 from ._support import Federation, h
 
@@ -200,3 +200,32 @@ def test_a_fresh_deployment_is_noted_as_deployed_here(coordinator: LocalAccount)
         assert gw._registered == set()
     finally:
         chain.close()
+
+
+def test_memberships_read_from_storage_match_the_contracts_view(
+    gw: LedgerGateway, fed: Federation, accounts: list[LocalAccount]
+) -> None:
+    # Prepare: a DP task; alice spends, bob leaves, carol never joins
+    alice, bob, carol = accounts[1:4]
+    task_id, _ = gw.create_task(h("dp"), h("init"), 1_000, terms=TaskTerms(epsilon_cap=8_000_000))
+    gw.fund_task(task_id, 10_000)
+    fed.register(alice, bob)
+    fed.join(task_id, alice, bob)
+    fed.open(task_id, 1)
+    spent = Commitment(task_id, RoundId(1), h("u"), 10, 3_000_000)
+    fed.commit(task_id, 1, [sign_commitment(alice, gw.domain, spent)], model="g1")
+    gw.remove_member(task_id, bob.address)
+    who = [alice.address, bob.address, carol.address]
+
+    # Execute
+    stored = gw.memberships(task_id, who)
+    viewed = [gw.membership(task_id, a) for a in who]  # getMembership, executed by py-evm
+
+    # Assert
+    assert stored == viewed
+    assert stored[0].epsilon_spent == 3_000_000
+    assert stored[0].joined
+    assert stored[1].left_round == 2
+    assert stored[1].index == 1
+    assert stored[2] == viewed[2]
+    assert not stored[2].joined

@@ -8,6 +8,7 @@ Flower, PyTorch and the scorers are imported only when a round is replayed: audi
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from fedchain.audit.merkle import attach_merkle_records
 from fedchain.audit.sources import AuditError, OpenedRun
 from fedchain.audit.verdict import ScoreCheck
 from fedchain.contribution.rewards import to_fixed_point
-from fedchain.hashing import model_hash, to_hex
+from fedchain.hashing import from_hex, model_hash, to_hex
 from fedchain.settings import RunSettings
 from fedchain.store import ModelCorrupted, ModelNotInStore, ModelStore, run_store
 from fedchain.task import TaskSpec
@@ -250,10 +251,16 @@ class _Replay:
             )
         return recomputed
 
-    def _loss(self, model: Mapping[str, np.ndarray[Any, Any]]) -> float:
-        from fedchain.federation.workload import evaluate_weights
+    @functools.cached_property
+    def _holdout(self) -> Any:
+        """The holdout's evaluator, built once: the model and tensors are reused by the
+        thousands of coalition evaluations of a round (equal to evaluate_weights's)."""
+        from fedchain.federation.holdout_eval import HoldoutEvaluator
 
-        return evaluate_weights(self.settings, self.hold.data, model)[1]
+        return HoldoutEvaluator(self.settings, self.hold.data)
+
+    def _loss(self, model: Mapping[str, np.ndarray[Any, Any]]) -> float:
+        return float(self._holdout.loss(model))
 
     def _evaluate(self, entry: RoundLineage, global_model: Weights, result: RoundReplay) -> None:
         from fedchain.federation.workload import evaluate_weights
@@ -297,6 +304,7 @@ class _Replay:
             holdout_hash=self.spec.holdout_hash,
             rule=RewardRule(full_gain) if full_gain > 0 else None,
             update_weights=None if given is None else [float(w) for w in given],
+            recorded_hash=from_hex(entry.scoring_hash) if entry.scoring_hash else None,
         )
         unearned = self.budget - entry.total_reward
         if scoring.unearned != unearned:

@@ -73,6 +73,7 @@ __all__ = [
     "DEFAULT_EPS_TRUNC",
     "DEFAULT_EXACT_PAIRS",
     "DEFAULT_MAX_PERMUTATIONS",
+    "EARLIER_DEFAULTS",
     "GTGScorer",
 ]
 
@@ -86,11 +87,26 @@ DEFAULT_EPS_TRUNC = 0.01
 #: Converged once every score's estimated standard error is below this share of the mean
 #: absolute score.
 DEFAULT_CONVERGENCE_TOL = 0.1
-#: Upper bound on sampled permutations (rounded up to whole cycles).
-DEFAULT_MAX_PERMUTATIONS = 100
+#: Upper bound on sampled permutations (rounded up to whole cycles): two cycles at 50
+#: participants, about 5,500 holdout evaluations, the most that fit 5 s of scoring there.
+DEFAULT_MAX_PERMUTATIONS = 200
 #: Rounds of at most this many participants get positions 0 and 1 exactly (n (n + 1) / 2
 #: evaluations: 1,275 at 50 participants).
 DEFAULT_EXACT_PAIRS = 64
+#: The defaults before these, newest first. The scoring hash a ledger records commits to the
+#: parameters, so an auditor finds among these the ones a round was scored with and recomputes
+#: it with them (fedchain.contribution.round.score_round). Scores under defaults older than
+#: these (before issue 18's incremental coalitions) came from another algorithm: not recomputable.
+EARLIER_DEFAULTS: tuple[dict[str, ParamValue], ...] = (
+    # Issue 18's first step (commit 3450675): one cycle at 50 participants.
+    {
+        "eps_round": 1e-6,
+        "eps_trunc": 0.01,
+        "convergence_tol": 0.1,
+        "max_permutations": 100,
+        "exact_pairs": 64,
+    },
+)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from fedchain.contribution.base import SCORER_NAMES, ParamValue, Scorer, ScoringError
 from fedchain.contribution.cosine import CosineScorer
 from fedchain.contribution.data_size import DataSizeScorer
+from fedchain.contribution.gtg import EARLIER_DEFAULTS as GTG_EARLIER_DEFAULTS
 from fedchain.contribution.gtg import GTGScorer
 from fedchain.contribution.loo import LeaveOneOutScorer
 from fedchain.contribution.shapley import ShapleyScorer
 
-__all__ = ["SCORERS", "build_scorer"]
+__all__ = ["SCORERS", "build_scorer", "earlier_params"]
 
 SCORERS: dict[str, Callable[..., Scorer]] = {
     "data-size": DataSizeScorer,
@@ -20,6 +21,15 @@ SCORERS: dict[str, Callable[..., Scorer]] = {
     "gtg": GTGScorer,
     "cosine": CosineScorer,
 }
+
+#: Each method's defaults before its current ones, newest first: rounds scored under them are
+#: recomputed with them (see :func:`fedchain.contribution.round.score_round`).
+EARLIER_PARAMS: dict[str, tuple[dict[str, ParamValue], ...]] = {"gtg": GTG_EARLIER_DEFAULTS}
+
+
+def earlier_params(name: str) -> tuple[dict[str, ParamValue], ...]:
+    """The earlier default parameters of method ``name``, newest first (none for most)."""
+    return EARLIER_PARAMS.get(name.strip().lower(), ())
 
 
 def build_scorer(name: str, **params: ParamValue) -> Scorer:

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from fedchain.contribution.base import RoundScores, Utility
+from fedchain.contribution.base import RoundScores, Scorer, Utility
 from fedchain.contribution.coalition_models import WeightedMeanUtility
 from fedchain.contribution.duplicates import duplicate_groups
-from fedchain.contribution.registry import build_scorer
+from fedchain.contribution.registry import build_scorer, earlier_params
 from fedchain.contribution.rewards import RewardRule, eligible, pay, split_budget, to_fixed_point
 
 __all__ = [
@@ -132,8 +132,14 @@ def score_round(
     holdout_hash: str,
     rule: RewardRule | None = None,
     update_weights: Sequence[float] | None = None,
+    recorded_hash: bytes | None = None,
 ) -> RoundScoring:
     """Score the round's accepted participants and pay them out of ``budget``.
+
+    ``recorded_hash`` (an auditor's: the scoring hash a ledger recorded for the round) picks the
+    method's parameters: the current defaults, or the earlier defaults whose scoring record
+    hashes to it (a round scored before they changed recomputes as it was scored); without it,
+    or when none matches, the current defaults.
 
     ``aggregate(indices)`` rebuilds a coalition's model with the round's aggregation (indices in
     ascending order); the full coalition is ``global_model`` and the empty one ``parent``.
@@ -156,8 +162,9 @@ def score_round(
             deltas, cosine=rule.duplicate_cosine, norm_tolerance=rule.duplicate_norm_tolerance
         )
     players = sorted(set(groups))  # the representatives, in aggregation order
+    scorer = _scorer(method, seed, holdout_hash, rule, recorded_hash)
     result, params = _play(
-        method,
+        scorer,
         players,
         _Round(updates, examples, deltas, parent, global_model, aggregate, loss, base, names),
         seed,
@@ -213,8 +220,26 @@ class _Round:
     names: Sequence[str]
 
 
+def _scorer(
+    method: str,
+    seed: int,
+    holdout_hash: str,
+    rule: RewardRule | None,
+    recorded_hash: bytes | None,
+) -> Scorer:
+    """The scorer with the current defaults, or with the earlier defaults ``recorded_hash``
+    commits to."""
+    scorer = build_scorer(method)
+    if recorded_hash is None:
+        return scorer
+    for params in (scorer.params(), *earlier_params(method)):
+        if _hash(scoring_record(method, params, seed, holdout_hash, rule)) == recorded_hash:
+            return build_scorer(method, **params)
+    return scorer  # none matches: the caller reports the differing hash
+
+
 def _play(
-    method: str, players: Sequence[int], game: _Round, seed: int
+    scorer: Scorer, players: Sequence[int], game: _Round, seed: int
 ) -> tuple[RoundScores, dict[str, Any]]:
     """Score ``players`` (indices of updates, ascending) in the round's game: a coalition of
     players is worth minus the holdout loss of the model aggregated from their updates alone."""
@@ -229,7 +254,6 @@ def _play(
             return -game.loss(grand)
         return -game.loss(game.aggregate([players[i] for i in sorted(coalition)]))
 
-    scorer = build_scorer(method)
     result: RoundScores = scorer.score(
         len(players),
         _incremental(utility, players, game),

@@ -29,6 +29,7 @@ from fedchain.chain.gateway import LedgerEvent, LedgerGateway
 from fedchain.chain.queue import WriteQueue
 from fedchain.chain.records import TaskId, privacy_task_terms
 from fedchain.federation.flower_strategies import build_strategy
+from fedchain.federation.holdout_eval import HoldoutEvaluator
 from fedchain.federation.ledger_strategy import LedgerLink, LedgerStrategy
 from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays
 from fedchain.federation.participant import FIRST_PARTICIPANT_KEY, simulated_consent
@@ -37,7 +38,6 @@ from fedchain.federation.round_report import RoundReport
 from fedchain.federation.run_artifacts import RunRecord, read_reward_token, write_artifacts
 from fedchain.federation.workload import (
     Holdout,
-    evaluate_weights,
     holdout,
     initial_weights,
     model_name,
@@ -421,7 +421,7 @@ def run_federation(
             build_strategy(settings, settings.num_clients),
             link=link,
             store=store,
-            evaluate=lambda weights: evaluate_weights(settings, hold.data, weights),
+            evaluate=HoldoutEvaluator(settings, hold.data),
             template=initial,
             reward_per_round=settings.reward_per_round,
             min_accepted=settings.min_train_nodes,

@@ -140,23 +140,6 @@ model and scores every contribution, which flatters it against the rules that ne
 
 {scale}
 
-Where the ledger's time goes in a round: the round's clients cannot start training before the
-chain holds the previous round's commit and this round's opening, so that write is on every
-round's critical path (the rest of the ledger's work, signing and checking commitments, is a
-few milliseconds per client). It is one transaction: the commit opens the next round in the same
-call (OpenZeppelin `Multicall`). Its gas limit comes from one execution of the call
-(`eth_createAccessList`) rather than `eth_estimateGas`, which searches over several executions
-(60 ms against 10 ms for a 50-participant commit on anvil); its calldata is encoded by eth_abi
-directly rather than through web3's argument normalisers (2.6 ms against 23 ms); its receipts
-are read as the node sends them rather than through web3's formatters (2.5 ms against 18 ms for
-a 100-participant commit's 200 logs, read twice per commit); and clients poll the chain at a
-quarter of the time they have waited. At 1,000 clients, 50 small clients
-make a round of about 0.4 s without a ledger, so that transaction still shows in
-*round / none*; with bigger rounds it vanishes. Round 1 and the wall times include starting Ray
-and its workers (about 9 s here, and most of the noise between repeats: a run's wall time varies
-by up to a fifth between repeats on this shared machine, which is why the best of several
-counts).
-
 ## Transaction latency: embedded against anvil (`python scripts/bench_scale.py`)
 
 {latency}

@@ -47,7 +47,7 @@ from fedchain.federation.merkle_rounds import MerkleRound, publish
 from fedchain.federation.messages import Weights, arrays_to_numpy
 from fedchain.federation.robust_strategies import RoundHistory
 from fedchain.federation.round_report import NodeAddresses, ParticipantOutcome, RoundReport
-from fedchain.hashing import ModelHash, model_hash, to_hex
+from fedchain.hashing import ModelHash, from_hex, model_hash, to_hex
 from fedchain.privacy import METRIC_DP_EPSILON
 from fedchain.record_keys import (
     COMMIT_EPSILON,
@@ -225,8 +225,9 @@ class LedgerStrategy(Strategy):
         # Read while checking, before aggregating: some strategies (FedMedian) consume the
         # replies' arrays.
         updates = [c.weights for c in accepted if c.weights is not None]
-        for update in updates:  # every accepted update is kept, so anyone can recompute the round
-            self.store.put(update)
+        for c in accepted:  # every accepted update is kept, so anyone can recompute the round
+            if c.weights is not None:  # hashed once, as it was checked
+                self.store.put(c.weights, known=from_hex(c.outcome.update_hash))
         try:
             self._prime_inner(server_round, [c.outcome.num_examples for c in accepted])
             with frozen_heap():

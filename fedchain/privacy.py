@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from fedchain.errors import FedchainError
 
 __all__ = [
+    "ACCOUNTANTS",
+    "DEFAULT_ACCOUNTANT",
     "DEFAULT_CLIP_NORM",
     "DEFAULT_DELTA",
     "EPSILON_SCALE",
+    "LEGACY_ACCOUNTANT",
     "METRIC_DP_EPSILON",
     "PrivacyError",
     "PrivacyTerms",
@@ -31,6 +34,14 @@ DEFAULT_DELTA = 1e-5
 #: The per-example gradient norm DP-SGD clips to: 1.0 is Opacus' tutorials' and Abadi et al.'s
 #: usual order of magnitude, and works for the three built-in models at their learning rates.
 DEFAULT_CLIP_NORM = 1.0
+#: Opacus' accountants a task may count its epsilons with: Renyi DP (Mironov 2017) and the
+#: privacy random variables (PRV, Gopi et al. 2021), whose numerical composition gives a
+#: tighter (smaller) epsilon for the same noise, hence less noise for the same cap.
+ACCOUNTANTS = ("prv", "rdp")
+#: The accountant of a new task.
+DEFAULT_ACCOUNTANT = "prv"
+#: The accountant of a task spec without one: every DP task made before the field existed.
+LEGACY_ACCOUNTANT = "rdp"
 #: Epsilons go on chain as integers in millionths (micro-epsilon).
 EPSILON_SCALE = 10**6
 #: The fit metric in which a client reports its cumulative epsilon after the round (a float;
@@ -54,11 +65,15 @@ class PrivacyTerms:
         The delta of the (epsilon, delta) guarantee.
     clip_norm
         The L2 norm each example's gradient is clipped to in DP-SGD.
+    accountant
+        The accountant every epsilon of the task is counted with (:data:`ACCOUNTANTS`): the
+        noise planned, each site's spend and the audit's recomputation.
     """
 
     epsilon: float
     delta: float = DEFAULT_DELTA
     clip_norm: float = DEFAULT_CLIP_NORM
+    accountant: str = DEFAULT_ACCOUNTANT
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.epsilon) and self.epsilon > 0):
@@ -69,16 +84,23 @@ class PrivacyTerms:
             raise PrivacyError(
                 f"--dp-clip-norm: the clipping norm must be a positive number, got {self.clip_norm}"
             )
+        if self.accountant not in ACCOUNTANTS:
+            raise PrivacyError(
+                f"dp-accountant: {self.accountant!r} is not one of {', '.join(ACCOUNTANTS)}"
+            )
 
     def describe(self) -> str:
-        """One line for people: ``epsilon <= 8 per site, delta 1e-05, clip norm 1``."""
+        """One line for people: ``epsilon <= 8 per site, delta 1e-05, clip norm 1, PRV
+        accountant``."""
         return (
             f"epsilon <= {self.epsilon:g} per site, delta {self.delta:g}, "
-            f"clip norm {self.clip_norm:g}"
+            f"clip norm {self.clip_norm:g}, {self.accountant.upper()} accountant"
         )
 
 
-def parse_dp(text: str, *, clip_norm: float = DEFAULT_CLIP_NORM) -> PrivacyTerms:
+def parse_dp(
+    text: str, *, clip_norm: float = DEFAULT_CLIP_NORM, accountant: str = DEFAULT_ACCOUNTANT
+) -> PrivacyTerms:
     """Read ``EPSILON[:DELTA]`` (``--dp 8`` or ``--dp 8:1e-5``); delta defaults to 1e-5.
 
     Raises
@@ -96,7 +118,7 @@ def parse_dp(text: str, *, clip_norm: float = DEFAULT_CLIP_NORM) -> PrivacyTerms
         raise PrivacyError(
             f"--dp: {text!r} is not EPSILON or EPSILON:DELTA, e.g. 8 or 8:1e-5"
         ) from None
-    return PrivacyTerms(epsilon=epsilon, delta=delta, clip_norm=clip_norm)
+    return PrivacyTerms(epsilon=epsilon, delta=delta, clip_norm=clip_norm, accountant=accountant)
 
 
 def to_micro(epsilon: float) -> int:

@@ -113,10 +113,11 @@ class RunSettings:
     # Differential privacy (fedchain.privacy, docs/privacy.md): "" (off) or EPSILON[:DELTA], the
     # cap each site's epsilon may reach over the task; the rounds its noise is planned over
     # (0: num-server-rounds; fewer makes a site stop, its budget spent, after that many); the
-    # per-example gradient norm clipped to.
+    # per-example gradient norm clipped to; Opacus' accountant ("prv" or "rdp").
     dp: str = ""
     dp_rounds: int = 0
     dp_clip_norm: float = 1.0
+    dp_accountant: str = "prv"
     # Simulation only: HOST:PORT of an existing Ray cluster's head to run the clients on; ""
     # starts a Ray of the run's own on loopback (fedchain.simulation.ray_placement).
     ray_address: str = ""
@@ -189,7 +190,7 @@ class RunSettings:
         if not self.dp:
             return None
         try:
-            return parse_dp(self.dp, clip_norm=self.dp_clip_norm)
+            return parse_dp(self.dp, clip_norm=self.dp_clip_norm, accountant=self.dp_accountant)
         except PrivacyError as error:
             raise SettingsError(str(error)) from None
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from fedchain._version import __version__
 from fedchain.errors import FedchainError
-from fedchain.privacy import PrivacyTerms
+from fedchain.privacy import LEGACY_ACCOUNTANT, PrivacyTerms
 
 if TYPE_CHECKING:
     from fedchain.settings import RunSettings
@@ -52,6 +52,7 @@ _OPTIONAL_FIELDS: dict[str, object] = {
     "dp_delta": 0.0,
     "dp_clip_norm": 0.0,
     "dp_rounds": 0,
+    "dp_accountant": "",
 }
 #: Spec fields read back from JSON arrays.
 _TUPLE_FIELDS = ("input_shape", "features", "classes", "feature_mean", "feature_scale")
@@ -105,6 +106,8 @@ class TaskSpec:
     ``dp_epsilon``, ``dp_delta`` and ``dp_clip_norm`` are the task's differential-privacy terms
     (:attr:`privacy`) and ``dp_rounds`` the rounds each site's noise is planned over (see
     :mod:`fedchain.ml.privacy`); all 0, and absent from the canonical form, when DP is off.
+    ``dp_accountant`` is the accountant of every epsilon (``prv`` or ``rdp``); absent in the
+    specs made before it, whose epsilons are RDP's.
     """
 
     dataset: str
@@ -136,6 +139,7 @@ class TaskSpec:
     dp_delta: float = 0.0
     dp_clip_norm: float = 0.0
     dp_rounds: int = 0
+    dp_accountant: str = ""
 
     def canonical(self) -> bytes:
         """Compact, key-sorted ASCII JSON: the bytes the spec hash is taken over."""
@@ -150,7 +154,8 @@ class TaskSpec:
         """The task's differential-privacy terms, or None when it trains without DP."""
         if not self.dp_epsilon:
             return None
-        return PrivacyTerms(self.dp_epsilon, self.dp_delta, self.dp_clip_norm)
+        accountant = self.dp_accountant or LEGACY_ACCOUNTANT  # older specs: RDP's epsilons
+        return PrivacyTerms(self.dp_epsilon, self.dp_delta, self.dp_clip_norm, accountant)
 
     @property
     def data_on_sites(self) -> bool:
@@ -249,6 +254,7 @@ def privacy_fields(settings: RunSettings) -> dict[str, Any]:
         "dp_delta": terms.delta,
         "dp_clip_norm": terms.clip_norm,
         "dp_rounds": settings.dp_planned_rounds,
+        "dp_accountant": terms.accountant,
     }
 
 
@@ -260,6 +266,7 @@ def _privacy_settings(spec: TaskSpec) -> dict[str, Any]:
         "dp": f"{spec.dp_epsilon!r}:{spec.dp_delta!r}",
         "dp_rounds": spec.dp_rounds,
         "dp_clip_norm": spec.dp_clip_norm,
+        "dp_accountant": spec.dp_accountant or LEGACY_ACCOUNTANT,
     }
 
 

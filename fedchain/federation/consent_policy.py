@@ -183,6 +183,8 @@ def check_settings(
         expected["features"] = (encode_names(spec.features), settings.features)
         expected["classes"] = (encode_names(spec.classes), settings.classes)
     spec_privacy = {name: getattr(spec, name) for name in _PRIVACY_FIELDS if spec.dp_epsilon}
+    if spec.privacy is not None:  # an older spec's absent accountant is RDP
+        spec_privacy["dp_accountant"] = spec.privacy.accountant
     expected["dp"] = (spec_privacy, privacy_fields(settings))  # the noise it consented to
     differ = [f"{k} (spec {a!r}, run {b!r})" for k, (a, b) in expected.items() if a != b]
     if spec.standardize == "task" and not _same_statistics(spec, settings.standardize_stats):

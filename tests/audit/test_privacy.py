@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from flwr.app import Context, RecordDict
 
 from fedchain.audit.lineage import TaskLineage, rebuild_lineage
 from fedchain.audit.privacy import check_privacy
@@ -27,8 +28,11 @@ from fedchain.chain.records import (
     privacy_task_terms,
 )
 from fedchain.chain.signing import sign_commitment, sign_consent
+from fedchain.federation.privacy_budget import epsilon_after_round, record_round
+from fedchain.ml import privacy as accounting
 from fedchain.ml.privacy import epsilon_spent
 from fedchain.privacy import to_micro
+from fedchain.settings import RunSettings
 from fedchain.task import TaskSpec
 
 SIZE = 100  # each site's consented dataset size
@@ -39,6 +43,7 @@ SPEC = TaskSpec(
     dp_epsilon=8.0, dp_delta=1e-5, dp_clip_norm=1.0, dp_rounds=3,
 )  # fmt: skip
 NO_DP = replace(SPEC, dp_epsilon=0.0, dp_delta=0.0, dp_clip_norm=0.0, dp_rounds=0)
+PRV_SPEC = replace(SPEC, dp_accountant="prv")  # SPEC has none: an older spec, counted with RDP
 
 
 def _h(tag: str) -> bytes:
@@ -200,3 +205,44 @@ def test_a_dp_task_without_its_spec_is_not_checked(gw: LedgerGateway) -> None:
     # Assert
     assert not row.checked
     assert "--spec" in row.detail
+
+
+def _client_spends(spec: TaskSpec, rounds: int) -> list[int]:
+    """The micro-epsilons a site's node reports after each of its rounds (its budget check)."""
+    settings = spec.training_settings(RunSettings())
+    context = Context(run_id=1, node_id=2, node_config={}, state=RecordDict(), run_config={})
+    spends = []
+    for _ in range(rounds):
+        epsilon = epsilon_after_round(settings, SIZE, context)
+        assert epsilon is not None
+        spends.append(to_micro(epsilon))
+        record_round(context)
+    return spends
+
+
+def test_a_prv_task_recomputes_the_clients_spends_and_catches_a_wrong_one(
+    gw: LedgerGateway,
+) -> None:
+    # Prepare: alice commits what her node computed; bob the same, one micro-epsilon short
+    alice, bob = devnet_accounts(3)[1:3]
+    client = _client_spends(PRV_SPEC, 2)
+    honest, wrong = _task(gw, PRV_SPEC, [alice]), _task(gw, PRV_SPEC, [bob])
+    for round_id, spend in enumerate(client, start=1):
+        _round(gw, honest, round_id, {alice: spend})
+        _round(gw, wrong, round_id, {bob: spend - (round_id == 2)})
+
+    # Execute
+    (passed,) = check_privacy(_lineage(gw, honest), PRV_SPEC)
+    misses = accounting._prv_epsilon.cache_info().misses
+    (failed,) = check_privacy(_lineage(gw, wrong), PRV_SPEC)
+
+    # Assert: the audit's PRV epsilons are the client's, the short one is named, the second
+    # audit computes no PRV epsilon anew (cached per noise, sample rate and steps), and PRV's
+    # spends are not RDP's (the accountant matters: an older spec keeps RDP's)
+    assert passed.ok, passed.detail
+    assert "PRV accountant" in passed.detail
+    assert not failed.ok
+    assert (failed.round, failed.participant) == (2, bob.address)
+    assert "under-reports" in failed.detail
+    assert accounting._prv_epsilon.cache_info().misses == misses
+    assert client[1] < _spend(2)

@@ -154,3 +154,40 @@ def test_simulate_refuses_an_epsilon_no_noise_can_reach(
     assert "cannot be reached" in lines[0]
     assert ran == []
     assert not out.exists()
+
+
+def test_a_new_dp_spec_records_prv_and_an_older_one_keeps_rdp() -> None:
+    # Prepare: a spec made today, and the same spec as made before the accountant was a term
+    spec = TaskSpec(**SPEC, **privacy_fields(RunSettings(dp="8")))
+    older = TaskSpec(**SPEC, **{**privacy_fields(RunSettings(dp="8")), "dp_accountant": ""})
+
+    # Execute
+    settings = older.training_settings(RunSettings())
+
+    # Assert: the new spec names PRV; the older spec's bytes have no accountant and it still
+    # plans and audits with RDP, the accountant its epsilons were counted with
+    assert spec.privacy is not None
+    assert spec.privacy.accountant == "prv"
+    assert b'"dp_accountant":"prv"' in spec.canonical()
+    assert b"dp_accountant" not in older.canonical()
+    assert older.privacy == PrivacyTerms(8.0, accountant="rdp")
+    assert settings.privacy == older.privacy
+    assert TaskSpec(**SPEC, **privacy_fields(settings)).privacy == older.privacy
+
+
+def test_consent_holds_an_older_spec_to_its_accountant() -> None:
+    # A site that consented to an RDP spec refuses a run counting with PRV, and accepts its own.
+    from fedchain.federation.consent_policy import ConsentEntry, ConsentRefusedError, check_settings
+
+    older = TaskSpec(**SPEC, **{**privacy_fields(RunSettings(dp="8")), "dp_accountant": ""})
+    entry = ConsentEntry(31337, "0x" + "00" * 20, 1, "0x" + "11" * 20, older)
+    settings = older.training_settings(RunSettings(num_clients=3))
+
+    check_settings(entry, settings, 10, 0.0)
+    with pytest.raises(ConsentRefusedError, match="dp_accountant"):
+        check_settings(entry, settings.with_changes(dp_accountant="prv"), 10, 0.0)
+
+
+def test_an_unknown_dp_accountant_is_refused_in_one_line() -> None:
+    with pytest.raises(SettingsError, match="dp-accountant: 'gdp' is not one of prv, rdp"):
+        RunSettings(dp="8", dp_accountant="gdp")

@@ -76,26 +76,44 @@ def test_steps_follow_opacus_poisson_loader() -> None:
     assert sample_rate(400, 16) == pytest.approx(0.04)
     assert steps_per_round(400, 16, 2) == 50
     # 90 rounds of one epoch there is Opacus' example above, driven through the terms.
-    terms = PrivacyTerms(epsilon=8.0, delta=1e-5)
+    terms = PrivacyTerms(epsilon=8.0, delta=1e-5, accountant="rdp")
     sigma = noise_multiplier(terms, dataset_size=400, batch_size=16, local_epochs=1, rounds=90)
     assert epsilon_of(sigma, sample_rate=0.04, steps=2250, delta=1e-5) <= 8.0
 
 
-@pytest.mark.parametrize("epsilon", [1.0, 8.0])
-def test_the_noise_reaches_the_cap_and_no_more(epsilon: float) -> None:
+@pytest.mark.parametrize(("accountant", "epsilon"), [("rdp", 1.0), ("rdp", 8.0), ("prv", 8.0)])
+def test_the_noise_reaches_the_cap_and_no_more(accountant: str, epsilon: float) -> None:
     # Prepare
-    terms = PrivacyTerms(epsilon=epsilon)
+    terms = PrivacyTerms(epsilon=epsilon, accountant=accountant)
     sigma = noise_multiplier(terms, rounds=5, **SITE)
     q = sample_rate(40, 16)
     steps = 5 * steps_per_round(40, 16, 1)
 
     # Execute
     at_plan = epsilon_spent(terms, rounds_taken=5, planned_rounds=5, **SITE)
-    less_noise = epsilon_of(sigma * 0.99, sample_rate=q, steps=steps, delta=terms.delta)
+    less_noise = epsilon_of(
+        sigma * 0.99, sample_rate=q, steps=steps, delta=terms.delta, accountant=accountant
+    )
 
     # Assert: within the cap (by at most the search's tolerance), and 1 % less noise breaks it.
     assert epsilon - 1e-3 <= at_plan <= epsilon
     assert less_noise > epsilon
+
+
+def test_prv_plans_less_noise_than_rdp_for_the_same_cap() -> None:
+    # The reason a new task counts with PRV: its epsilon is the tighter bound.
+    rdp, prv = (
+        noise_multiplier(PrivacyTerms(epsilon=8.0, accountant=a), rounds=5, **SITE)
+        for a in ("rdp", "prv")
+    )
+
+    assert prv < 0.97 * rdp
+    assert epsilon_spent(PrivacyTerms(epsilon=8.0), rounds_taken=5, planned_rounds=5, **SITE) <= 8
+
+
+def test_an_unknown_accountant_is_refused() -> None:
+    with pytest.raises(PrivacyError, match="dp-accountant"):
+        PrivacyTerms(epsilon=8.0, accountant="gdp")
 
 
 def test_the_spend_grows_with_rounds_and_passes_the_cap_after_the_plan() -> None:
@@ -201,3 +219,21 @@ def test_epsilon_of_is_opacus_accountant_bit_for_bit(sigma: float, q: float, ste
     assert epsilon_of(sigma, sample_rate=q, steps=steps, delta=1e-5) == accountant.get_epsilon(
         delta=1e-5
     )
+
+
+@pytest.mark.parametrize(("sigma", "q", "steps"), [(1.2, 1 / 9, 37), (1.0, 1 / 3, 15)])
+def test_the_prv_epsilon_is_opacus_prv_accountant_bit_for_bit(
+    sigma: float, q: float, steps: int
+) -> None:
+    # fedchain caches one step's RDP inside the PRV computation; the value must not move.
+    from opacus.accountants import PRVAccountant
+
+    accountant = PRVAccountant()
+    for _ in range(steps):
+        accountant.step(noise_multiplier=sigma, sample_rate=q)
+    expected = accountant.get_epsilon(delta=1e-5)
+
+    got = epsilon_of(sigma, sample_rate=q, steps=steps, delta=1e-5, accountant="prv")
+
+    assert got == expected
+    assert got < epsilon_of(sigma, sample_rate=q, steps=steps, delta=1e-5)  # below RDP's

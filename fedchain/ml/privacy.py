@@ -168,10 +168,10 @@ def _prv_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
     size = max(bound, eps_error) + 3
     mesh = eps_error / np.sqrt(steps * np.log(12 / delta_error) / 2)
     domain = prv_analysis.Domain.create_aligned(-size, size, mesh)
-    prv = prv_analysis.PoissonSubsampledGaussianPRV(q, sigma)
-    truncated = prv_analysis.TruncatedPrivacyRandomVariable(prv, domain.t_min, domain.t_max)
     with warnings.catch_warnings():  # q = 1 (a site smaller than a batch): log(0), harmless
         warnings.simplefilter("ignore")
+        prv = prv_analysis.PoissonSubsampledGaussianPRV(q, sigma)
+        truncated = prv_analysis.TruncatedPrivacyRandomVariable(prv, domain.t_min, domain.t_max)
         composed = prv_analysis.compose_heterogeneous(
             dprvs=[prv_analysis.discretize(truncated, domain)], num_self_compositions=[steps]
         )

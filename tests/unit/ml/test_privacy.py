@@ -237,3 +237,16 @@ def test_the_prv_epsilon_is_opacus_prv_accountant_bit_for_bit(
 
     assert got == expected
     assert got < epsilon_of(sigma, sample_rate=q, steps=steps, delta=1e-5)  # below RDP's
+
+
+def test_a_site_smaller_than_a_batch_counts_its_prv_epsilon_without_warnings() -> None:
+    # q = 1 (3 examples, batches of 16): Opacus' PRV takes log(0) on the way; no noise on stderr.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        epsilon = epsilon_of(
+            0.6, sample_rate=sample_rate(3, 16), steps=3, delta=1e-5, accountant="prv"
+        )
+
+    assert 0 < epsilon < epsilon_of(0.6, sample_rate=1.0, steps=3, delta=1e-5)

@@ -24,7 +24,7 @@ from fedchain.audit import (
 )
 from fedchain.cli import app
 from fedchain.settings import RunSettings
-from fedchain.simulation.flower_engine import simulate
+from fedchain.simulation.inprocess import run_inprocess
 from fedchain.task import TaskSpec
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,8 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small seeded federation: 3 clients, 2 rounds, leave-one-out scores, embedded chain.
 
     FedAdam, whose server-side optimiser carries state from round to round, so the replay must
-    run the rounds in order as the server did.
+    run the rounds in order as the server did. In process (the same records as under the
+    simulation engine, without starting Ray).
     """
     out = tmp_path_factory.mktemp("clean") / "run"
     settings = RunSettings(
@@ -46,7 +47,7 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         contribution="loo",
         out=str(out),
     )
-    simulate(settings)
+    run_inprocess(settings)
     return out
 
 

@@ -1,4 +1,5 @@
-"""The `fedchain` command as a user runs it: a real process, its output and exit code."""
+"""The `fedchain` command as a user runs it: a real process, its output and exit code (bad
+options in this process, through the same entry point: see ``_cli_here``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _cli_here import fedchain_here
 
 from fedchain.chain.backends import AnvilChain, RpcChain, free_port
 
@@ -48,12 +50,21 @@ def fedchain(
     ],
 )
 def test_bad_options_give_one_line_and_exit_code_2(args: list[str], message: str) -> None:
-    done = fedchain(*args)
+    done = fedchain_here(*args)  # in this process: refused before anything starts
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("error:")
     assert message in lines[0]
+
+
+def test_the_console_script_refuses_a_bad_option_in_one_line() -> None:
+    """The cases above run in this process; the installed entry point says the same."""
+    done = fedchain("simulate", "--partition", "zipf")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: unknown partition scheme 'zipf'")
 
 
 def test_account_new_writes_an_encrypted_keystore_and_prints_only_the_address(

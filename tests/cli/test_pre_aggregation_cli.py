@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+from _cli_here import fedchain_here
 
 
 @pytest.mark.parametrize(
@@ -23,14 +20,7 @@ import pytest
 def test_a_refused_pre_aggregation_gives_one_line_and_exit_code_2(
     args: list[str], message: str
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "fedchain", "simulate", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    done = fedchain_here("simulate", *args)  # refused before anything starts: in this process
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1

@@ -3,14 +3,13 @@ names in errors, its defaults; the exit code of every command given no run."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import typer.main
+from _cli_here import fedchain_here
 
 from fedchain.chain.backends import free_port
 from fedchain.cli import app
@@ -23,15 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def fedchain(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fedchain", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    """Every case here is refused before anything starts: in this process (see ``_cli_here``)."""
+    return fedchain_here(*args, cwd=cwd)
 
 
 def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:

@@ -1,19 +1,18 @@
-"""Contribution accounting end to end: every method through simulate, rewards, claims, audit."""
+"""Contribution accounting end to end: every method through a federation, rewards, claims, audit."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli_here import fedchain_here
 
 from fedchain.audit import open_run, recompute_scores
 from fedchain.federation.run_artifacts import RunRecord
 from fedchain.settings import RunSettings
-from fedchain.simulation.flower_engine import simulate
+from fedchain.simulation.inprocess import run_inprocess
 
 pytestmark = pytest.mark.slow
 METHODS = ("data-size", "loo", "shapley", "gtg", "cosine")
@@ -21,9 +20,13 @@ METHODS = ("data-size", "loo", "shapley", "gtg", "cosine")
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunRecord]:
-    """One small seeded federation per method: 5 clients (one a free-rider), IID, 2 rounds."""
+    """One small seeded federation per method: 5 clients (one a free-rider), IID, 2 rounds.
+
+    In process: the accounting does not depend on the engine (test_attacks checks that both
+    engines give the same models), and each Ray start would cost seconds per method.
+    """
     return {
-        method: simulate(
+        method: run_inprocess(
             RunSettings(
                 num_clients=5,
                 num_rounds=2,
@@ -76,11 +79,9 @@ def test_free_riders_earn_at_most_two_percent(method: str, runs: dict[str, RunRe
 
 
 def _fedchain(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fedchain", *args],
-        capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+    """A command on a finished run, in this process through the console entry point (see
+    ``_cli_here``): the same code as a subprocess, without importing torch and web3 again."""
+    return fedchain_here(*args)
 
 
 def test_rewards_claim_and_scores_commands(runs: dict[str, RunRecord]) -> None:

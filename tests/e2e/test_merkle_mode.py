@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli_here import fedchain_here
 
 from fedchain.audit import open_run
 from fedchain.audit.merkle import audit_merkle_run
@@ -17,6 +16,8 @@ from fedchain.chain.accounts import devnet_account
 from fedchain.chain.errors import LedgerLeafAlreadyClaimed
 from fedchain.chain.records import TaskId
 from fedchain.federation.merkle_rounds import load_records, record_path
+from fedchain.settings import RunSettings
+from fedchain.simulation.inprocess import run_inprocess
 
 pytestmark = pytest.mark.slow
 CLIENTS, ROUNDS = 4, 2
@@ -24,22 +25,20 @@ CLAIMER = 1  # DEVNET TEST key 1: the first simulated participant
 
 
 def _fedchain(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fedchain", *args],
-        capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+    """A command on the finished run, in this process through the console entry point (see
+    ``_cli_here``): the same code as a subprocess, without importing torch and web3 again."""
+    return fedchain_here(*args)
 
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One seeded merkle-mode federation run by the command line: 4 clients, 2 rounds, IID."""
+    """One seeded merkle-mode federation: 4 clients, 2 rounds, IID; in process (the commands
+    below read it as they read any run)."""
     out = tmp_path_factory.mktemp("merkle")
-    done = _fedchain(
-        "simulate", "--clients", str(CLIENTS), "--rounds", str(ROUNDS), "--partition", "iid",
-        "--commit-mode", "merkle", "--out", str(out),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    settings = RunSettings(
+        num_clients=CLIENTS, num_rounds=ROUNDS, partition="iid", commit_mode="merkle", out=str(out)
+    )
+    run_inprocess(settings)
     return out
 
 

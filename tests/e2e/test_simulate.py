@@ -17,6 +17,7 @@ from fedchain.federation.run_artifacts import RunRecord
 from fedchain.hashing import file_hash, to_hex
 from fedchain.settings import RunSettings
 from fedchain.simulation.flower_engine import simulate
+from fedchain.simulation.inprocess import run_inprocess
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +31,9 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> RunRecord:
 
 @pytest.fixture(scope="module")
 def no_ledger_run(tmp_path_factory: pytest.TempPathFactory) -> RunRecord:
+    """The default job without a ledger, in process (no second Ray start)."""
     out = tmp_path_factory.mktemp("none")
-    return simulate(RunSettings(out=str(out), chain="none"))
+    return run_inprocess(RunSettings(out=str(out), chain="none"))
 
 
 def test_defaults_reach_the_quality_target(default_run: RunRecord) -> None:
@@ -115,7 +117,8 @@ def test_the_saved_chain_detects_tampering(default_run: RunRecord, tmp_path: Pat
 def test_no_ledger_trains_the_identical_federation(
     default_run: RunRecord, no_ledger_run: RunRecord
 ) -> None:
-    """Same seed, same models: the ledger records the federation without changing it."""
+    """Same seed, same models: the ledger records the federation without changing it (and
+    the in-process engine trains the simulation engine's models)."""
     with_ledger = [r.global_model_hash for r in default_run.reports]
     without = [r.global_model_hash for r in no_ledger_run.reports]
     assert with_ledger == without
@@ -125,8 +128,8 @@ def test_no_ledger_trains_the_identical_federation(
 
 def test_digits_with_the_cnn_reaches_the_quality_target(tmp_path: Path) -> None:
     """Digits with the other defaults (10 clients, dirichlet:0.5, 10 rounds); no ledger needed
-    for a quality check, and the ledger changes no model (test above)."""
-    record = simulate(RunSettings(dataset="digits", chain="none", out=str(tmp_path)))
+    for a quality check, and the ledger changes no model (test above); in process."""
+    record = run_inprocess(RunSettings(dataset="digits", chain="none", out=str(tmp_path)))
     assert record.spec.model == "cnn"
     final = record.reports[-1]
     assert final.accuracy is not None

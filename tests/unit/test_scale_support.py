@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -12,6 +11,7 @@ from typing import Any
 import psutil
 import pytest
 import sklearn.datasets as sk_datasets
+from _cli_here import fedchain_here
 from threadpoolctl import threadpool_info
 
 from fedchain.federation import workload
@@ -265,11 +265,7 @@ def test_blas_threads_limits_and_restores_every_blas_library() -> None:
 
 def test_too_many_clients_for_a_dataset_is_refused_before_anything_starts() -> None:
     # Execute
-    done = subprocess.run(
-        [sys.executable, "-m", "fedchain", "simulate", "--clients", "1000", "--chain", "none"],
-        capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "COLUMNS": "300"},
-    )  # fmt: skip
+    done = fedchain_here("simulate", "--clients", "1000", "--chain", "none")  # in this process
     # Assert
     assert done.returncode == 2
     error = " ".join(done.stderr.split())

@@ -7,7 +7,9 @@ TORCH  := torch==2.13.0
 
 .PHONY: setup demo test test-python test-federations test-consortium contracts-checked test-contracts lint docs slither bench contracts clean chromium
 
-setup: $(VENV)/.installed node_modules/.installed chromium
+# The Python packages, the Node packages and Chromium at once: each mostly waits on downloads.
+setup:
+	@$(MAKE) --no-print-directory -j 3 $(VENV)/.installed node_modules/.installed chromium
 
 # Headless Chromium (Debian package `chromium`) renders the HTML report in its test; installed once.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -55,12 +57,13 @@ demo: setup
 	  $(BIN)/fedchain simulate --out $(DEMO_OUT); \
 	fi
 
-# The federations first (two workers), then the consortium test beside the static checks and the
-# contracts' tests: it mostly waits on its processes (SuperLink, SuperNodes, anvil), they use one
-# core. Each target's output is printed whole when it ends (--output-sync).
-test: setup lint
-	$(MAKE) --no-print-directory test-federations
-	$(MAKE) --no-print-directory --output-sync=target -j 2 test-consortium contracts-checked
+# Everything at once after the set-up: the federations (two workers) and the consortium test
+# wait on their processes, chains and sockets as much as they compute, which leaves room on two
+# cores for the static checks and the contracts' checks (one core each). Each target's output is
+# printed whole when it ends (--output-sync); the first failure fails `make test`.
+test: setup
+	$(MAKE) --no-print-directory --output-sync=target -j 4 \
+	  lint test-federations test-consortium contracts-checked
 
 # One after the other: slither and the Hardhat tests compile into the same .hardhat/ folder; then
 # the recompile of the committed artifacts with solc-js (CPU-bound, like them).
@@ -92,8 +95,8 @@ slither: setup $(SLITHER_VENV)/.installed
 
 # Two workers (pytest-xdist), each test module whole on one of them so that a module's federation
 # runs once; the federations wait on processes, chains and sockets as much as they compute. The
-# consortium tests run apart from them: beside them their SuperLink twice did not start within
-# 180 s (cause not found; apart it always started).
+# consortium test runs in its own session: in the same session as the others, its SuperLink twice
+# did not start within 180 s (on a machine loaded by other work; cause not found).
 CONSORTIUM_TESTS = tests/e2e/test_deployment.py
 test-python: test-federations test-consortium
 

@@ -218,7 +218,7 @@ def _search_sigma_prv(epsilon: float, delta: float, q: float, steps: int) -> flo
         step = (aim - math.log(e)) / slope  # in log-sigma, at most a factor 4 either way
         next_sigma = sigma * math.exp(min(max(step, -math.log(4)), math.log(4)))
         if next_sigma > _MAX_SIGMA:
-            raise ValueError("The privacy budget is too low.")
+            raise TrainingError("the privacy budget is too low")  # as Opacus says
         next_e = eps(next_sigma)
         if next_e != e and next_sigma != sigma:
             slope = min((math.log(next_e) - math.log(e)) / math.log(next_sigma / sigma), -0.05)

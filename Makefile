@@ -7,9 +7,9 @@ TORCH  := torch==2.13.0
 
 .PHONY: setup demo test test-python test-federations test-consortium contracts-checked test-contracts lint docs slither bench contracts clean chromium
 
-# The Python packages, the Node packages and Chromium at once: each mostly waits on downloads.
-setup:
-	@$(MAKE) --no-print-directory -j 3 $(VENV)/.installed node_modules/.installed chromium
+# `make demo` and `make test` install the three at once (`-j 3 setup`): each mostly waits on
+# downloads.
+setup: $(VENV)/.installed node_modules/.installed chromium
 
 # Headless Chromium (Debian package `chromium`) renders the HTML report in its test; installed once.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -47,7 +47,8 @@ node_modules/.installed: package.json package-lock.json
 # A finished demo run is kept (its claims too): `make demo` again only says where it is; a demo
 # stopped by Ctrl-C goes on where it stopped.
 DEMO_OUT ?= runs/demo
-demo: setup
+demo:
+	@$(MAKE) --no-print-directory -j 3 setup
 	@if [ -f $(DEMO_OUT)/summary.json ]; then \
 	  echo "The demo's run is in $(DEMO_OUT) (report: $(DEMO_OUT)/report.html); kept as it is."; \
 	  echo "Run the demo again elsewhere with: make demo DEMO_OUT=runs/demo-2"; \
@@ -61,7 +62,8 @@ demo: setup
 # wait on their processes, chains and sockets as much as they compute, which leaves room on two
 # cores for the static checks and the contracts' checks (one core each). Each target's output is
 # printed whole when it ends (--output-sync); the first failure fails `make test`.
-test: setup
+test:
+	$(MAKE) --no-print-directory -j 3 setup
 	$(MAKE) --no-print-directory --output-sync=target -j 4 \
 	  lint test-federations test-consortium contracts-checked
 

@@ -6,6 +6,11 @@ single-machine mode is on (``ray._private.services.resolve_ip_for_localhost``; t
 environment variable below, read when Ray is imported and inherited by its workers). A loopback
 node then binds its servers to loopback. A cluster elsewhere keeps Ray's own choice: its nodes
 must reach this driver.
+
+A run of its own passes ``address="local"``: without an address ``ray.init`` joins the cluster
+last recorded in Ray's temporary folder (``ray start``, or a test's ``ray.cluster_utils.Cluster``,
+writes ``/tmp/ray/ray_current_cluster``) or named by ``RAY_ADDRESS``, and a run would share,
+and end with, someone else's Ray.
 """
 
 from __future__ import annotations
@@ -59,8 +64,7 @@ def ray_init_args(address: str) -> dict[str, Any]:
     call it before Ray is imported.
     """
     args: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR"}
-    if address:
-        args["address"] = address
+    args["address"] = address or "local"  # "local": a new Ray, whatever else runs here
     if not address or _is_loopback(split_address(address)[0]):
         os.environ[_SINGLE_MACHINE_ENV] = "0"
         args["_node_ip_address"] = LOOPBACK

@@ -94,6 +94,9 @@ def test_flwr_run_runs_the_app_on_the_embedded_chain(tmp_path: Path) -> None:
     # The simulation's Ray on loopback only, as `fedchain simulate` keeps its own: Ray's
     # single-machine mode (fedchain.simulation.ray_placement), inherited from the SuperLink.
     env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    # And a Ray of its own: without an address, Flower's ray.init() joins the cluster last
+    # recorded in /tmp/ray (test_ray_cluster's, on the other worker), and hung once it stopped.
+    env["RAY_ADDRESS"] = "local"
     home = tmp_path / "superlink"
     home.mkdir()
     out = tmp_path / "run"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+from ray._private.services import canonicalize_bootstrap_address
 
 from fedchain.errors import FedchainError
 from fedchain.simulation.ray_placement import LOOPBACK, ray_init_args, split_address
@@ -33,7 +35,7 @@ def test_a_ray_on_loopback_keeps_its_loopback_address(
     args = ray_init_args(address)
     # Assert
     assert args["_node_ip_address"] == LOOPBACK
-    assert args.get("address", "") == address
+    assert args["address"] == (address or "local")
     assert args["include_dashboard"] is False
 
     assert os.environ[SINGLE_MACHINE] == "0"
@@ -49,3 +51,19 @@ def test_a_cluster_elsewhere_keeps_rays_choice_of_address(monkeypatch: pytest.Mo
     assert "_node_ip_address" not in args
 
     assert SINGLE_MACHINE not in os.environ
+
+
+def test_a_run_of_its_own_does_not_join_a_cluster_already_running_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``ray start`` cluster (or a test's) records its address in Ray's temporary folder, and
+    ``ray.init()`` without an address joins it: a run then shared, and ended with, another's Ray
+    (the `flwr run` test hung on a cluster another test had just stopped)."""
+    # Prepare: a cluster recorded here, and one named by the environment
+    (tmp_path / "ray_current_cluster").write_text("127.0.0.1:6399")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6398")
+    # Execute: the address Ray would start or join with these arguments
+    joined = canonicalize_bootstrap_address(ray_init_args("")["address"], str(tmp_path))
+    # Assert: None means a new Ray of the run's own
+    assert joined is None
+    assert canonicalize_bootstrap_address(None, str(tmp_path)) is not None  # the defect's path

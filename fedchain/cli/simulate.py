@@ -159,6 +159,13 @@ def simulate(
     dp_clip_norm: Annotated[
         float, typer.Option(help="--dp only: the per-example gradient norm DP-SGD clips to.")
     ] = _DEFAULT["dp_clip_norm"],
+    dp_accountant: Annotated[
+        str,
+        typer.Option(
+            help="--dp only: the accountant every epsilon is counted with: prv (Opacus' "
+            "privacy random variables, the tightest) or rdp (Renyi DP)."
+        ),
+    ] = _DEFAULT["dp_accountant"],
     ray_address: Annotated[
         str,
         typer.Option(
@@ -207,6 +214,7 @@ def simulate(
             dp=dp,
             dp_rounds=dp_rounds,
             dp_clip_norm=dp_clip_norm,
+            dp_accountant=dp_accountant,
             ray_address=ray_address,
         )
         check_out(

@@ -1,7 +1,8 @@
 """The privacy spend of a DP run: each participant's epsilon per round against the task's cap.
 
 Read from summary.json (each outcome's ``epsilon``, the cumulative spend its node reported) and
-the spec's DP terms (``dp_epsilon``, ``dp_delta``, ``dp_clip_norm``, ``dp_rounds``). A run
+the spec's DP terms (``dp_epsilon``, ``dp_delta``, ``dp_clip_norm``, ``dp_rounds``,
+``dp_accountant``). A run
 without DP has no such terms and the report shows no privacy section.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from fedchain.privacy import LEGACY_ACCOUNTANT
 from fedchain.report._format import node_addresses, short, who
 
 if TYPE_CHECKING:
@@ -28,7 +30,9 @@ def privacy_terms_line(spec: Mapping[str, Any]) -> str | None:
     return (
         f"record-level DP-SGD: epsilon <= {spec['dp_epsilon']:g} per site, delta "
         f"{spec.get('dp_delta', 0):g}, clip norm {spec.get('dp_clip_norm', 0):g}, noise planned "
-        f"over {spec.get('dp_rounds', 0)} rounds"
+        f"over {spec.get('dp_rounds', 0)} rounds, "
+        # A spec made before dp_accountant existed was counted with RDP.
+        f"{str(spec.get('dp_accountant') or LEGACY_ACCOUNTANT).upper()} accountant"
     )
 
 

@@ -58,6 +58,7 @@ def test_the_report_shows_the_spend_against_the_cap(dp_run: RunRecord) -> None:
 
     assert 'id="privacy"' in html
     assert "epsilon &lt;= 8 per site" in html
+    assert "PRV accountant" in html  # the accountant every new task counts with
     epsilon = _summary(out)["rounds"][1]["participants"][0]["epsilon"]
     assert f"{epsilon:.3f}" in html
 

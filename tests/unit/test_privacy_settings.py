@@ -191,3 +191,50 @@ def test_consent_holds_an_older_spec_to_its_accountant() -> None:
 def test_an_unknown_dp_accountant_is_refused_in_one_line() -> None:
     with pytest.raises(SettingsError, match="dp-accountant: 'gdp' is not one of prv, rdp"):
         RunSettings(dp="8", dp_accountant="gdp")
+
+
+def test_simulate_refuses_an_unknown_accountant_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare
+    ran: list[Any] = []
+    monkeypatch.setattr(simulate_command, "_run_simulation", lambda s, **_: ran.append(s))
+    out = tmp_path / "run"
+
+    # Execute
+    done = runner.invoke(
+        app, ["simulate", "--dp", "8", "--dp-accountant", "gdp", "--out", str(out)]
+    )
+
+    # Assert
+    assert done.exit_code == 2, done.output
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert "dp-accountant" in done.stderr
+    assert ran == []
+    assert not out.exists()
+
+
+def test_simulate_passes_the_accountant_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[RunSettings] = []
+    monkeypatch.setattr(simulate_command, "_run_simulation", lambda s, **_: ran.append(s))
+
+    done = runner.invoke(
+        app, ["simulate", "--dp", "8", "--dp-accountant", "rdp", "--out", str(tmp_path / "r")]
+    )
+
+    assert done.exit_code == 0, done.output
+    assert [s.privacy for s in ran] == [PrivacyTerms(8.0, accountant="rdp")]
+
+
+@pytest.mark.parametrize(("given", "shown"), [("prv", "PRV accountant"), ("", "RDP accountant")])
+def test_the_report_names_the_accountant_and_an_older_spec_is_rdp(given: str, shown: str) -> None:
+    from fedchain.report.privacy import privacy_terms_line
+
+    spec = {"dp_epsilon": 8.0, "dp_delta": 1e-5, "dp_clip_norm": 1.0, "dp_rounds": 3}
+
+    line = privacy_terms_line({**spec, "dp_accountant": given} if given else spec)
+
+    assert line is not None
+    assert line.endswith(shown)

@@ -145,6 +145,8 @@ class AtScale(TypedDict):
     reference_permutations: int
     error: float  # sum |gtg - ref| / sum |ref|
     per_player_error: float  # mean over players of |gtg - ref| / |ref|
+    controlled_error: float  # sum |gtg - cvref| / sum |cvref|, cvref with the control variate
+    reference_error: float  # the plain reference's own: sum |ref - cvref| / sum |cvref|
     recomputed: bool  # the recorded scores recomputed from the store, fixed point, all equal
     recompute_cpu: float  # CPU seconds of that recomputation (less moved by the load than wall)
 
@@ -222,12 +224,14 @@ class _Game:
                 updates=self.updates,
                 examples=self.examples,
                 utility_of=lambda m: -self.loss(m),
+                curvature=self.evaluator.curvature,
             )
         return self._utility
 
     def measure(self, run: int, entry: dict[str, Any], *, reference: bool) -> AtScale:
         import time
 
+        from fedchain.contribution.gtg import GTGScorer
         from fedchain.contribution.rewards import to_fixed_point
 
         cpu = time.process_time()
@@ -235,14 +239,23 @@ class _Game:
         cpu = time.process_time() - cpu
         error = per_player = float("nan")
         permutations = self._gtg_permutations()
-        reference_permutations = REFERENCE_FACTOR * permutations
+        # 20 times gtg's budget (max_permutations in whole cycles): a round that converged
+        # earlier is not held to a noisier reference.
+        cycle = 2 * len(self.updates)
+        budget = -(-GTGScorer().max_permutations // cycle) * cycle
+        reference_permutations = REFERENCE_FACTOR * max(permutations, budget)
         truth = None
         if permutations and (reference or self._reference_path(reference_permutations).exists()):
             truth = self._reference(reference_permutations)
+        controlled_error = reference_error = float("nan")
         if truth is not None:
             diff = np.abs(np.array(self.recorded) - truth)
             error = float(diff.sum() / np.abs(truth).sum())
             per_player = float(np.mean(diff / np.abs(truth)))
+            close = self._reference(reference_permutations, controlled=True)
+            scale = np.abs(close).sum()
+            controlled_error = float(np.abs(np.array(self.recorded) - close).sum() / scale)
+            reference_error = float(np.abs(truth - close).sum() / scale)
         return AtScale(
             run=run,
             round=self.round_id,
@@ -253,6 +266,8 @@ class _Game:
             reference_permutations=reference_permutations if truth is not None else 0,
             error=error,
             per_player_error=per_player,
+            controlled_error=controlled_error,
+            reference_error=reference_error,
             recomputed=recomputed == [to_fixed_point(s) for s in self.recorded],
             recompute_cpu=cpu,
         )
@@ -274,6 +289,7 @@ class _Game:
             global_model=self.global_model,
             aggregate=coalition_aggregator(strategy, self.round_id, self.updates, self.examples),
             loss=self.loss,
+            curvature=self.evaluator.curvature,
             budget=10**21,
             seed=scoring_seed(self.settings.seed, self.round_id),
             holdout_hash=self.spec["holdout_hash"],
@@ -288,7 +304,7 @@ class _Game:
     def _flat(self, weights: Any) -> np.ndarray[Any, Any]:
         return np.concatenate([np.asarray(weights[n], np.float64).ravel() for n in self.names])
 
-    def _reference_path(self, permutations: int) -> Any:
+    def _reference_path(self, permutations: int, *, controlled: bool = False) -> Any:
         import hashlib
         from pathlib import Path
 
@@ -296,9 +312,10 @@ class _Game:
             "".join(self.addresses).encode() + str(permutations).encode()
             + b"".join(self._flat(u).tobytes() for u in self.updates)
         ).hexdigest()[:16]  # fmt: skip
-        return Path(__file__).resolve().parents[1] / "runs" / f"bench-scoring-ref-{key}.npy"
+        name = f"bench-scoring-{'cvref' if controlled else 'ref'}-{key}.npy"
+        return Path(__file__).resolve().parents[1] / "runs" / name
 
-    def _reference(self, permutations: int) -> np.ndarray[Any, Any]:
+    def _reference(self, permutations: int, *, controlled: bool = False) -> np.ndarray[Any, Any]:
         """A Monte-Carlo Shapley estimate with ``permutations`` permutations, every prefix
         evaluated (no truncation, no convergence stop) on gtg's utility: gtg's own sampler with
         another seed, so its cycles (which put every participant at every position equally
@@ -307,10 +324,17 @@ class _Game:
         permutations: the same seed trains the same round, so a rerun reuses it."""
         from fedchain.contribution.gtg import GTGScorer
 
-        path = self._reference_path(permutations)
+        path = self._reference_path(permutations, controlled=controlled)
         if path.exists():
             return np.asarray(np.load(path))
-        reference = GTGScorer(eps_trunc=0.0, convergence_tol=0.0, max_permutations=permutations)
+        reference = GTGScorer(
+            eps_trunc=0.0,
+            convergence_tol=0.0,
+            max_permutations=permutations,
+            exact_pairs=64,
+            control_variate=int(controlled),
+            surrogate_cycles=REFERENCE_FACTOR * GTGScorer().surrogate_cycles,
+        )
         n = len(self.updates)
         scores = reference.score(n, self.utility, num_examples=self.examples, seed=20260418)
         values = np.array(scores.scores)
@@ -337,6 +361,9 @@ class _Game:
             def __call__(self, coalition: frozenset[int]) -> float:
                 return float(inner(coalition))
 
+            def surrogate(self) -> Any:
+                return inner.surrogate()
+
         counting = Counting(inner, updates=self.updates, examples=self.examples,
                             utility_of=lambda m: -self.loss(m))  # fmt: skip
         GTGScorer().score(
@@ -348,14 +375,19 @@ class _Game:
         return walks[0]
 
 
-def _errors(row: AtScale) -> tuple[str, str]:
-    """The row's two error cells: a round gtg did not sample (its gain below ``eps_round``:
-    every score 0) has no error to measure, a round whose reference was not run shows none."""
+def _errors(row: AtScale) -> tuple[str, str, str, str]:
+    """The row's error cells: a round gtg did not sample (its gain below ``eps_round``: every
+    score 0) has no error to measure, a round whose reference was not run shows none."""
     if not row["permutations"]:
-        return "undefined: round skipped", "undefined"
+        return "undefined: round skipped", "undefined", "", ""
     if math.isnan(row["error"]):
-        return "not run", ""
-    return f"{row['error']:.2%}", f"{row['per_player_error']:.1%}"
+        return "not run", "", "", ""
+    return (
+        f"{row['error']:.2%}",
+        f"{row['per_player_error']:.1%}",
+        f"{row['controlled_error']:.2%}",
+        f"{row['reference_error']:.2%}",
+    )
 
 
 def at_scale_markdown(rows: list[AtScale]) -> str:
@@ -367,16 +399,17 @@ def at_scale_markdown(rows: list[AtScale]) -> str:
         "",
         "| run | round | participants | gtg seconds | recomputed, CPU seconds | evaluations "
         "| permutations | reference permutations | error (L1) | mean per-player relative error "
+        "| error against the controlled reference | the reference against it "
         "| recomputed equal |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        error, per = _errors(r)
+        error, per, controlled, own = _errors(r)
         ref = r["reference_permutations"] or ""
         lines.append(
             f"| {r['run']} | {r['round']} | {r['participants']} | {r['seconds']:.2f} "
             f"| {r['recompute_cpu']:.2f} | {r['evaluations']} | {r['permutations']} | {ref} "
-            f"| {error} | {per} "
+            f"| {error} | {per} | {controlled} | {own} "
             f"| {'yes' if r['recomputed'] else 'NO'} |"
         )
     worst = max(r["seconds"] for r in rows)
@@ -403,7 +436,8 @@ AT_SCALE_INTRO = f"""{AT_SCALE_HEADING} (`python scripts/bench_scoring.py --at-s
 gtg at 50 participants (issue 18), every round of the issue's command scored by the server as it
 runs; the error is against a reference Monte-Carlo Shapley run on the same round (the same
 utility values to the bit: the round rebuilt from the run's store and holdout, evaluated by the
-server's evaluator) with {REFERENCE_FACTOR} times gtg's permutations, no truncation and no
+server's evaluator) with {REFERENCE_FACTOR} times gtg's permutation budget (`max_permutations`
+in whole cycles, or its permutations if more), without the control variate, truncation or
 convergence stop (gtg's cycles with another seed: every participant at every position equally
 often, positions 0 and 1 exact); the reference runs on every round of run 1 and on the rounds
 of run 2 that are the same rounds (a cached reference). "Recomputed, CPU seconds": the
@@ -412,7 +446,11 @@ scores` does), a measure the machine's load moves less than the server's wall-cl
 "Permutations" counts gtg's sampled walks; a round whose gain is below `eps_round` is not
 sampled (every score 0), and its error is undefined. Error (L1) is
 `sum |gtg - reference| / sum |reference|` over the participants; the mean per-player relative
-error is also shown, though it is dominated by participants whose value is near 0. "Recomputed
+error is also shown, though it is dominated by participants whose value is near 0. The
+reference is a sample too: "the controlled reference" is the same number of untruncated
+permutations with gtg's control variate (and 20 times its surrogate cycles), far closer to the
+exact values, and the last error column is the plain reference's own distance from it, the floor
+under the issue's measure. "Recomputed
 equal": every recorded score recomputed from the store by the audit's code path
 (`score_round`), to the recorded fixed point. Targets: at most {SCORING_TARGET_SECONDS:g} s of
 scoring per round, within {ERROR_TARGET:.0%} of the reference. Parameters and how they were

@@ -299,6 +299,7 @@ class _Replay:
                 self.strategy, entry.round, loaded.updates, loaded.examples
             ),
             loss=self._loss,
+            curvature=self._holdout.curvature,
             budget=self.budget,
             seed=scoring_seed(self.spec.seed, entry.round),
             holdout_hash=self.spec.holdout_hash,

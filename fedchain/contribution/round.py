@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fedchain.contribution.base import RoundScores, Scorer, Utility
-from fedchain.contribution.coalition_models import WeightedMeanUtility
+from fedchain.contribution.coalition_models import Curvature, WeightedMeanUtility
 from fedchain.contribution.duplicates import duplicate_groups
 from fedchain.contribution.registry import build_scorer, earlier_params
 from fedchain.contribution.rewards import RewardRule, eligible, pay, split_budget, to_fixed_point
@@ -133,6 +133,7 @@ def score_round(
     rule: RewardRule | None = None,
     update_weights: Sequence[float] | None = None,
     recorded_hash: bytes | None = None,
+    curvature: Curvature | None = None,
 ) -> RoundScoring:
     """Score the round's accepted participants and pay them out of ``budget``.
 
@@ -143,6 +144,8 @@ def score_round(
 
     ``aggregate(indices)`` rebuilds a coalition's model with the round's aggregation (indices in
     ascending order); the full coalition is ``global_model`` and the empty one ``parent``.
+    ``curvature``, ``loss`` to second order (the holdout evaluator's), gives ``gtg`` its
+    control variate; the server and the auditor must both give it or neither.
 
     With a reward ``rule`` (:mod:`fedchain.contribution.rewards`), near-duplicate updates play
     the game as one participant (their group's first member, the others' updates left out of
@@ -166,7 +169,9 @@ def score_round(
     result, params = _play(
         scorer,
         players,
-        _Round(updates, examples, deltas, parent, global_model, aggregate, loss, base, names),
+        _Round(
+            updates, examples, deltas, parent, global_model, aggregate, loss, base, names, curvature
+        ),
         seed,
     )
     by_player = dict(zip(players, result.scores, strict=True))
@@ -218,6 +223,7 @@ class _Round:
     loss: Callable[[Weights], float]
     base: np.ndarray[Any, Any]
     names: Sequence[str]
+    curvature: Curvature | None = None
 
 
 def _scorer(
@@ -233,8 +239,11 @@ def _scorer(
     if recorded_hash is None:
         return scorer
     for params in (scorer.params(), *earlier_params(method)):
-        if _hash(scoring_record(method, params, seed, holdout_hash, rule)) == recorded_hash:
-            return build_scorer(method, **params)
+        candidate = build_scorer(method, **params)
+        # As recorded: the scorer's own params (an earlier default may name one it omits).
+        record = scoring_record(method, candidate.params(), seed, holdout_hash, rule)
+        if _hash(record) == recorded_hash:
+            return candidate
     return scorer  # none matches: the caller reports the differing hash
 
 
@@ -278,4 +287,5 @@ def _incremental(utility: Utility, players: Sequence[int], game: _Round) -> Util
         updates=[game.updates[p] for p in players],
         examples=examples,
         utility_of=lambda model: -game.loss(model),
+        curvature=game.curvature,
     )

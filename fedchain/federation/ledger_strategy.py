@@ -288,6 +288,7 @@ class LedgerStrategy(Strategy):
             global_model=weights,
             aggregate=aggregate,
             loss=lambda model: self.evaluate(model)[1],
+            curvature=getattr(self.evaluate, "curvature", None),  # the holdout evaluator's
             budget=self.reward_per_round,
             seed=scoring_seed(self.task_seed, server_round),
             holdout_hash=self.holdout_hash,

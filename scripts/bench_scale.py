@@ -280,8 +280,14 @@ critical path (the next round's clients wait for it): a 50-participant commit ex
 100 participants at 100), so at 100 clients the commits are most of the embedded chain's
 excess over anvil, which executes the same transactions natively, in another process, on
 the other core. The embedded chain executes in the simulation's own process, competing for
-the GIL and the two cores with the server's round. The lever left is to run it outside that
-process (served from a child process, as anvil is); not done here.
+the GIL and the two cores with the server's round. Serving it from a child process (as anvil
+is) would take registration's CPU off the start-up, but not the commits: the next round waits
+for each commit whichever process executes it, and there py-evm's Python interpreter is the
+cost. The lever for the 100- and 1,000-client columns is a native EVM behind the same gateway:
+`pyrevm` (Python bindings to Rust's revm; 0.3.7 has a CPython 3.11 wheel) executes message
+calls and deployments on an in-memory state and returns each call's logs, but has no signed
+transactions, blocks, receipts or log filters, the JSON-RPC surface the ledger's gateway uses,
+so it would need a chain built around it; not done here.
 
 Where the ledger's time goes in a round: the round's clients cannot start training before the
 chain holds the previous round's commit and this round's opening, so that write is on every

@@ -231,7 +231,6 @@ class _Game:
     def measure(self, run: int, entry: dict[str, Any], *, reference: bool) -> AtScale:
         import time
 
-        from fedchain.contribution.gtg import GTGScorer
         from fedchain.contribution.rewards import to_fixed_point
 
         cpu = time.process_time()
@@ -239,11 +238,9 @@ class _Game:
         cpu = time.process_time() - cpu
         error = per_player = float("nan")
         permutations = self._gtg_permutations()
-        # 20 times gtg's budget (max_permutations in whole cycles): a round that converged
-        # earlier is not held to a noisier reference.
-        cycle = 2 * len(self.updates)
-        budget = -(-GTGScorer().max_permutations // cycle) * cycle
-        reference_permutations = REFERENCE_FACTOR * max(permutations, budget)
+        # 20 times two cycles of full permutations: more than 20 times what gtg samples, whose
+        # walks under the control variate stop after walk_depth positions.
+        reference_permutations = REFERENCE_FACTOR * 2 * 2 * len(self.updates)
         truth = None
         if permutations and (reference or self._reference_path(reference_permutations).exists()):
             truth = self._reference(reference_permutations)
@@ -334,6 +331,9 @@ class _Game:
             exact_pairs=64,
             control_variate=int(controlled),
             surrogate_cycles=REFERENCE_FACTOR * GTGScorer().surrogate_cycles,
+            walk_depth=0,  # every position sampled
+            cv_convergence_tol=0.0,
+            cv_max_permutations=permutations,
         )
         n = len(self.updates)
         scores = reference.score(n, self.utility, num_examples=self.examples, seed=20260418)
@@ -355,7 +355,7 @@ class _Game:
 
         class Counting(WeightedMeanUtility):
             def prefixes(self, order: Any) -> Any:
-                walks[0] += len(order) == n
+                walks[0] += len(order) > 2  # a walk (exact strata ask for 1 and 2)
                 return inner.prefixes(order)
 
             def __call__(self, coalition: frozenset[int]) -> float:
@@ -436,8 +436,9 @@ AT_SCALE_INTRO = f"""{AT_SCALE_HEADING} (`python scripts/bench_scoring.py --at-s
 gtg at 50 participants (issue 18), every round of the issue's command scored by the server as it
 runs; the error is against a reference Monte-Carlo Shapley run on the same round (the same
 utility values to the bit: the round rebuilt from the run's store and holdout, evaluated by the
-server's evaluator) with {REFERENCE_FACTOR} times gtg's permutation budget (`max_permutations`
-in whole cycles, or its permutations if more), without the control variate, truncation or
+server's evaluator) with {REFERENCE_FACTOR} times two cycles of full permutations (4,000 at 50
+participants: more than {REFERENCE_FACTOR} times what gtg samples, whose walks under the control
+variate stop after `walk_depth` positions), without the control variate, truncation or
 convergence stop (gtg's cycles with another seed: every participant at every position equally
 often, positions 0 and 1 exact); the reference runs on every round of run 1 and on the rounds
 of run 2 that are the same rounds (a cached reference). "Recomputed, CPU seconds": the

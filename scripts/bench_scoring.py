@@ -238,9 +238,14 @@ class _Game:
         cpu = time.process_time() - cpu
         error = per_player = float("nan")
         permutations = self._gtg_permutations()
-        # 20 times two cycles of full permutations: more than 20 times what gtg samples, whose
-        # walks under the control variate stop after walk_depth positions.
-        reference_permutations = REFERENCE_FACTOR * 2 * 2 * len(self.updates)
+        # 20 times gtg's permutation budget under the control variate (whole cycles: 8,000 at
+        # 50 participants), full permutations; the controlled reference, far more precise,
+        # takes 20 times two cycles.
+        from fedchain.contribution.gtg import GTGScorer
+
+        cycle = 2 * len(self.updates)
+        budget = -(-GTGScorer().cv_max_permutations // cycle) * cycle
+        reference_permutations = REFERENCE_FACTOR * budget
         truth = None
         if permutations and (reference or self._reference_path(reference_permutations).exists()):
             truth = self._reference(reference_permutations)
@@ -249,7 +254,7 @@ class _Game:
             diff = np.abs(np.array(self.recorded) - truth)
             error = float(diff.sum() / np.abs(truth).sum())
             per_player = float(np.mean(diff / np.abs(truth)))
-            close = self._reference(reference_permutations, controlled=True)
+            close = self._reference(REFERENCE_FACTOR * 2 * cycle, controlled=True)
             scale = np.abs(close).sum()
             controlled_error = float(np.abs(np.array(self.recorded) - close).sum() / scale)
             reference_error = float(np.abs(truth - close).sum() / scale)
@@ -436,9 +441,9 @@ AT_SCALE_INTRO = f"""{AT_SCALE_HEADING} (`python scripts/bench_scoring.py --at-s
 gtg at 50 participants (issue 18), every round of the issue's command scored by the server as it
 runs; the error is against a reference Monte-Carlo Shapley run on the same round (the same
 utility values to the bit: the round rebuilt from the run's store and holdout, evaluated by the
-server's evaluator) with {REFERENCE_FACTOR} times two cycles of full permutations (4,000 at 50
-participants: more than {REFERENCE_FACTOR} times what gtg samples, whose walks under the control
-variate stop after `walk_depth` positions), without the control variate, truncation or
+server's evaluator) with {REFERENCE_FACTOR} times gtg's permutation budget
+(`cv_max_permutations` in whole cycles: 8,000 full permutations at 50 participants, where gtg's
+walks stop after `walk_depth` positions), without the control variate, truncation or
 convergence stop (gtg's cycles with another seed: every participant at every position equally
 often, positions 0 and 1 exact); the reference runs on every round of run 1 and on the rounds
 of run 2 that are the same rounds (a cached reference). "Recomputed, CPU seconds": the
@@ -448,10 +453,10 @@ scores` does), a measure the machine's load moves less than the server's wall-cl
 sampled (every score 0), and its error is undefined. Error (L1) is
 `sum |gtg - reference| / sum |reference|` over the participants; the mean per-player relative
 error is also shown, though it is dominated by participants whose value is near 0. The
-reference is a sample too: "the controlled reference" is the same number of untruncated
-permutations with gtg's control variate (and 20 times its surrogate cycles), far closer to the
-exact values, and the last error column is the plain reference's own distance from it, the floor
-under the issue's measure. "Recomputed
+reference is a sample too: "the controlled reference" is {REFERENCE_FACTOR} times two cycles
+(4,000) of untruncated permutations with gtg's control variate (and 20 times its surrogate
+cycles), far closer to the exact values, and the last error column is the plain reference's
+own distance from it, the floor under the issue's measure. "Recomputed
 equal": every recorded score recomputed from the store by the audit's code path
 (`score_round`), to the recorded fixed point. Targets: at most {SCORING_TARGET_SECONDS:g} s of
 scoring per round, within {ERROR_TARGET:.0%} of the reference. Parameters and how they were

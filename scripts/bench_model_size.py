@@ -190,7 +190,12 @@ fedchain.ml.models). Targets: with the 10M model and 10 clients, ledger overhead
 {TARGET_HASH_SHARE:.0%} of raw SHA-256's throughput over the same bytes. Runs alternate
 (none, embedded, anvil, rotated one further each repeat, each after the machine quiets), best of
 {repeats}; "worst repeat" is the largest ratio of one repeat's run to the same repeat's `none`
-run. The machine (2 cores) was shared with other work: the per-repeat ratios show its noise.
+run; the per-repeat ratios show the machine's noise (the `none` runs of one session spread by
+up to a seventh). The wall time includes what a ledger costs once per run (deploying the
+contract, registering the organisations, creating the task: at 10M, the wall difference less
+the later rounds' was about 2.7 s on the embedded chain),
+which 4 rounds do not amortize; "a round, 2 to N" is the ledger's cost per round (hashing,
+signing and checking the updates, the round's commit).
 Command: `{command}`.
 """
     ]

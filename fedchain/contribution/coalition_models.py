@@ -53,12 +53,20 @@ def weighted_sum_model(
 
     The reference :class:`WeightedMeanUtility` walks must equal to the bit.
     """
+    acc, total = _weighted_sum(updates, examples, order)
+    return _model(acc, total, updates[order[0]])
+
+
+def _weighted_sum(
+    updates: Sequence[Weights], examples: Sequence[int], order: Sequence[int]
+) -> tuple[dict[str, np.ndarray[Any, Any]], int]:
+    """``sum count * update`` over ``order`` in float64, added in that order, and the count."""
     first = updates[order[0]]
-    acc = {name: np.zeros(first[name].shape, dtype=np.float64) for name in first}
+    acc = {name: np.zeros(np.shape(first[name]), dtype=np.float64) for name in first}
     for i in order:
         for name in acc:
             acc[name] += _term(updates[i], name, int(examples[i]))
-    return _model(acc, sum(int(examples[i]) for i in order), first)
+    return acc, sum(int(examples[i]) for i in order)
 
 
 class WeightedMeanUtility(CachedUtility):
@@ -141,11 +149,7 @@ class WeightedMeanUtility(CachedUtility):
 
 def _center(updates: Sequence[Weights], examples: Sequence[int]) -> dict[str, np.ndarray[Any, Any]]:
     """The example-weighted mean of every update, in float64."""
-    total = sum(examples)
-    acc = {name: np.zeros(np.shape(updates[0][name]), dtype=np.float64) for name in updates[0]}
-    for update, count in zip(updates, examples, strict=True):
-        for name in acc:
-            acc[name] += _term(update, name, count)
+    acc, total = _weighted_sum(updates, examples, range(len(updates)))
     return {name: value / total for name, value in acc.items()}
 
 

@@ -212,21 +212,21 @@ class GTGScorer:
                 raise ScoringError(
                     f"gtg parameter {name} must be a finite number >= 0, got {value!r}"
                 )
-        limits = (
-            ("max_permutations", 1),
-            ("exact_pairs", 0),
-            ("control_variate", 0),
-            ("surrogate_cycles", 1),
-            ("walk_depth", 0),
-            ("cv_max_permutations", 1),
+        limits = (  # name, least, most (None: unbounded)
+            ("max_permutations", 1, None),
+            ("exact_pairs", 0, None),
+            ("control_variate", 0, 1),
+            ("surrogate_cycles", 1, None),
+            ("walk_depth", 0, None),
+            ("cv_max_permutations", 1, None),
         )
-        for name, least in limits:
+        for name, least, most in limits:
             value = getattr(self, name)
-            if not (isinstance(value, int) and value >= least) or (
-                name == "control_variate" and value > 1
-            ):
+            top = value if most is None else most
+            if not (isinstance(value, int) and least <= value <= top):
+                bound = f">= {least}" if most is None else f"from {least} to {most}"
                 raise ScoringError(
-                    f"gtg parameter {name} must be an integer >= {least}, got {value!r}"
+                    f"gtg parameter {name} must be an integer {bound}, got {value!r}"
                 )
 
     def params(self) -> dict[str, ParamValue]:

@@ -66,17 +66,21 @@ def loss_expansion(
         return F.cross_entropy(functional_call(double, params, (x,)), labels)
 
     loss = loss_at(point)
+    if not directions:
+        return float(loss.detach()), np.zeros(0), np.zeros((0, 0))
     (gradient,) = torch.autograd.grad(loss, point, create_graph=True)
-    stacked = np.stack([_flat(d, names) for d in directions]) if directions else np.zeros((0,))
-    slopes = stacked @ gradient.detach().numpy() if directions else np.zeros(0)
-    products = [
-        torch.autograd.grad(gradient, point, grad_outputs=torch.from_numpy(row), retain_graph=True)[
-            0
-        ].numpy()
-        for row in stacked
-    ]
-    hessian = stacked @ np.stack(products).T if directions else np.zeros((0, 0))
-    return float(loss.detach()), np.asarray(slopes, np.float64), np.asarray(hessian, np.float64)
+    stacked = np.stack([_flat(d, names) for d in directions])
+    products = np.stack(
+        [
+            torch.autograd.grad(gradient, point, torch.from_numpy(row), retain_graph=True)[0]
+            .detach()
+            .numpy()
+            for row in stacked
+        ]
+    )
+    slopes: NDArray[np.float64] = stacked @ gradient.detach().numpy()
+    hessian: NDArray[np.float64] = stacked @ products.T
+    return float(loss.detach()), slopes, hessian
 
 
 def _flat(weights: Mapping[str, NDArray[Any]], names: Sequence[str]) -> NDArray[np.float64]:

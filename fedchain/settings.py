@@ -67,7 +67,7 @@ class RunSettings:
     dataset: str = "breast-cancer"
     partition: str = "dirichlet:0.5"
     model: str = "auto"
-    strategy: str = "fedavg"
+    strategy: str = "fltrust"
     local_epochs: int = 1
     learning_rate: float = 0.05
     batch_size: int = 16
@@ -83,7 +83,7 @@ class RunSettings:
     # The measured gain (holdout loss) that earns a round's whole budget; 0: the whole budget is
     # split over the positive scores (fedchain.contribution.rewards).
     reward_full_gain: float = 0.01
-    contribution: str = "data-size"
+    contribution: str = "loo"
     attack: str = ""
     byzantine: int = -1
     # A step before the robust rule: "" (none), "nnm" or "bucketing:S" (fedchain.robust).
@@ -108,7 +108,7 @@ class RunSettings:
     holdout: str = ""
     # "local" or "task" (STANDARDIZE_MODES); the task's statistics as JSON for sites that do not
     # hold the holdout ("" = rebuilt from the holdout), written by `fedchain task create`.
-    standardize: str = "local"
+    standardize: str = "task"
     standardize_stats: str = ""
     # Differential privacy (fedchain.privacy, docs/privacy.md): "" (off) or EPSILON[:DELTA], the
     # cap each site's epsilon may reach over the task; the rounds its noise is planned over

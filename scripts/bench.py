@@ -17,7 +17,7 @@ from bench_hashing import bench_hashing, markdown_table
 from bench_overhead import bench_overhead
 from bench_overhead import markdown as overhead_markdown
 from bench_robustness import bench_robustness
-from bench_robustness import markdown as robustness_markdown
+from bench_robustness import section as robustness_section
 from bench_scale import bench_latency, bench_scale, latency_markdown
 from bench_scale import markdown as scale_markdown
 from bench_scoring import bench_scoring
@@ -41,7 +41,7 @@ def main() -> None:
     overhead = overhead_markdown(bench_overhead())
     print("robustness matrix (resumes from runs/bench-robustness.jsonl) ...", flush=True)
     started = time.perf_counter()
-    robustness = robustness_markdown(bench_robustness(jobs=2), time.perf_counter() - started)
+    robustness = robustness_section(bench_robustness(jobs=2), time.perf_counter() - started)
     print("transaction latency, embedded against anvil ...", flush=True)
     latency = latency_markdown(bench_latency())
     print("scale: 10, 100 and 1,000 clients (eighteen federations) ...", flush=True)
@@ -112,27 +112,6 @@ with the ledger on the embedded chain and on anvil, against no ledger. Each wall
 starting Flower's simulation engine (Ray), which all three pay alike.
 
 {overhead}
-
-## Robustness: attacks against strategies (`python scripts/bench_robustness.py`)
-
-Pipelines x the nine attacks x 10/20/30 % attackers x IID / dirichlet:0.5 / dirichlet:0.1 x 10
-and 20 clients x breast-cancer and digits, three seeds each (README: "Attacks and robust
-aggregation"; docs/attacks.md, "The default pipeline"). Every attacked cell is read against the
-clean FedAvg run of the same dataset, size, partition and seed. The robust strategies tolerate
-the run's attackers (`byzantine` derived from the attack); a rule that cannot (Bulyan needs
-n >= 4f + 3) is refused and shown n/a. The cells are cached in `runs/bench-robustness.jsonl`
-as they finish with a fingerprint of the fedchain sources that ran them, so an interrupted
-`make bench` resumes the matrix and a cell run by other code runs again.
-
-Targets (issue 15) for the default pipeline, on IID and dirichlet:0.5 with at most 30 %
-attackers, worst of the three seeds: accuracy at least clean FedAvg's minus 3 points; attackers
-together at most 2 % of the rewards, free-riders and sybil copies at most 1 %; without attackers
-within 1 point of clean FedAvg. dirichlet:0.1 is reported, not targeted.
-tests/e2e/test_robust_targets.py checks one cell per attack kind.
-
-Read with care: the breast-cancer holdout has 114 examples (one example is 0.9 points), the
-digits holdout 360. FLTrust trains its server update on the same holdout that evaluates every
-model and scores every contribution, which flatters it against the rules that never see it.
 
 {robustness}
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
-from flwr.app import MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg, Strategy
 
 from fedchain.contribution.round import weighted_mean
 from fedchain.federation.messages import Weights, arrays_to_numpy, numpy_to_arrays, reply_message
+from fedchain.federation.robust_strategies import RobustAggregation
 from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
 
 __all__ = ["CoalitionAggregator", "aggregation_order", "coalition_aggregator", "frozen_heap"]
@@ -59,6 +60,7 @@ class CoalitionAggregator:
     ) -> None:
         self.inner, self.server_round = inner, server_round
         self.updates, self.examples = updates, examples
+        self._serialized: dict[int, dict[str, Array]] = {}
         self.weighted_mean = (
             type(inner).aggregate_train is FedAvg.aggregate_train
             and getattr(inner, "weighted_by_key", None) == METRIC_NUM_EXAMPLES
@@ -67,25 +69,39 @@ class CoalitionAggregator:
     def __call__(self, indices: Sequence[int]) -> Weights:
         """The model of the coalition ``indices`` (ascending)."""
         updates, examples = self.updates, self.examples
+        try:
+            model = self._aggregate(indices)
+        except Exception:  # a strategy refusing a small coalition is not an error here
+            model = None
+        if model is None:
+            return weighted_mean([updates[i] for i in indices], [examples[i] for i in indices])
+        return model
+
+    def _arrays(self, i: int) -> Mapping[str, Array]:
+        """Update ``i`` serialized once for all its coalitions; each reply gets its own record
+        (a strategy may empty it), the Arrays' bytes are immutable."""
+        if i not in self._serialized:
+            self._serialized[i] = dict(numpy_to_arrays(self.updates[i]).items())
+        return self._serialized[i]
+
+    def _aggregate(self, indices: Sequence[int]) -> Weights | None:
+        if isinstance(self.inner, RobustAggregation):  # the same bits, without the messages
+            models = [self.updates[i] for i in indices]
+            return self.inner.aggregate_models(self.server_round, models)[0]
         replies = [
             reply_message(
                 RecordDict(
                     {
-                        RECORD_ARRAYS: numpy_to_arrays(updates[i]),
-                        RECORD_METRICS: MetricRecord({METRIC_NUM_EXAMPLES: int(examples[i])}),
+                        RECORD_ARRAYS: ArrayRecord(dict(self._arrays(i))),
+                        RECORD_METRICS: MetricRecord({METRIC_NUM_EXAMPLES: int(self.examples[i])}),
                     }
                 )
             )
             for i in indices
         ]
-        try:
-            with frozen_heap():
-                arrays, _ = copy.deepcopy(self.inner).aggregate_train(self.server_round, replies)
-        except Exception:  # a strategy refusing a small coalition is not an error here
-            arrays = None
-        if arrays is None:
-            return weighted_mean([updates[i] for i in indices], [examples[i] for i in indices])
-        return arrays_to_numpy(arrays)
+        with frozen_heap():
+            arrays, _ = copy.deepcopy(self.inner).aggregate_train(self.server_round, replies)
+        return None if arrays is None else arrays_to_numpy(arrays)
 
 
 _frozen_depth = 0

@@ -177,19 +177,27 @@ class RobustAggregation(FedAvg):
         valid, _ = self._check_and_log_replies(replies, is_train=True)
         if not valid:
             return None, None
-        history = self._primed(server_round)
-        names = list(history.parent)
-        parent = _flatten(history.parent, names)
-        x = np.stack(
-            [_flatten(arrays_to_numpy(_arrays(m)), names) - parent for m in valid]  # deltas
+        model, weights = self.aggregate_models(
+            server_round, [arrays_to_numpy(_arrays(m)) for m in valid]
         )
-        result, weights = self._aggregate(server_round, x, history, names)
         if weights is not None:
             by_reply = dict(zip((id(m) for m in valid), weights.tolist(), strict=True))
             self.last_update_weights = [by_reply.get(id(m), 0.0) for m in replies]
-        model = _unflatten(parent + result, history.parent)
         contents = [m.content for m in valid]
         return numpy_to_arrays(model), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+
+    def aggregate_models(
+        self, server_round: int, models: Sequence[Weights]
+    ) -> tuple[Weights, Vector | None]:
+        """The robust aggregate of the clients' models and each one's weight (None when the rule
+        cannot say): ``aggregate_train`` without the messages, and without changing the
+        strategy, so contribution scoring aggregates a round's coalitions with it directly."""
+        history = self._primed(server_round)
+        names = list(history.parent)
+        parent = _flatten(history.parent, names)
+        x = np.stack([_flatten(model, names) - parent for model in models])  # deltas
+        result, weights = self._aggregate(server_round, x, history, names)
+        return _unflatten(parent + result, history.parent), weights
 
     def _primed(self, server_round: int) -> RoundHistory:
         history = self._history

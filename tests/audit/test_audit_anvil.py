@@ -23,7 +23,10 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def anvil_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("anvil") / "run"
-    settings = RunSettings(num_clients=3, num_rounds=2, partition="iid", chain="anvil")
+    # Paid by data size: three equal IID partitions earn equal rewards.
+    settings = RunSettings(
+        num_clients=3, num_rounds=2, partition="iid", chain="anvil", contribution="data-size"
+    )
     settings = settings.with_changes(out=str(out))
     run_inprocess(settings)  # in process: what is audited here does not depend on the engine
     return out

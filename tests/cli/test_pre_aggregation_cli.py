@@ -10,7 +10,8 @@ from _cli_here import fedchain_here
     ("args", "message"),
     [
         (["--strategy", "cclip", "--pre-aggregation", "sort"], "pre-aggregation 'sort' is not"),
-        (["--pre-aggregation", "nnm"], "fedavg is not one it feeds"),
+        (["--pre-aggregation", "nnm"], "fltrust is not one it feeds"),
+        (["--strategy", "fedavg", "--pre-aggregation", "nnm"], "fedavg is not one it feeds"),
         (
             ["--strategy", "krum", "--pre-aggregation", "bucketing:4", "--byzantine", "1"],
             "3 buckets of 4",

@@ -66,7 +66,8 @@ def test_the_example_returns_the_run_it_wrote(
     assert all(r["committed"] for r in run.rounds)
     assert run.rounds[-1]["global_model_hash"] == run.final_model_hash
     assert len(run.rewards) == 3
-    assert all(isinstance(amount, int) and amount > 0 for amount in run.rewards.values())
+    assert all(isinstance(amount, int) and amount >= 0 for amount in run.rewards.values())
+    assert sum(run.rewards.values()) > 0
     assert sum(run.rewards.values()) == sum(int(a) for a in run.summary["rewards"].values())
     digest = hashlib.sha256(run.final_model.read_bytes()).hexdigest()
     assert run.final_model_hash == "0x" + digest

@@ -166,8 +166,14 @@ def small_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunRecord]
 
     return {
         "clean": run_inprocess(settings("clean", chain="none")),
+        # Paid by data size, the method an inflated count would game: every honest update earns.
         "inflate-examples": run_inprocess(
-            settings("inflate-examples", attack="inflate-examples:0.4", chain="embedded")
+            settings(
+                "inflate-examples",
+                attack="inflate-examples:0.4",
+                chain="embedded",
+                contribution="data-size",
+            )
         ),
         "sybil": run_inprocess(settings("sybil", attack="sybil:0.4", chain="embedded")),
         "ipm": run_inprocess(settings("ipm", attack="ipm:0.4", chain="none")),

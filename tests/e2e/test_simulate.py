@@ -67,7 +67,9 @@ def test_every_round_is_committed_on_chain_as_summarised(default_run: RunRecord)
         == events[[e["event"] for e in events].index("TaskCreated")]["args"]["specHash"]
     )
     total = sum(int(v) for v in summary["rewards"].values())
-    assert total == 10 * default_run.settings.reward_per_round
+    earned = [int(r["budget"]) - int(r["unearned"]) for r in summary["rounds"]]
+    assert all(0 <= e <= default_run.settings.reward_per_round for e in earned)
+    assert total == sum(earned) > 0  # what is not earned stays in the task's pool
 
 
 def test_models_are_content_addressed_and_the_final_one_exported(default_run: RunRecord) -> None:

@@ -26,7 +26,7 @@ from fedchain.ml.data import load_breast_cancer
 from fedchain.ml.errors import DatasetError
 from fedchain.settings import RunSettings
 
-SETTINGS = RunSettings(num_clients=4, model="logreg")
+SETTINGS = RunSettings(num_clients=4, model="logreg", standardize="local")
 
 
 @pytest.fixture(autouse=True)

@@ -27,7 +27,7 @@ from fedchain.ml.partition import partition
 from fedchain.ml.preprocess import Standardizer
 from fedchain.settings import RunSettings
 
-LOCAL = RunSettings(chain="none")
+LOCAL = RunSettings(chain="none", standardize="local")
 TASK = LOCAL.with_changes(standardize="task")
 
 

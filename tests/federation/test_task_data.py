@@ -21,7 +21,7 @@ def _holdout(path: Path) -> Path:
 
 def test_a_built_in_dataset_is_named_as_before() -> None:
     # Execute
-    data = spec_data(RunSettings(dataset="digits"))
+    data = spec_data(RunSettings(dataset="digits", standardize="local"))
     # Assert
     assert data == {
         "dataset": "digits",

@@ -26,7 +26,7 @@ from fedchain.federation.workload import model_name
 from fedchain.ml.curvature import loss_expansion
 from fedchain.ml.data import Dataset
 from fedchain.ml.models import build_model
-from fedchain.ml.training import EVAL_BATCH_SIZE, check_data
+from fedchain.ml.training import EVAL_BATCH_SIZE, bounded_loss, check_data
 from fedchain.ml.weights import set_weights
 from fedchain.settings import RunSettings
 
@@ -83,7 +83,7 @@ class HoldoutEvaluator:
                 total_loss += float(F.cross_entropy(logits, target, reduction="sum"))
                 if accuracy:
                     correct += int((logits.argmax(dim=1) == target).sum())
-        return correct / n, total_loss / n
+        return correct / n, bounded_loss(total_loss / n)
 
     def curvature(
         self, center: Weights, directions: Sequence[Weights]

@@ -24,9 +24,11 @@ from fedchain.ml.errors import TrainingError
 
 __all__ = [
     "EVAL_BATCH_SIZE",
+    "MAX_LOSS",
     "MOMENTUM",
     "EvalResult",
     "TrainResult",
+    "bounded_loss",
     "check_data",
     "evaluate",
     "train",
@@ -35,6 +37,15 @@ __all__ = [
 MOMENTUM = 0.9
 # Evaluation needs no gradients, so large batches only bound the memory used.
 EVAL_BATCH_SIZE = 1024
+#: The mean loss recorded for a model whose loss is larger or not a number (its weights
+#: diverged, e.g. under attack): a finite value that scores, rewards and the chain's fixed-point
+#: loss can hold. A model that predicts anything at all is far below it.
+MAX_LOSS = 1e6
+
+
+def bounded_loss(mean_loss: float) -> float:
+    """``mean_loss``, or :data:`MAX_LOSS` when it is above that, infinite or not a number."""
+    return mean_loss if mean_loss <= MAX_LOSS else MAX_LOSS  # NaN compares False
 
 
 @dataclass(frozen=True)
@@ -167,7 +178,7 @@ def evaluate(
                 correct += int((logits.argmax(dim=1) == target).sum())
     finally:
         model.train(was_training)
-    return EvalResult(loss=total_loss / n, accuracy=correct / n, num_examples=n)
+    return EvalResult(loss=bounded_loss(total_loss / n), accuracy=correct / n, num_examples=n)
 
 
 def check_data(

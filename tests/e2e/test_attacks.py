@@ -26,6 +26,7 @@ from fedchain.chain.accounts import devnet_account
 from fedchain.federation.participant import FIRST_PARTICIPANT_KEY
 from fedchain.federation.run_artifacts import RunRecord
 from fedchain.federation.workload import client_data
+from fedchain.ml.training import MAX_LOSS
 from fedchain.settings import RunSettings
 from fedchain.simulation.flower_engine import simulate
 from fedchain.simulation.inprocess import run_inprocess
@@ -262,3 +263,31 @@ def test_ipm_attackers_send_minus_epsilon_times_the_honest_mean_update(
             for name, w in parent.items():
                 mean = np.mean([h[name].astype(np.float64) - w for h in honest], axis=0)
                 np.testing.assert_allclose(forged[name], w - IPM_EPSILON * mean, atol=1e-6)
+
+
+def test_a_federation_an_attack_drives_to_nan_is_recorded_to_its_end(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Prepare: FedAvg under 40 % sign-flip attackers on digits: the loss passes 1e4 in round 2
+    # and the weights overflow to NaN in round 3 (the scores of such a model were NaN and the
+    # server stopped with "cannot convert float NaN to integer")
+    settings = RunSettings(
+        dataset="digits",
+        partition="iid",
+        num_clients=5,
+        num_rounds=4,
+        learning_rate=0.2,
+        strategy="fedavg",
+        attack="sign-flip:0.4",
+        out=str(tmp_path_factory.mktemp("diverged")),
+    )
+    # Execute
+    record = run_inprocess(settings)
+    # Assert: every round committed, the diverged ones at the loss cap, and the audit agrees
+    assert [r.committed for r in record.reports] == [True] * 4
+    assert [r.loss for r in record.reports][2:] == [MAX_LOSS, MAX_LOSS]
+    opened = open_run(settings.out_dir, resume=False)
+    try:
+        assert all(check.ok for check in recompute_scores(opened))
+    finally:
+        opened.close()

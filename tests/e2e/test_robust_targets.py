@@ -1,6 +1,6 @@
 """Issue 15's targets on one representative cell per attack kind, for the candidate default.
 
-The pipeline is given explicitly (``PIPELINE``), so these hold whatever the defaults are. Each
+The pipeline is given explicitly (``PIPELINE``, the defaults of ``fedchain simulate``). Each
 cell: breast-cancer, 10 clients, ``dirichlet:0.5`` (the default partition), 30 % attackers
 (the most the targets cover), 5 rounds, seed 0, in process without a ledger (scores and rewards
 are computed by the same code as on chain), except where the defence is the ledger's
@@ -31,7 +31,7 @@ from fedchain.simulation.inprocess import run_inprocess
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-#: The candidate default pipeline (docs/attacks.md, "The default pipeline").
+#: The default pipeline (docs/attacks.md, "The default pipeline").
 PIPELINE: dict[str, Any] = {"strategy": "fltrust", "contribution": "loo", "standardize": "task"}
 CELL = RunSettings(
     num_clients=10,
@@ -96,6 +96,11 @@ def _sybil_excess(record: RunRecord) -> float:
     honest = [rewards.get(a, 0) for a, role in roles.items() if role == "honest"]
     sybils = sum(rewards.get(a, 0) for a, role in roles.items() if role == "sybil")
     return max(0.0, sybils - sum(honest) / len(honest)) / paid
+
+
+def test_the_pipeline_is_what_simulate_runs_with_no_options() -> None:
+    defaults = RunSettings()
+    assert {name: getattr(defaults, name) for name in PIPELINE} == PIPELINE
 
 
 def test_the_attackers_are_the_last_three_partitions(runs: dict[str, RunRecord]) -> None:

@@ -21,6 +21,7 @@ from fedchain.ml import (
     torch_threads,
     train,
 )
+from fedchain.ml.training import MAX_LOSS, bounded_loss
 
 
 @pytest.fixture(autouse=True)
@@ -193,3 +194,24 @@ def test_torch_threads_restores_the_previous_count() -> None:
     assert torch.get_num_threads() == before
     with pytest.raises(TrainingError, match="at least 1"), torch_threads(0):
         pass
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e30])
+def test_a_diverged_model_is_evaluated_at_the_loss_cap(value: float) -> None:
+    # Prepare: weights a sign-flip attack can leave a FedAvg model with
+    features, labels = _blobs()
+    model = build_model("mlp", (5,), 2, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(value)
+    # Execute
+    result = evaluate(model, features, labels)
+    # Assert: a finite loss the chain's fixed point and the scores can hold
+    assert result.loss == MAX_LOSS
+
+
+def test_the_loss_cap_keeps_every_loss_below_it() -> None:
+    assert bounded_loss(0.25) == 0.25
+    assert bounded_loss(MAX_LOSS) == MAX_LOSS
+    assert bounded_loss(2 * MAX_LOSS) == MAX_LOSS
+    assert bounded_loss(float("nan")) == MAX_LOSS

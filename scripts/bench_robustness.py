@@ -5,7 +5,8 @@ nearest-neighbour mixing; ``default`` is the candidate default pipeline, ``DEFAU
 Every cell is one seeded federation of ``ROUNDS`` rounds, scored with leave-one-out (``loo``)
 under the reward rule of fedchain.contribution.rewards, features standardized with the task's
 statistics (``standardize = task``), without a ledger (``--chain none``: scores and rewards are
-computed by the same code, only nothing is written on chain). Each attacked cell is read
+computed by the same code, only nothing is written on chain), except the attacks whose defence
+is the ledger's (``LEDGER_ATTACKS``), which run on the embedded chain. Each attacked cell is read
 against the clean FedAvg run of the same dataset, size, partition and seed: its final holdout
 accuracy minus the clean run's, and the attackers' share of all the rewards paid. Free-riders'
 and sybil copies' shares are flagged (their target is 1 %, the others' 2 %); for ``sybil`` the
@@ -62,6 +63,9 @@ __all__ = [
 #: Options every cell runs with (over RunSettings' defaults).
 BASE: Mapping[str, Any] = {"contribution": "loo", "standardize": "task", "chain": "none"}
 ROUNDS = 10
+#: Attacks whose defence is the ledger's (the dataset size each participant consented to caps the
+#: num-examples of its commitments), so their cells run on the embedded chain.
+LEDGER_ATTACKS = ("inflate-examples",)
 #: The candidate default pipeline the ``default`` rows measure (see docs/attacks.md, "The
 #: default pipeline"): FLTrust, leave-one-out, the task's standardization.
 DEFAULT_PIPELINE: Mapping[str, Any] = {"strategy": "fltrust"}
@@ -156,6 +160,7 @@ class RobustnessCell:
             "partition": self.partition,
             "attack": f"{self.attack}:{self.fraction:g}" if self.attack else "",
             "seed": self.seed,
+            **({"chain": "embedded"} if self.attack in LEDGER_ATTACKS else {}),
         }
 
     def key(self) -> str:
@@ -395,12 +400,16 @@ def misses(results: list[RobustnessCell], pipeline: str = "default") -> list[str
             continue
         if s.drop_worst < -TARGET_DROP * 100:
             found.append(f"{where}: accuracy {s.drop_worst:+.1f} points (worst seed)")
-        share = (
-            s.excess_worst if attack == "sybil" and s.excess_worst is not None else s.share_worst
+        copies = attack == "sybil" and s.excess_worst is not None
+        share = s.excess_worst if copies and s.excess_worst is not None else s.share_worst
+        what = (
+            "the sybil keys' excess over the mean honest participant"
+            if copies
+            else ("attackers' share")
         )
         limit = TARGET_FREE_SHARE if attack in FREE_RIDING else TARGET_SHARE
         if share > limit:
-            found.append(f"{where}: attackers' share {share:.1%} (worst seed; target {limit:.0%})")
+            found.append(f"{where}: {what} {share:.1%} (worst seed; target {limit:.0%})")
     return found
 
 
@@ -411,8 +420,9 @@ def markdown(
     summaries = _summaries(results)
     lines = [
         f"{ROUNDS} rounds, seeds {', '.join(map(str, matrix.seeds))}, contribution `loo` under the "
-        "reward rule, `standardize = task`, `--chain none`. Each cell: accuracy minus the clean "
-        "FedAvg run's in points, mean / worst over the seeds · the attackers' share of all "
+        "reward rule, `standardize = task`, `--chain none` (`inflate-examples` on the embedded "
+        "chain, whose consented dataset sizes are its defence). Each cell: accuracy minus the "
+        "clean FedAvg run's in points, mean / worst over the seeds · the attackers' share of all "
         "rewards paid, worst seed (for `sybil`, in brackets, the sybil keys' excess over one "
         "honest participant's share). `default` is "
         + ", ".join(f"`{k} = {v}`" for k, v in DEFAULT_PIPELINE.items())

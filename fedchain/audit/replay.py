@@ -334,22 +334,9 @@ class _Replay:
 
 def _replies(updates: Sequence[Weights], examples: Sequence[int]) -> list[Any]:
     """Train replies as the server received them: the update and its number of examples."""
-    from flwr.app import MetricRecord, RecordDict
+    from fedchain.federation.messages import numpy_to_arrays, train_reply
 
-    from fedchain.federation.messages import numpy_to_arrays, reply_message
-    from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
-
-    return [
-        reply_message(
-            RecordDict(
-                {
-                    RECORD_ARRAYS: numpy_to_arrays(u),
-                    RECORD_METRICS: MetricRecord({METRIC_NUM_EXAMPLES: int(n)}),
-                }
-            )
-        )
-        for u, n in zip(updates, examples, strict=True)
-    ]
+    return [train_reply(numpy_to_arrays(u), n) for u, n in zip(updates, examples, strict=True)]
 
 
 def _is_stateful(strategy: Any) -> bool:

@@ -11,13 +11,13 @@ import copy
 import gc
 from collections.abc import Iterator, Mapping, Sequence
 
-from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord
 from flwr.serverapp.strategy import FedAvg, Strategy
 
 from fedchain.contribution.round import weighted_mean
-from fedchain.federation.messages import Weights, arrays_to_numpy, numpy_to_arrays, reply_message
+from fedchain.federation.messages import Weights, arrays_to_numpy, numpy_to_arrays, train_reply
 from fedchain.federation.robust_strategies import RobustAggregation
-from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
+from fedchain.record_keys import METRIC_NUM_EXAMPLES
 
 __all__ = ["CoalitionAggregator", "aggregation_order", "coalition_aggregator", "frozen_heap"]
 
@@ -89,15 +89,7 @@ class CoalitionAggregator:
             models = [self.updates[i] for i in indices]
             return self.inner.aggregate_models(self.server_round, models)[0]
         replies = [
-            reply_message(
-                RecordDict(
-                    {
-                        RECORD_ARRAYS: ArrayRecord(dict(self._arrays(i))),
-                        RECORD_METRICS: MetricRecord({METRIC_NUM_EXAMPLES: int(self.examples[i])}),
-                    }
-                )
-            )
-            for i in indices
+            train_reply(ArrayRecord(dict(self._arrays(i))), self.examples[i]) for i in indices
         ]
         with frozen_heap():
             arrays, _ = copy.deepcopy(self.inner).aggregate_train(self.server_round, replies)

@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 
-__all__ = ["Weights", "arrays_to_numpy", "numpy_to_arrays", "reply_message"]
+from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
+
+__all__ = ["Weights", "arrays_to_numpy", "numpy_to_arrays", "reply_message", "train_reply"]
 
 Weights = dict[str, np.ndarray[Any, Any]]
 
@@ -39,3 +41,9 @@ def reply_message(content: RecordDict, node_id: int = 1) -> Message:
         TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 0
     instruction = Message(RecordDict(), dst_node_id=node_id, message_type="train")
     return Message(content, reply_to=instruction)
+
+
+def train_reply(arrays: ArrayRecord, num_examples: int) -> Message:
+    """A train reply as the server receives it: an update and its number of examples."""
+    metrics = MetricRecord({METRIC_NUM_EXAMPLES: int(num_examples)})
+    return reply_message(RecordDict({RECORD_ARRAYS: arrays, RECORD_METRICS: metrics}))

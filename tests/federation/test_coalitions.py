@@ -10,13 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import MetricRecord, RecordDict
 
 from fedchain.federation.coalitions import CoalitionAggregator
 from fedchain.federation.flower_strategies import build_strategy
-from fedchain.federation.messages import Weights, arrays_to_numpy, numpy_to_arrays, reply_message
+from fedchain.federation.messages import Weights, arrays_to_numpy, numpy_to_arrays, train_reply
 from fedchain.federation.robust_strategies import RobustAggregation, RoundHistory
-from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
 from fedchain.robust import parse_pre_aggregation
 from fedchain.settings import RunSettings
 
@@ -48,17 +46,7 @@ def _server_update(parent: Any, round_id: int, size: int) -> Weights:
 
 
 def _by_messages(strategy: Any, updates: Sequence[Weights], examples: Sequence[int]) -> Weights:
-    replies = [
-        reply_message(
-            RecordDict(
-                {
-                    RECORD_ARRAYS: numpy_to_arrays(u),
-                    RECORD_METRICS: MetricRecord({METRIC_NUM_EXAMPLES: e}),
-                }
-            )
-        )
-        for u, e in zip(updates, examples, strict=True)
-    ]
+    replies = [train_reply(numpy_to_arrays(u), e) for u, e in zip(updates, examples, strict=True)]
     arrays, _ = copy.deepcopy(strategy).aggregate_train(1, replies)
     assert arrays is not None
     return arrays_to_numpy(arrays)

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import Message, MetricRecord, RecordDict
+from flwr.app import Message
 from flwr.serverapp.strategy import FedMedian, Krum
 
 from fedchain.federation.flower_strategies import HoldoutUpdate, build_strategy, server_seed
-from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays, reply_message
+from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays, train_reply
 from fedchain.federation.robust_strategies import (
     RobustAggregation,
     RoundHistory,
@@ -22,7 +22,6 @@ from fedchain.federation.robust_strategies import (
     root_size,
 )
 from fedchain.federation.workload import holdout, initial_weights
-from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
 from fedchain.robust import byzantine_count, trim_fraction
 from fedchain.robust_rules import centered_clipping
 from fedchain.settings import RunSettings, SettingsError
@@ -115,14 +114,7 @@ def _model(seed: int, scale: float = 1.0) -> dict[str, np.ndarray[Any, Any]]:
 
 
 def _reply(weights: dict[str, np.ndarray[Any, Any]], examples: int = 10) -> Message:
-    return reply_message(
-        RecordDict(
-            {
-                RECORD_ARRAYS: numpy_to_arrays(weights),
-                RECORD_METRICS: MetricRecord({METRIC_NUM_EXAMPLES: examples}),
-            }
-        )
-    )
+    return train_reply(numpy_to_arrays(weights), examples)
 
 
 def _flat(weights: dict[str, np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:

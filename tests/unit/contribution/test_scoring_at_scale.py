@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from fedchain.contribution.base import CachedUtility
@@ -18,8 +17,7 @@ from fedchain.contribution.gtg import GTGScorer
 from fedchain.contribution.round import score_round, weighted_mean
 from fedchain.contribution.shapley import ShapleyScorer
 from fedchain.federation.coalitions import CoalitionAggregator
-from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays, reply_message
-from fedchain.record_keys import METRIC_NUM_EXAMPLES, RECORD_ARRAYS, RECORD_METRICS
+from fedchain.federation.messages import arrays_to_numpy, numpy_to_arrays, train_reply
 
 Weights = dict[str, np.ndarray[Any, Any]]
 
@@ -73,17 +71,7 @@ def test_each_incremental_prefix_model_equals_the_from_scratch_sum_to_the_bit() 
 def test_the_incremental_model_is_within_float32_rounding_of_fedavg_and_the_mean() -> None:
     # Prepare: Flower's FedAvg on the same replies (float32 products, normalised weights first)
     updates, examples = _updates(12, seed=3)
-    replies = [
-        reply_message(
-            RecordDict(
-                {
-                    RECORD_ARRAYS: numpy_to_arrays(u),
-                    RECORD_METRICS: MetricRecord({METRIC_NUM_EXAMPLES: c}),
-                }
-            )
-        )
-        for u, c in zip(updates, examples, strict=True)
-    ]
+    replies = [train_reply(numpy_to_arrays(u), c) for u, c in zip(updates, examples, strict=True)]
     arrays, _ = FedAvg(fraction_evaluate=0.0).aggregate_train(1, replies)
     assert arrays is not None
     fedavg = arrays_to_numpy(arrays)

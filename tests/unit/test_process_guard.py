@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
+from e2e import _processes
 from e2e._processes import SESSION_MARKER, Started, kill_processes, leftovers
 
 #: A stand-in for a server a test forgot: its command line names anvil, as the real one does.
@@ -85,6 +87,38 @@ def test_stopping_a_process_that_ended_stops_what_it_left_running(tmp_path: Path
     child = int(started.text())
     try:
         assert psutil.Process(child).is_running()
+        # Execute
+        started.stop(grace_s=5)
+        # Assert
+        assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+    finally:
+        if psutil.pid_exists(child):
+            psutil.Process(child).kill()
+
+
+def test_a_process_the_marker_scans_miss_for_a_moment_is_still_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: the scans miss the re-parented child twice, as they do while it is in the middle
+    # of execve (its environment reads empty then; seen in CI)
+    started = Started(
+        "leaver",
+        ["sh", "-c", f'"{sys.executable}" -c "{_FORGOTTEN}" >/dev/null 2>&1 & echo $!'],
+        tmp_path / "leaver.log",
+        dict(os.environ),
+        tmp_path,
+    )
+    started.process.wait(timeout=30)
+    child = int(started.text())
+    scans = {"count": 0}
+    really_marked = _processes.marked
+
+    def flickering(marker: str) -> list[int]:
+        scans["count"] += 1
+        return [] if scans["count"] <= 2 else really_marked(marker)
+
+    monkeypatch.setattr(_processes, "marked", flickering)
+    try:
         # Execute
         started.stop(grace_s=5)
         # Assert

@@ -1,5 +1,5 @@
 """Session-wide guards: no test hangs for long, and no process a test started outlives the
-test session."""
+test session; and the one Ray setting of the session."""
 
 from __future__ import annotations
 
@@ -16,6 +16,15 @@ from typing import Any
 import psutil
 import pytest
 from e2e._processes import SESSION_MARKER, describe, kill_processes, leftovers
+
+#: Every Ray the tests start (in process, or under `fedchain simulate`, which inherits the
+#: environment) sees one CPU, so a simulation runs its clients in one Ray actor: each actor
+#: spends about 8 s of CPU importing torch, Flower and fedchain, and a second one on this
+#: 2-core machine made a 3-client run cost 37 s of CPU instead of 28 s for the same wall
+#: time, with two test workers and the consortium test competing for the cores. A test of
+#: Ray's own placement sets its resources itself (tests/e2e/_ray_cluster.py: one CPU a node);
+#: `flwr run` asks two CPUs a client, so its test takes the variable out.
+os.environ["RAY_OVERRIDE_RESOURCES"] = '{"CPU": 1}'
 
 #: How long processes that are being stopped get to exit before they count as left behind.
 _GRACE_S = 15.0

@@ -97,6 +97,9 @@ def test_flwr_run_runs_the_app_on_the_embedded_chain(tmp_path: Path) -> None:
     # And a Ray of its own: without an address, Flower's ray.init() joins the cluster last
     # recorded in /tmp/ray (test_ray_cluster's, on the other worker), and hung once it stopped.
     env["RAY_ADDRESS"] = "local"
+    # Flower's simulation asks two CPUs a client: the session's one-CPU Ray (conftest) would
+    # never place one.
+    env.pop("RAY_OVERRIDE_RESOURCES", None)
     home = tmp_path / "superlink"
     home.mkdir()
     out = tmp_path / "run"

@@ -400,13 +400,10 @@ def misses(results: list[RobustnessCell], pipeline: str = "default") -> list[str
             continue
         if s.drop_worst < -TARGET_DROP * 100:
             found.append(f"{where}: accuracy {s.drop_worst:+.1f} points (worst seed)")
-        copies = attack == "sybil" and s.excess_worst is not None
-        share = s.excess_worst if copies and s.excess_worst is not None else s.share_worst
-        what = (
-            "the sybil keys' excess over the mean honest participant"
-            if copies
-            else ("attackers' share")
-        )
+        if attack == "sybil" and s.excess_worst is not None:
+            share, what = s.excess_worst, "the sybil keys' excess over the mean honest participant"
+        else:
+            share, what = s.share_worst, "attackers' share"
         limit = TARGET_FREE_SHARE if attack in FREE_RIDING else TARGET_SHARE
         if share > limit:
             found.append(f"{where}: {what} {share:.1%} (worst seed; target {limit:.0%})")
